@@ -1,0 +1,35 @@
+# Libraries every part of accel may use. Each failure says what to install.
+# scripts/setup.sh installs all of them on Debian 12.
+macro(accel_require_package pkg debian_pkg)
+  find_package(${pkg} ${ARGN} QUIET)
+  if(NOT ${pkg}_FOUND)
+    message(FATAL_ERROR "accel: ${pkg} was not found. Install it with: apt-get install ${debian_pkg} "
+                        "(or run scripts/setup.sh, which installs everything accel needs).")
+  endif()
+endmacro()
+
+find_package(Threads REQUIRED)
+accel_require_package(nlohmann_json libnlohmann-json3-dev 3.10)
+accel_require_package(CURL libcurl4-openssl-dev)
+accel_require_package(PNG libpng-dev)
+accel_require_package(yaml-cpp libyaml-cpp-dev)
+accel_require_package(CLI11 libcli11-dev)
+accel_require_package(fmt libfmt-dev)
+accel_require_package(Protobuf "libprotobuf-dev protobuf-compiler")
+if(NOT Protobuf_PROTOC_EXECUTABLE)
+  message(FATAL_ERROR "accel: protoc was not found. Install it with: apt-get install protobuf-compiler")
+endif()
+find_package(MPI COMPONENTS C)
+if(NOT MPI_C_FOUND)
+  message(FATAL_ERROR "accel: no MPI was found (mpicc/mpirun). Install OpenMPI with: "
+                      "apt-get install openmpi-bin libopenmpi-dev")
+endif()
+if(NOT MPIEXEC_EXECUTABLE)
+  message(FATAL_ERROR "accel: mpirun was not found. Install it with: apt-get install openmpi-bin")
+endif()
+if(ACCEL_BUILD_TESTS)
+  accel_require_package(Catch2 catch2 2)
+endif()
+# OpenMPI's deprecated C++ bindings would otherwise be dragged in by <mpi.h> in C++ files.
+set_property(TARGET MPI::MPI_C APPEND PROPERTY INTERFACE_COMPILE_DEFINITIONS
+             OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1)

@@ -1,0 +1,66 @@
+#pragma once
+// accel::GeneralTracker: the interface every experiment tracker implements — the built-ins (csv, jsonl,
+// tensorboard, mlflow, ...) and user subclasses alike. Mirrors Accelerate's GeneralTracker.
+//
+// Threading contract: TrackerHub calls start, store_init_configuration, log and finish of one tracker
+// from ONE worker thread, never concurrently, in the order the training loop issued them. A tracker
+// therefore needs no locking of its own for these calls. The handle returned by tracker() may be used by
+// the user from another thread, so a backend handle that is shared that way must be thread-safe.
+//
+// Failure contract (how TrackerHub treats exceptions thrown from these methods):
+//   - accel::TrackerUnavailable: the backend is temporarily unreachable (server down, 5xx, timeout).
+//     The hub keeps the record in the tracker's on-disk journal and retries later, in order.
+//   - any other exception: the tracker is broken. The hub warns once, stops feeding it, and the other
+//     trackers go on (in strict mode the error is rethrown to the training loop instead).
+#include <any>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "accel/tracking/errors.hpp"
+#include "accel/tracking/values.hpp"
+
+namespace accel {
+
+enum class RunStatus { finished, failed, killed };
+std::string_view to_string(RunStatus status);
+
+class GeneralTracker {
+ public:
+  virtual ~GeneralTracker() = default;
+
+  // Unique name, used in log_with, init_kwargs and get_tracker ("csv", "tensorboard", "my_tracker").
+  virtual std::string name() const = 0;
+  // True when the tracker writes under a logging directory (the hub then requires one).
+  virtual bool requires_logging_directory() const = 0;
+  // True (default): only the main process runs this tracker. False: every rank runs it.
+  virtual bool main_process_only() const { return true; }
+
+  // Called once after construction on the ranks that run the tracker: open files, create the run.
+  virtual void start() {}
+  // The run's configuration (hyper-parameters); nested objects allowed.
+  virtual void store_init_configuration(const nlohmann::json& config) = 0;
+  // One log call. step is absent when the user gave none.
+  virtual void log(const Values& values, std::optional<int64_t> step) = 0;
+  // Flush buffered data to durable storage / the server. Called by TrackerHub::flush and before finish.
+  virtual void flush() {}
+  // End of the run. Called once; no other call follows.
+  virtual void finish(RunStatus status) {}
+
+  // The backend's own handle (a writer, a client) for direct use, e.g. a TensorBoardWriter*.
+  // Empty when the tracker has none. See TrackerHub::get_tracker(name, unwrap).
+  virtual std::any tracker() { return {}; }
+};
+
+// What a built-in or registered tracker is constructed from (Accelerate: tracker_init(run_name,
+// logging_dir, **init_kwargs[name])).
+struct TrackerInit {
+  std::string run_name;                  // the project name given to init_trackers
+  std::filesystem::path logging_dir;     // ProjectConfiguration.logging_dir; empty if none was set
+  nlohmann::json init_kwargs = nlohmann::json::object();  // init_kwargs[name], or {}
+};
+
+}  // namespace accel
