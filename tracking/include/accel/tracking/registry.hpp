@@ -1,0 +1,41 @@
+#pragma once
+// accel::TrackerRegistry: name → factory for trackers that log_with may name. The built-ins
+// (csv, jsonl, tensorboard, mlflow, ...) are listed in tracking/src/builtin_trackers.cpp; users add
+// their own classes with register_tracker (Accelerate: register a custom tracker under a name).
+// Thread-safety: all functions may be called from any thread (internally locked).
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "accel/tracking/general_tracker.hpp"
+
+namespace accel {
+
+using TrackerFactory = std::function<std::unique_ptr<GeneralTracker>(const TrackerInit&)>;
+// Says why a tracker cannot be used here ("MLFLOW_TRACKING_URI is not set"), or nullopt when it can.
+// log_with = {"all"} starts every registered tracker whose check returns nullopt and reports the others.
+using TrackerAvailability = std::function<std::optional<std::string>()>;
+
+struct TrackerRegistration {
+  std::string name;
+  TrackerFactory factory;
+  TrackerAvailability unavailable_reason;  // empty function = always available
+  bool requires_logging_directory = false;
+};
+
+// Registers (or replaces) a tracker under registration.name. Throws accel::InvalidValue for an empty name.
+void register_tracker(TrackerRegistration registration);
+// The registration for name, or nullopt. Built-ins are always registered.
+std::optional<TrackerRegistration> find_tracker(std::string_view name);
+// All registered names, sorted (used in "unknown tracker" messages).
+std::vector<std::string> registered_tracker_names();
+
+namespace detail {
+// Built-in registrations; defined in builtin_trackers.cpp (one line per built-in tracker).
+std::vector<TrackerRegistration> builtin_trackers();
+}  // namespace detail
+
+}  // namespace accel
