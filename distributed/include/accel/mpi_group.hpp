@@ -1,0 +1,53 @@
+#pragma once
+// accel::MpiGroup: ProcessGroup over MPI for CPU tensors.
+//
+// Each group owns a duplicate of MPI_COMM_WORLD and one communication thread: calls queue operations,
+// the thread runs them in order with non-blocking MPI (MPI_Iallreduce, MPI_Ibcast, MPI_Iallgatherv, ...)
+// polled with MPI_Test, so the caller (e.g. autograd running backward) keeps computing meanwhile, and the
+// thread can enforce the timeout. While it waits, the thread also answers "how far are you?" queries
+// from peers on a second duplicate communicator; on timeout it asks every peer and reports who has not
+// arrived before MPI_Abort. In a single process without MPI (see State) every operation is local.
+// fp16/bf16 are converted to fp32 for the reduction and back (MPI has no such types); non-contiguous
+// tensors go through a contiguous copy that is written back.
+// Thread-safety: see ProcessGroup. Destruction joins the thread after the queued operations finished.
+#include <memory>
+
+#include "accel/process_group.hpp"
+
+namespace accel {
+
+class MpiGroup final : public ProcessGroup {
+ public:
+  // A group over every rank of the job. Initialises State (and MPI) if needed. Collective: every rank
+  // constructs its groups in the same order.
+  explicit MpiGroup(ProcessGroupOptions options = {});
+  ~MpiGroup() override;
+  MpiGroup(const MpiGroup&) = delete;
+  MpiGroup& operator=(const MpiGroup&) = delete;
+
+  std::string_view backend() const override { return "mpi"; }
+  int rank() const override;
+  int size() const override;
+  torch::Device device() const override { return torch::kCPU; }
+  std::chrono::milliseconds timeout() const override;
+
+  WorkPtr allreduce(const at::Tensor& tensor, ReduceOp op = ReduceOp::kSum) override;
+  WorkPtr broadcast(const at::Tensor& tensor, int root = 0) override;
+  WorkPtr allgather(const at::Tensor& tensor) override;
+  WorkPtr barrier() override;
+
+  std::string broadcast_object(const std::string& bytes, int root = 0) override;
+  std::vector<std::string> gather_object(const std::string& bytes, int root = 0) override;
+  std::vector<std::string> allgather_object(const std::string& bytes) override;
+  std::string scatter_object(const std::vector<std::string>& per_rank, int root = 0) override;
+
+  // Waits for queued operations, stops the communication thread and frees the communicators. Called by
+  // the destructor and by State at process exit; later calls throw accel::UsageError. Idempotent.
+  void shutdown();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace accel
