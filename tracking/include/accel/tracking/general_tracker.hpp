@@ -13,6 +13,7 @@
 //   - any other exception: the tracker is broken. The hub warns once, stops feeding it, and the other
 //     trackers go on (in strict mode the error is rethrown to the training loop instead).
 #include <any>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -48,7 +49,7 @@ class GeneralTracker {
   // Flush buffered data to durable storage / the server. Called by TrackerHub::flush and before finish.
   virtual void flush() {}
   // End of the run. Called once; no other call follows.
-  virtual void finish(RunStatus status) {}
+  virtual void finish([[maybe_unused]] RunStatus status) {}
 
   // The backend's own handle (a writer, a client) for direct use, e.g. a TensorBoardWriter*.
   // Empty when the tracker has none. See TrackerHub::get_tracker(name, unwrap).
@@ -62,5 +63,11 @@ struct TrackerInit {
   std::filesystem::path logging_dir;     // ProjectConfiguration.logging_dir; empty if none was set
   nlohmann::json init_kwargs = nlohmann::json::object();  // init_kwargs[name], or {}
 };
+
+// Inside a GeneralTracker call made by TrackerHub: the wall time of the training-loop call that produced
+// the record (init_trackers, log or end_training), also when the record is replayed later from the
+// journal. Trackers use it as the event time (TensorBoard wall_time, MLflow timestamp). Outside such a
+// call: the current time. Thread-safety: per thread.
+std::chrono::system_clock::time_point record_time();
 
 }  // namespace accel

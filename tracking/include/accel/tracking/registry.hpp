@@ -24,6 +24,9 @@ struct TrackerRegistration {
   TrackerFactory factory;
   TrackerAvailability unavailable_reason;  // empty function = always available
   bool requires_logging_directory = false;
+  // False when the tracker also runs on non-main ranks (GeneralTracker::main_process_only()); lets the
+  // hub skip constructing main-process-only trackers on the other ranks.
+  bool main_process_only = true;
 };
 
 // Registers (or replaces) a tracker under registration.name. Throws accel::InvalidValue for an empty name.

@@ -1,0 +1,71 @@
+#pragma once
+// accel::CsvTracker ("csv"): Lightning's CSVLogger layout.
+//
+//   <logging_dir>/<project>/version_<N>/metrics.csv    header "step,<key>,..." then one row per log call
+//   <logging_dir>/<project>/version_<N>/hparams.yaml   the configuration, nested as given
+//
+// N is one more than the highest existing version_<i> (0 for the first run). <project> is the run name
+// made safe as one directory name (see sanitize_path_component). Columns are "step" followed by the
+// keys in the order they first appeared; a row leaves the cells of keys it does not have empty. When a
+// key appears for the first time after rows were written, the file is rewritten with the wider header
+// (through a temporary file and rename), so metrics.csv is always a valid CSV with one header line.
+// Only scalars are written: a string, image, histogram or table is skipped with one warning per key;
+// a ScalarGroup becomes one column per series ("<key>/<series>"). Floats use the shortest text that
+// reads back to the same double; NaN and infinities are written "nan", "inf", "-inf" (as Python's csv
+// module writes them). A row without step has an empty step cell. Keys are written as given (UTF-8),
+// quoted per RFC 4180 when they contain a comma, quote or line break.
+//
+// init_kwargs: {"flush_every": N} flushes the file every N rows (default 1: every row reaches the OS).
+// Thread-safety: as GeneralTracker (one worker thread).
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "accel/tracking/general_tracker.hpp"
+#include "accel/tracking/registry.hpp"
+
+namespace accel {
+
+class CsvTracker final : public GeneralTracker {
+ public:
+  // Throws accel::InvalidValue when init.logging_dir is empty.
+  explicit CsvTracker(TrackerInit init);
+  static TrackerRegistration registration();
+
+  std::string name() const override { return "csv"; }
+  bool requires_logging_directory() const override { return true; }
+  void start() override;
+  void store_init_configuration(const nlohmann::json& config) override;
+  void log(const Values& values, std::optional<int64_t> step) override;
+  void flush() override;
+  void finish(RunStatus status) override;
+  // The run directory (std::filesystem::path), once started.
+  std::any tracker() override { return log_dir_; }
+
+  const std::filesystem::path& log_dir() const { return log_dir_; }
+
+ private:
+  void add_columns(const std::vector<std::string>& keys);
+  void write_line(const std::string& line);
+
+  TrackerInit init_;
+  std::filesystem::path log_dir_;
+  std::filesystem::path metrics_path_;
+  std::ofstream out_;
+  std::vector<std::string> columns_;  // without "step"
+  std::unordered_map<std::string, std::size_t> column_index_;
+  std::unordered_set<std::string> warned_keys_;
+  std::size_t header_bytes_ = 0;
+  int64_t flush_every_ = 1;
+  int64_t rows_since_flush_ = 0;
+};
+
+// Writes a JSON value as block-style YAML (what Lightning's hparams.yaml looks like). Strings are
+// double-quoted; NaN/Inf become .nan/.inf. Exposed for tests.
+std::string to_yaml(const nlohmann::json& value);
+
+}  // namespace accel
