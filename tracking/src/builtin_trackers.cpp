@@ -2,6 +2,7 @@
 #include "accel/tracking/csv_tracker.hpp"
 #include "accel/tracking/jsonl_tracker.hpp"
 #include "accel/tracking/registry.hpp"
+#include "accel/tracking/tensorboard_tracker.hpp"
 
 namespace accel::detail {
 
@@ -9,6 +10,7 @@ std::vector<TrackerRegistration> builtin_trackers() {
   return {
       CsvTracker::registration(),
       JsonlTracker::registration(),
+      TensorBoardTracker::registration(),
   };
 }
 

@@ -13,6 +13,7 @@
 #include <google/protobuf/io/coded_stream.h>
 
 #include "accel/tracking/errors.hpp"
+#include "accel/tracking/key_rules.hpp"
 #include "accel/tracking/png_encoder.hpp"
 #include "tensorboard_event.pb.h"
 #include "tensorboard_hparams_plugin_data.pb.h"
@@ -72,31 +73,20 @@ bool is_clean_ascii_tag(std::string_view tag) {
   return std::all_of(tag.begin(), tag.end(), is_tag_char);
 }
 
-// Nested JSON object → ordered (key, value) leaves with keys joined by '/'.
-void flatten_into(const nlohmann::json& node, const std::string& prefix,
-                  std::vector<std::pair<std::string, const nlohmann::json*>>& out) {
-  for (const auto& [key, value] : node.items()) {
-    std::string name = prefix.empty() ? key : prefix + "/" + key;
-    if (value.is_object()) {
-      flatten_into(value, name, out);
-    } else if (!value.is_null()) {
-      out.emplace_back(std::move(name), &value);
-    }
-  }
-}
-
-std::vector<std::pair<std::string, const nlohmann::json*>> flatten_hparams(const nlohmann::json& hparams) {
+// Nested config → ("a/b", value) leaves (key_rules' flatten_config); nulls are skipped like torch does.
+std::vector<std::pair<std::string, nlohmann::json>> flatten_hparams(const nlohmann::json& hparams) {
   if (!hparams.is_object()) {
     throw InvalidValue(fmt::format("hparams must be a JSON object of name -> value, got a {} ({}); "
                                    "wrap it, e.g. {{\"value\": ...}}",
                                    hparams.type_name(), hparams.dump().substr(0, 80)));
   }
-  std::vector<std::pair<std::string, const nlohmann::json*>> leaves;
-  flatten_into(hparams, "", leaves);
-  for (const auto& [name, value] : leaves) {
+  std::vector<std::pair<std::string, nlohmann::json>> leaves;
+  for (auto& [name, value] : flatten_config(hparams)) {
+    if (value.is_null()) continue;
     if (!is_valid_utf8(name)) {
       throw InvalidValue("hparams: a key is not valid UTF-8; TensorBoard needs UTF-8 names");
     }
+    leaves.emplace_back(std::move(name), std::move(value));
   }
   return leaves;
 }
@@ -439,7 +429,7 @@ void TensorBoardWriter::add_hparams_experiment(const nlohmann::json& hparams,
   for (const auto& [name, value] : flatten_hparams(hparams)) {
     auto* info = experiment->add_hparam_infos();
     info->set_name(name);
-    info->set_type(hparam_type(*value));
+    info->set_type(hparam_type(value));
   }
   for (const auto& tag : metric_tags) {
     auto* metric = experiment->add_metric_infos();
@@ -455,7 +445,7 @@ void TensorBoardWriter::add_hparams_session_start(const nlohmann::json& hparams)
   auto* start = data.mutable_session_start_info();
   start->set_start_time_secs(now_seconds());
   for (const auto& [name, value] : flatten_hparams(hparams)) {
-    set_hparam_value((*start->mutable_hparams())[name], *value);
+    set_hparam_value((*start->mutable_hparams())[name], value);
   }
   write_hparams_summary(kSessionStartTag, data.SerializeAsString());
 }

@@ -1,0 +1,81 @@
+#pragma once
+// accel::TensorBoardTracker ("tensorboard"): logs to TensorBoard event files through TensorBoardWriter.
+//
+//   <logging_dir>/<run_name>/events.out.tfevents.<secs>.<host>.<pid>.<n>   what TensorBoard reads
+//   <logging_dir>/<run_name>/hparams.yaml                                  the configuration, nested
+//
+// (the directory Accelerate's TensorBoardTracker uses: logging_dir joined with the project name, made
+// safe as one directory name). Values: int/float → scalar; string → text; Image → PNG image;
+// Histogram → histogram; Table → text (a markdown table); ScalarGroup → one scalar series per entry,
+// tag "<key>/<name>", in this run (torch's add_scalars would create one extra run per entry instead).
+// A log call without step uses the number of log calls made before it as the step.
+// Keys are cleaned like SummaryWriter cleans tags (see TensorBoardWriter::clean_tag); two keys that clean
+// to the same tag are rejected (accel::InvalidValue) instead of being merged into one series.
+//
+// HParams: store_init_configuration writes hparams.yaml and the session_start_info (flattened "a/b"
+// keys) into this same run; finish writes the experiment (the config's hparams plus every scalar tag
+// logged, as metrics) and session_end_info (finished → success, failed/killed → failure). Until then
+// TensorBoard infers the same table from session_start_info and the run's scalars.
+//
+// init_kwargs: {"flush_secs": 120, "filename_suffix": "", "double_precision": false,
+//               "hparams_experiment": true}  (false: never write the experiment summary, so that
+// TensorBoard infers one across all runs of the log directory). Unknown keys are rejected.
+//
+// Errors: start() throws accel::TrackerError when the run directory or file cannot be created; log()
+// writes every valid entry of the call, then throws accel::InvalidValue naming the bad ones; an I/O
+// failure (disk full) is thrown once as accel::TrackerError (see TensorBoardWriter).
+// Thread-safety: as GeneralTracker (one worker thread); the writer from tracker() is thread-safe.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "accel/tracking/general_tracker.hpp"
+#include "accel/tracking/registry.hpp"
+#include "accel/tracking/tensorboard_writer.hpp"
+
+namespace accel {
+
+class TensorBoardTracker final : public GeneralTracker {
+ public:
+  // Throws accel::InvalidValue for an empty logging_dir or a bad init_kwargs entry (named, with the fix).
+  explicit TensorBoardTracker(TrackerInit init);
+  ~TensorBoardTracker() override;
+  static TrackerRegistration registration();
+
+  std::string name() const override { return "tensorboard"; }
+  bool requires_logging_directory() const override { return true; }
+  void start() override;
+  void store_init_configuration(const nlohmann::json& config) override;
+  void log(const Values& values, std::optional<int64_t> step) override;
+  void flush() override;
+  void finish(RunStatus status) override;
+  // A TensorBoardWriter* (nullptr before start()).
+  std::any tracker() override { return writer_.get(); }
+
+  // <logging_dir>/<run_name>, known from construction.
+  const std::filesystem::path& run_dir() const { return run_dir_; }
+  TensorBoardWriter* writer() { return writer_.get(); }
+
+ private:
+  const std::string& tag_for(const std::string& key);
+  TensorBoardWriter& started_writer(const char* call);
+
+  TrackerInit init_;
+  TensorBoardWriterOptions options_;
+  bool write_experiment_ = true;
+  std::filesystem::path run_dir_;
+  std::unique_ptr<TensorBoardWriter> writer_;
+  std::optional<nlohmann::json> config_;
+  std::unordered_map<std::string, std::string> tag_of_key_;    // user key → TensorBoard tag
+  std::unordered_map<std::string, std::string> key_of_tag_;    // TensorBoard tag → user key
+  std::vector<std::string> scalar_tags_;                        // in first-logged order
+  std::unordered_set<std::string> scalar_tag_set_;
+  int64_t log_calls_ = 0;
+  bool finished_ = false;
+};
+
+}  // namespace accel

@@ -1,0 +1,186 @@
+#include "accel/tracking/tensorboard_tracker.hpp"
+
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "accel/tracking/csv_tracker.hpp"  // to_yaml
+#include "accel/tracking/errors.hpp"
+#include "accel/tracking/key_rules.hpp"
+
+namespace accel {
+namespace {
+
+constexpr const char* kKnownKwargs = "flush_secs, filename_suffix, double_precision, hparams_experiment";
+
+std::string escape_markdown_cell(const nlohmann::json& cell) {
+  std::string text = cell.is_string() ? cell.get<std::string>() : cell.dump();
+  std::string out;
+  for (char c : text) {
+    if (c == '|') {
+      out += "\\|";
+    } else if (c == '\n') {
+      out += "<br>";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// A Table as a markdown table (TensorBoard's Text tab renders markdown tables).
+std::string table_to_markdown(const Table& table) {
+  std::string out = "|";
+  for (const auto& column : table.columns) out += " " + escape_markdown_cell(column) + " |";
+  out += "\n|";
+  for (std::size_t i = 0; i < table.columns.size(); ++i) out += "---|";
+  for (const auto& row : table.rows) {
+    out += "\n|";
+    for (std::size_t i = 0; i < table.columns.size(); ++i) {
+      out += " " + (i < row.size() ? escape_markdown_cell(row[i]) : std::string()) + " |";
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TensorBoardTracker::TensorBoardTracker(TrackerInit init) : init_(std::move(init)) {
+  if (init_.logging_dir.empty()) {
+    throw InvalidValue("tensorboard tracker needs a logging directory; set ProjectConfiguration's "
+                       "logging_dir (or project_dir)");
+  }
+  const auto& kwargs = init_.init_kwargs;
+  if (!kwargs.is_null() && !kwargs.is_object()) {
+    throw InvalidValue(fmt::format("init_kwargs[\"tensorboard\"] must be an object, got {}", kwargs.dump()));
+  }
+  if (kwargs.is_object()) {
+    for (const auto& [key, value] : kwargs.items()) {
+      if (key == "flush_secs" && value.is_number() && value.get<double>() > 0) {
+        options_.flush_secs = value.get<double>();
+      } else if (key == "filename_suffix" && value.is_string()) {
+        options_.filename_suffix = value.get<std::string>();
+        if (options_.filename_suffix.find('/') != std::string::npos) {
+          throw InvalidValue(fmt::format("init_kwargs[\"tensorboard\"][\"filename_suffix\"] = '{}' contains "
+                                         "'/'; use a plain suffix such as \".rank0\"",
+                                         options_.filename_suffix));
+        }
+      } else if (key == "double_precision" && value.is_boolean()) {
+        options_.double_precision = value.get<bool>();
+      } else if (key == "hparams_experiment" && value.is_boolean()) {
+        write_experiment_ = value.get<bool>();
+      } else {
+        throw InvalidValue(fmt::format(
+            "init_kwargs[\"tensorboard\"][\"{}\"] = {} is not supported; known options: {} "
+            "(flush_secs a positive number, filename_suffix a string, the others true/false)",
+            key, value.dump(), kKnownKwargs));
+      }
+    }
+  }
+  run_dir_ = child_directory(init_.logging_dir, init_.run_name);
+}
+
+TensorBoardTracker::~TensorBoardTracker() = default;
+
+TrackerRegistration TensorBoardTracker::registration() {
+  return {.name = "tensorboard",
+          .factory = [](const TrackerInit& init) { return std::make_unique<TensorBoardTracker>(init); },
+          .unavailable_reason = {},
+          .requires_logging_directory = true};
+}
+
+void TensorBoardTracker::start() {
+  if (!writer_) writer_ = std::make_unique<TensorBoardWriter>(run_dir_, options_);
+}
+
+TensorBoardWriter& TensorBoardTracker::started_writer(const char* call) {
+  if (!writer_) {
+    throw UsageError(fmt::format("tensorboard tracker: {} before start()", call));
+  }
+  return *writer_;
+}
+
+void TensorBoardTracker::store_init_configuration(const nlohmann::json& config) {
+  auto& writer = started_writer("store_init_configuration");
+  const nlohmann::json safe = json_safe_config(config.is_object() ? config : nlohmann::json{{"config", config}});
+  const auto yaml_path = run_dir_ / "hparams.yaml";
+  {
+    std::ofstream out(yaml_path, std::ios::binary | std::ios::trunc);
+    out << to_yaml(safe);
+    if (!out.flush()) {
+      throw TrackerError(fmt::format("cannot write '{}'; make sure the logging directory is writable",
+                                     yaml_path.string()));
+    }
+  }
+  writer.add_hparams_session_start(safe);
+  writer.flush();  // the HParams tab can show the run from the start
+  config_ = safe;
+}
+
+const std::string& TensorBoardTracker::tag_for(const std::string& key) {
+  if (auto it = tag_of_key_.find(key); it != tag_of_key_.end()) return it->second;
+  std::string tag = TensorBoardWriter::clean_tag(key);
+  if (auto it = key_of_tag_.find(tag); it != key_of_tag_.end() && it->second != key) {
+    throw InvalidValue(fmt::format("keys '{}' and '{}' both become TensorBoard tag '{}' (TensorBoard tags "
+                                   "keep only letters, digits, '_', '-', '.', '/'); rename one of them",
+                                   it->second, key, tag));
+  }
+  key_of_tag_.emplace(tag, key);
+  return tag_of_key_.emplace(key, std::move(tag)).first->second;
+}
+
+void TensorBoardTracker::log(const Values& values, std::optional<int64_t> step) {
+  auto& writer = started_writer("log");
+  const int64_t s = step ? *step : log_calls_;
+  ++log_calls_;
+  std::vector<std::string> problems;
+  auto note_scalar = [&](const std::string& tag) {
+    if (scalar_tag_set_.insert(tag).second) scalar_tags_.push_back(tag);
+  };
+  for (const auto& [key, value] : values) {
+    try {
+      const std::string& tag = tag_for(key);
+      if (value.is_scalar()) {
+        writer.add_scalar(tag, value.as_double(), s);
+        note_scalar(tag);
+      } else if (const auto* text = value.get_if<std::string>()) {
+        writer.add_text(tag, *text, s);
+      } else if (const auto* image = value.get_if<Image>()) {
+        writer.add_image(tag, *image, s);
+      } else if (const auto* histogram = value.get_if<Histogram>()) {
+        writer.add_histogram(tag, *histogram, s);
+      } else if (const auto* table = value.get_if<Table>()) {
+        writer.add_text(tag, table_to_markdown(*table), s);
+      } else if (const auto* group = value.get_if<ScalarGroup>()) {
+        for (const auto& [series, v] : group->series) {
+          const std::string& series_tag = tag_for(key + "/" + series);
+          writer.add_scalar(series_tag, v, s);
+          note_scalar(series_tag);
+        }
+      }
+    } catch (const InvalidValue& e) {
+      problems.emplace_back(e.what());
+    }
+  }
+  if (!problems.empty()) {
+    std::string message = "tensorboard: skipped " + std::to_string(problems.size()) + " value(s): ";
+    for (std::size_t i = 0; i < problems.size(); ++i) message += (i ? "; " : "") + problems[i];
+    throw InvalidValue(message);
+  }
+}
+
+void TensorBoardTracker::flush() {
+  if (writer_) writer_->flush();
+}
+
+void TensorBoardTracker::finish(RunStatus status) {
+  if (finished_ || !writer_) return;
+  finished_ = true;
+  if (config_) {
+    if (write_experiment_) writer_->add_hparams_experiment(*config_, scalar_tags_);
+    writer_->add_hparams_session_end(status);
+  }
+  writer_->close();
+}
+
+}  // namespace accel
