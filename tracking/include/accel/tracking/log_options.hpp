@@ -66,11 +66,11 @@ class ReduceFx {
 // Options of MetricAggregator::log, the fields and meaning of LightningModule.log.
 struct LogOptions {
   // Emit the value of each step (subject to log_every_n_steps). nullopt: the phase default above.
-  std::optional<bool> on_step;
+  std::optional<bool> on_step{};
   // Accumulate over the epoch and emit the reduced value at epoch_end. nullopt: the phase default.
   // When both on_step and on_epoch are true the names get "_step" / "_epoch" suffixes.
-  std::optional<bool> on_epoch;
-  ReduceFx reduce_fx;
+  std::optional<bool> on_epoch{};
+  ReduceFx reduce_fx{};
   // Reduce across processes (in one batched all-reduce per epoch / per logging step, see
   // MetricAggregator). Every rank must then log the same sync_dist metrics.
   bool sync_dist = false;
@@ -82,7 +82,7 @@ struct LogOptions {
   // would deadlock), even when sync_dist is true.
   bool rank_zero_only = false;
   // Weight of this value in "mean". nullopt: 1. Must be >= 1 (accel::InvalidValue otherwise).
-  std::optional<int64_t> batch_size;
+  std::optional<int64_t> batch_size{};
 };
 
 }  // namespace accel

@@ -33,7 +33,7 @@ struct ProgressBarOptions {
   std::ostream* stream = nullptr;
   // nullopt: on when the output is a terminal (isatty; for `stream`, only std::cout / std::cerr /
   // std::clog can be terminals). true / false: forced on / off.
-  std::optional<bool> enabled;
+  std::optional<bool> enabled{};
   // false on every rank but the main process: the bar is then off whatever `enabled` says.
   bool is_main_process = true;
   std::chrono::milliseconds refresh_interval{100};
@@ -41,7 +41,7 @@ struct ProgressBarOptions {
   // 100 when unknown. The bar part shrinks to fit; the line is cut to this width.
   int width = 0;
   // Clock for elapsed time, it/s and ETA; tests inject a fake one. Empty: std::chrono::steady_clock.
-  std::function<std::chrono::steady_clock::time_point()> clock;
+  std::function<std::chrono::steady_clock::time_point()> clock{};
 };
 
 class ProgressBar {
