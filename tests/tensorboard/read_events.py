@@ -25,6 +25,7 @@ import sys
 from google.protobuf import json_format
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.compat.proto import event_pb2
+from tensorboard.compat.tensorflow_stub import errors
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import PyRecordReader_New
 from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.util import tensor_util
@@ -39,15 +40,23 @@ def number(x):
 
 
 def read_records(path):
+    """Every record, through TensorBoard's record reader (it raises DataLossError on a bad CRC)."""
     reader = PyRecordReader_New(path)
     records = []
     while True:
         try:
             reader.GetNext()
-        except IndexError:
+        except errors.OutOfRangeError:
             break
         records.append(reader.record())
     return records
+
+
+def plugin_tags(acc, plugin):
+    try:
+        return acc.PluginTagToContent(plugin)
+    except KeyError:  # no tag of that plugin in this run
+        return {}
 
 
 def main(run_dir):
@@ -70,8 +79,8 @@ def main(run_dir):
     tags = acc.Tags()
     out["scalars"] = {t: [[e.step, number(e.value)] for e in acc.Scalars(t)] for t in tags["scalars"]}
     out["texts"], out["scalar_tensors"] = {}, {}
-    text_tags = acc.PluginTagToContent("text") if "text" in acc.ActivePlugins() else {}
-    scalar_tags = acc.PluginTagToContent("scalars") if "scalars" in acc.ActivePlugins() else {}
+    text_tags = plugin_tags(acc, "text")
+    scalar_tags = plugin_tags(acc, "scalars")
     for t in tags["tensors"]:
         if t in text_tags:
             out["texts"][t] = [[e.step, tensor_util.make_ndarray(e.tensor_proto).item().decode("utf-8")]
@@ -98,10 +107,9 @@ def main(run_dir):
                                  "bucket_limit": list(e.histogram_value.bucket_limit),
                                  "bucket": list(e.histogram_value.bucket)} for e in acc.Histograms(t)]
     out["hparams"] = {}
-    if "hparams" in acc.ActivePlugins():
-        for tag, content in acc.PluginTagToContent("hparams").items():
-            data = plugin_data_pb2.HParamsPluginData.FromString(content)
-            out["hparams"][tag] = json_format.MessageToDict(data, preserving_proto_field_name=True)
+    for tag, content in plugin_tags(acc, "hparams").items():
+        data = plugin_data_pb2.HParamsPluginData.FromString(content)
+        out["hparams"][tag] = json_format.MessageToDict(data, preserving_proto_field_name=True)
     yaml_path = os.path.join(run_dir, "hparams.yaml")
     out["hparams_yaml"] = None
     if os.path.exists(yaml_path):
