@@ -5,12 +5,11 @@
 
 #include <algorithm>
 #include <array>
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <limits>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "accel/tracking/aggregation.hpp"
 
@@ -84,9 +83,15 @@ constexpr int kMetrics = 16;
 
 // What rank r logs: metric m at step s, and the batch size of that step. Ranks run different
 // numbers of steps (uneven data), so the union is not a multiple of one rank's logs.
-int steps_of(int rank) { return 5 + 2 * rank; }
-double value_of(int rank, int m, int s) { return 0.5 * m - 1.25 * rank + 0.75 * s * (rank + 1); }
-int64_t batch_of(int rank, int s) { return 8 + 3 * rank + (s % 3); }
+int steps_of(int rank) {
+  return 5 + 2 * rank;
+}
+double value_of(int rank, int m, int s) {
+  return 0.5 * m - 1.25 * rank + 0.75 * s * (rank + 1);
+}
+int64_t batch_of(int rank, int s) {
+  return 8 + 3 * rank + (s % 3);
+}
 
 }  // namespace
 
@@ -123,7 +128,8 @@ TEST_CASE("epoch values over MPI equal the union of every rank's logs, in 2 coll
     }
     const double expected[] = {weighted / weights, sum, hi, lo};
     const std::string key = "val/m" + std::to_string(m);
-    INFO("rank " << rank << " of " << mpi.world_size() << ", " << key << " (" << kKinds[m % 4] << ")");
+    INFO("rank " << rank << " of " << mpi.world_size() << ", " << key << " (" << kKinds[m % 4]
+                 << ")");
     REQUIRE(scalar(epoch, key) == Approx(expected[m % 4]).epsilon(1e-12));
     REQUIRE(same_on_every_rank(scalar(epoch, key)));
   }

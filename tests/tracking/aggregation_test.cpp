@@ -1,9 +1,12 @@
 // MetricAggregator: Lightning's logging model (defaults per phase, suffixes, log_every_n_steps,
 // reductions, sync_dist batching) and its bad-input errors.
+#include "accel/tracking/aggregation.hpp"
+
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <barrier>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <exception>
 #include <functional>
@@ -12,10 +15,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <catch2/catch.hpp>
-
-#include "accel/tracking/aggregation.hpp"
 
 using accel::LogOptions;
 using accel::MetricAggregator;
@@ -154,7 +153,8 @@ TEST_CASE("log_every_n_steps = 1 emits every step, 0 never, negative is rejected
   REQUIRE_THROWS_AS(MetricAggregator({.log_every_n_steps = -1}), accel::InvalidValue);
 }
 
-TEST_CASE("step values: last value since the previous step_values call; stale ones are not resent") {
+TEST_CASE(
+    "step values: last value since the previous step_values call; stale ones are not resent") {
   MetricAggregator agg({.log_every_n_steps = 2});
   agg.log("a", 1.0);
   agg.log("a", 2.0);  // the last value of the step wins
@@ -317,8 +317,8 @@ TEST_CASE("bad input: typed errors that name the metric and the fix") {
   msg = message_of([&] { agg.log("c", 1.0, {.reduce_fx = {first, "first"}, .sync_dist = true}); });
   REQUIRE_THAT(msg, Catch::Contains("'c'") && Catch::Contains("sync_dist"));
   // rank_zero_only is never synchronised, so a custom reduction is fine there.
-  REQUIRE_NOTHROW(agg.log("c0", 1.0,
-                          {.reduce_fx = {first, "first"}, .sync_dist = true, .rank_zero_only = true}));
+  REQUIRE_NOTHROW(agg.log(
+      "c0", 1.0, {.reduce_fx = {first, "first"}, .sync_dist = true, .rank_zero_only = true}));
 
   REQUIRE_THROWS_AS(agg.log("p", 1.0, {}, Phase::predict), accel::UsageError);
 }
@@ -326,9 +326,12 @@ TEST_CASE("bad input: typed errors that name the metric and the fix") {
 TEST_CASE("a metric keeps its options for the epoch; they may change after epoch_end") {
   MetricAggregator agg;
   agg.log("loss", 1.0, {.on_epoch = true, .batch_size = 4});
-  REQUIRE_NOTHROW(agg.log("loss", 2.0, {.on_epoch = true, .batch_size = 8}));  // batch size may vary
-  std::string msg = message_of([&] { agg.log("loss", 1.0, {.on_epoch = true, .reduce_fx = "max"}); });
-  REQUIRE_THAT(msg, Catch::Contains("'loss'") && Catch::Contains("reduce_fx: mean before, max now"));
+  REQUIRE_NOTHROW(
+      agg.log("loss", 2.0, {.on_epoch = true, .batch_size = 8}));  // batch size may vary
+  std::string msg =
+      message_of([&] { agg.log("loss", 1.0, {.on_epoch = true, .reduce_fx = "max"}); });
+  REQUIRE_THAT(msg,
+               Catch::Contains("'loss'") && Catch::Contains("reduce_fx: mean before, max now"));
   REQUIRE_THROWS_AS(agg.log("loss", 1.0, {.prog_bar = true}), accel::InvalidValue);
   // The same name in another phase is another metric.
   REQUIRE_NOTHROW(agg.log("loss", 1.0, {.reduce_fx = "max"}, Phase::validation));
@@ -353,7 +356,9 @@ TEST_CASE("sync_dist: one batched all-reduce per kind for the whole epoch, equal
     for (int s = 0; s < kSteps; ++s) {
       for (int m = 0; m < kMetrics; ++m) {
         agg.log("m" + std::to_string(m), value(r, m, s),
-                {.on_epoch = true, .reduce_fx = kinds[m % 4], .sync_dist = true,
+                {.on_epoch = true,
+                 .reduce_fx = kinds[m % 4],
+                 .sync_dist = true,
                  .batch_size = batch(r, s)},
                 Phase::validation);
       }
@@ -448,7 +453,8 @@ TEST_CASE("no collective call without synced metrics; rank_zero_only is never sy
   auto errors = group.run([&](int r, accel::Collectives& c) {
     MetricAggregator agg({.log_every_n_steps = 1});
     agg.log("plain", 1.0, {.on_epoch = true});
-    if (r == 0) agg.log("only0", 1.0, {.on_epoch = true, .sync_dist = true, .rank_zero_only = true});
+    if (r == 0)
+      agg.log("only0", 1.0, {.on_epoch = true, .sync_dist = true, .rank_zero_only = true});
     agg.step_values(0, &c);
     Values epoch = agg.epoch_end(&c);
     if (r == 0 && !(epoch.contains("only0_epoch") && epoch.contains("plain_epoch"))) {

@@ -1,13 +1,12 @@
 // ProgressBar: the rendered line (epoch, step/total, it/s, ETA, metrics), redraw throttling, and
 // that it stays silent where it must (not a terminal, not the main process).
+#include "accel/tracking/progress_bar.hpp"
+
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <sstream>
 #include <string>
-
-#include <catch2/catch.hpp>
-
-#include "accel/tracking/progress_bar.hpp"
 
 using accel::ProgressBar;
 using accel::ProgressBarOptions;
@@ -50,8 +49,9 @@ TEST_CASE("renders epoch, percentage, bar, step/total, elapsed, ETA, rate and me
   const std::string line = bar.render();
   REQUIRE(line.size() == 120);
   REQUIRE(line.rfind("Epoch 2:  25%|", 0) == 0);
-  REQUIRE_THAT(line, Catch::EndsWith(
-                         "| 25/100 [00:10<00:30, 2.50it/s, loss=0.123, step=7, big=1.23e+4, name=run]"));
+  REQUIRE_THAT(line,
+               Catch::EndsWith(
+                   "| 25/100 [00:10<00:30, 2.50it/s, loss=0.123, step=7, big=1.23e+4, name=run]"));
   // The bar fills a quarter of its width with '#'.
   const auto bar_start = line.find('|') + 1;
   const auto bar_end = line.find('|', bar_start);

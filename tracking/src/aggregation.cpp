@@ -1,5 +1,7 @@
 #include "accel/tracking/aggregation.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -10,8 +12,6 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace accel {
 
@@ -30,7 +30,9 @@ bool is_blank(std::string_view name) {
                      [](unsigned char c) { return std::isspace(c) != 0; });
 }
 
-std::string_view yes_no(bool b) { return b ? "true" : "false"; }
+std::string_view yes_no(bool b) {
+  return b ? "true" : "false";
+}
 
 // The options of one metric for one epoch, with the phase defaults applied.
 struct BoundOptions {
@@ -50,7 +52,8 @@ struct BoundOptions {
 // What a reduction needs of one process's values; the same shape for an epoch and for one step, so
 // both can be packed into the same all-reduce buffers.
 struct Partial {
-  double value = 0;   // mean: sum(value * weight); sum: sum(value); max/min: extreme of non-NaN values
+  double value =
+      0;  // mean: sum(value * weight); sum: sum(value); max/min: extreme of non-NaN values
   double weight = 0;  // mean: sum(weight)
   bool nan = false;   // max/min: a NaN was seen (mean and sum carry NaN in `value` by arithmetic)
 
@@ -66,26 +69,37 @@ struct Partial {
         value += v * w;
         weight += w;
         break;
-      case ReduceFx::Kind::sum: value += v; break;
+      case ReduceFx::Kind::sum:
+        value += v;
+        break;
       case ReduceFx::Kind::max:
-        if (std::isnan(v)) nan = true;
-        else value = std::max(value, v);
+        if (std::isnan(v))
+          nan = true;
+        else
+          value = std::max(value, v);
         break;
       case ReduceFx::Kind::min:
-        if (std::isnan(v)) nan = true;
-        else value = std::min(value, v);
+        if (std::isnan(v))
+          nan = true;
+        else
+          value = std::min(value, v);
         break;
-      case ReduceFx::Kind::custom: break;
+      case ReduceFx::Kind::custom:
+        break;
     }
   }
 
   double result(ReduceFx::Kind kind) const {
     switch (kind) {
-      case ReduceFx::Kind::mean: return value / weight;
-      case ReduceFx::Kind::sum: return value;
+      case ReduceFx::Kind::mean:
+        return value / weight;
+      case ReduceFx::Kind::sum:
+        return value;
       case ReduceFx::Kind::max:
-      case ReduceFx::Kind::min: return nan ? kNaN : value;
-      case ReduceFx::Kind::custom: break;
+      case ReduceFx::Kind::min:
+        return nan ? kNaN : value;
+      case ReduceFx::Kind::custom:
+        break;
     }
     return kNaN;
   }
@@ -102,7 +116,7 @@ struct Metric {
   // Epoch accumulation.
   int64_t epoch_updates = 0;
   Partial epoch;
-  std::vector<double> custom_values;   // custom reduce_fx only
+  std::vector<double> custom_values;  // custom reduce_fx only
   std::vector<double> custom_weights;
 
   // The last step value not yet handed to step_values.
@@ -283,9 +297,10 @@ struct MetricAggregator::State {
 
 MetricAggregator::MetricAggregator(AggregatorOptions options) : state_(std::make_unique<State>()) {
   if (options.log_every_n_steps < 0) {
-    throw InvalidValue(fmt::format("log_every_n_steps = {} is negative; use a positive number of "
-                                   "steps, or 0 to disable step values",
-                                   options.log_every_n_steps));
+    throw InvalidValue(
+        fmt::format("log_every_n_steps = {} is negative; use a positive number of "
+                    "steps, or 0 to disable step values",
+                    options.log_every_n_steps));
   }
   state_->options = options;
 }
@@ -294,23 +309,27 @@ MetricAggregator::~MetricAggregator() = default;
 MetricAggregator::MetricAggregator(MetricAggregator&&) noexcept = default;
 MetricAggregator& MetricAggregator::operator=(MetricAggregator&&) noexcept = default;
 
-int64_t MetricAggregator::log_every_n_steps() const { return state_->options.log_every_n_steps; }
+int64_t MetricAggregator::log_every_n_steps() const {
+  return state_->options.log_every_n_steps;
+}
 
 void MetricAggregator::log(std::string_view name, double value, const LogOptions& options,
                            Phase phase) {
   if (phase == Phase::predict) {
-    throw UsageError(fmt::format("log('{}') in the predict phase: logging is not supported while "
-                                 "predicting (as in Lightning); log in train, validation or test",
-                                 name));
+    throw UsageError(
+        fmt::format("log('{}') in the predict phase: logging is not supported while "
+                    "predicting (as in Lightning); log in train, validation or test",
+                    name));
   }
   const bool default_on_step = phase == Phase::train;
   const bool on_step = options.on_step.value_or(default_on_step);
   const bool on_epoch = options.on_epoch.value_or(!default_on_step);
   const int64_t batch_size = options.batch_size.value_or(1);
   if (batch_size < 1) {
-    throw InvalidValue(fmt::format("log('{}'): batch_size = {}; the batch size weights the value in "
-                                   "the epoch mean and must be at least 1",
-                                   name, batch_size));
+    throw InvalidValue(
+        fmt::format("log('{}'): batch_size = {}; the batch size weights the value in "
+                    "the epoch mean and must be at least 1",
+                    name, batch_size));
   }
 
   auto& index = state_->index[static_cast<std::size_t>(phase)];
@@ -321,14 +340,16 @@ void MetricAggregator::log(std::string_view name, double value, const LogOptions
       !same_options(metric->options, on_step, on_epoch, options)) {
     // Slow path: first log of this metric in the epoch, or options that differ.
     if (metric == nullptr && is_blank(name)) {
-      throw InvalidValue(fmt::format("log('{}'): a metric name must contain a non-whitespace "
-                                     "character; give the metric a name such as \"train/loss\"",
-                                     name));
+      throw InvalidValue(
+          fmt::format("log('{}'): a metric name must contain a non-whitespace "
+                      "character; give the metric a name such as \"train/loss\"",
+                      name));
     }
     if (!on_step && !on_epoch) {
-      throw InvalidValue(fmt::format("log('{}', on_step=false, on_epoch=false) would never emit "
-                                     "the value; set on_step and/or on_epoch to true",
-                                     name));
+      throw InvalidValue(
+          fmt::format("log('{}', on_step=false, on_epoch=false) would never emit "
+                      "the value; set on_step and/or on_epoch to true",
+                      name));
     }
     const bool synchronised = options.sync_dist && !options.rank_zero_only;
     if (synchronised && options.reduce_fx.kind() == ReduceFx::Kind::custom) {
@@ -338,7 +359,7 @@ void MetricAggregator::log(std::string_view name, double value, const LogOptions
           "\"min\", or gather the values yourself and log the result with sync_dist=false",
           name, options.reduce_fx.name()));
     }
-    BoundOptions bound{on_step,         on_epoch,         options.reduce_fx,     options.sync_dist,
+    BoundOptions bound{on_step,          on_epoch,       options.reduce_fx,     options.sync_dist,
                        options.prog_bar, options.logger, options.rank_zero_only};
     if (metric != nullptr && metric->bound) {
       throw InvalidValue(fmt::format(
@@ -384,9 +405,10 @@ void MetricAggregator::log(std::string_view name, double value, const LogOptions
 void MetricAggregator::log_dict(const Values& values, const LogOptions& options, Phase phase) {
   for (const auto& [key, value] : values) {
     if (!value.is_scalar()) {
-      throw InvalidValue(fmt::format("log_dict: '{}' is a {}, but only int and float values can be "
-                                     "aggregated; log it with the tracker's log(Values) instead",
-                                     key, value.kind()));
+      throw InvalidValue(
+          fmt::format("log_dict: '{}' is a {}, but only int and float values can be "
+                      "aggregated; log it with the tracker's log(Values) instead",
+                      key, value.kind()));
     }
   }
   for (const auto& [key, value] : values) log(key, value.as_double(), options, phase);
@@ -421,7 +443,8 @@ Values MetricAggregator::step_values(int64_t global_step, Collectives* collectiv
     m.step_pending = false;
     if (!m.options.logger) continue;
     const auto kind = m.options.reduce_fx.kind();
-    out.set(m.step_name, m.step.result(kind == ReduceFx::Kind::custom ? ReduceFx::Kind::mean : kind));
+    out.set(m.step_name,
+            m.step.result(kind == ReduceFx::Kind::custom ? ReduceFx::Kind::mean : kind));
   }
   pending.clear();
   return out;
@@ -450,9 +473,12 @@ Values MetricAggregator::callback_metrics() const {
   for (const auto& m : state_->metrics) {
     const bool step_visible = m.phase == Phase::train && m.last_step.has_value();
     std::optional<double> latest;
-    if (m.last_is_epoch && m.last_epoch) latest = m.last_epoch;
-    else if (step_visible) latest = m.last_step;
-    else latest = m.last_epoch;
+    if (m.last_is_epoch && m.last_epoch)
+      latest = m.last_epoch;
+    else if (step_visible)
+      latest = m.last_step;
+    else
+      latest = m.last_epoch;
     if (!latest) continue;
     out.set(m.name, *latest);
     if (m.options.forked()) {

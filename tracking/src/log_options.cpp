@@ -1,9 +1,9 @@
 #include "accel/tracking/log_options.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
-
-#include <fmt/format.h>
 
 #include "accel/tracking/errors.hpp"
 
@@ -11,10 +11,14 @@ namespace accel {
 
 std::string_view to_string(Phase phase) {
   switch (phase) {
-    case Phase::train: return "train";
-    case Phase::validation: return "validation";
-    case Phase::test: return "test";
-    case Phase::predict: return "predict";
+    case Phase::train:
+      return "train";
+    case Phase::validation:
+      return "validation";
+    case Phase::test:
+      return "test";
+    case Phase::predict:
+      return "predict";
   }
   return "unknown";
 }
@@ -43,9 +47,10 @@ ReduceFx::ReduceFx(std::string_view name) {
 ReduceFx::ReduceFx(ReduceFunction function, std::string name)
     : kind_(Kind::custom), name_(std::move(name)), function_(std::move(function)) {
   if (!function_) {
-    throw InvalidValue(fmt::format("reduce_fx '{}': the custom reduction function is empty; pass a "
-                                   "callable or one of \"mean\", \"sum\", \"max\", \"min\"",
-                                   name_));
+    throw InvalidValue(
+        fmt::format("reduce_fx '{}': the custom reduction function is empty; pass a "
+                    "callable or one of \"mean\", \"sum\", \"max\", \"min\"",
+                    name_));
   }
 }
 

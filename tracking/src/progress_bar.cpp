@@ -1,5 +1,6 @@
 #include "accel/tracking/progress_bar.hpp"
 
+#include <fmt/format.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -8,8 +9,6 @@
 #include <cstdlib>
 #include <iostream>
 #include <string>
-
-#include <fmt/format.h>
 
 namespace accel {
 
@@ -88,7 +87,7 @@ struct ProgressBar::State {
   Clock::time_point last_draw{};
   std::vector<std::pair<std::string, std::string>> metrics;
 
-  bool line_open = false;      // a bar line is on screen and not ended by a newline
+  bool line_open = false;        // a bar line is on screen and not ended by a newline
   std::size_t drawn_length = 0;  // code points of the line on screen, for padding over it
 
   Clock::time_point now() const { return options.clock ? options.clock() : Clock::now(); }
@@ -125,7 +124,7 @@ struct ProgressBar::State {
   std::string render() const {
     const double elapsed = std::chrono::duration<double>(now() - epoch_start).count();
     const double rate = elapsed > 0 && done > 0 ? static_cast<double>(done) / elapsed : 0.0;
-    std::string rate_text = rate <= 0    ? "?it/s"
+    std::string rate_text = rate <= 0   ? "?it/s"
                             : rate >= 1 ? fmt::format("{:.2f}it/s", rate)
                                         : fmt::format("{:.2f}s/it", 1.0 / rate);
     std::string postfix;
@@ -138,7 +137,8 @@ struct ProgressBar::State {
                          postfix);
     } else {
       const int64_t n = std::min(done, *total);
-      const double fraction = *total > 0 ? static_cast<double>(n) / static_cast<double>(*total) : 1.0;
+      const double fraction =
+          *total > 0 ? static_cast<double>(n) / static_cast<double>(*total) : 1.0;
       const std::string eta =
           rate > 0 ? format_duration(static_cast<double>(*total - n) / rate) : "?";
       const std::string left =
@@ -165,9 +165,13 @@ ProgressBar::ProgressBar(ProgressBarOptions options) : state_(std::make_unique<S
   state_->epoch_start = state_->last_draw = state_->now();
 }
 
-ProgressBar::~ProgressBar() { close(); }
+ProgressBar::~ProgressBar() {
+  close();
+}
 
-bool ProgressBar::enabled() const { return state_->enabled; }
+bool ProgressBar::enabled() const {
+  return state_->enabled;
+}
 
 void ProgressBar::start_epoch(int64_t epoch, std::optional<int64_t> total_steps,
                               std::string description) {
@@ -223,6 +227,8 @@ void ProgressBar::close() {
   if (state_ && state_->enabled) state_->end_line();
 }
 
-std::string ProgressBar::render() const { return state_->render(); }
+std::string ProgressBar::render() const {
+  return state_->render();
+}
 
 }  // namespace accel

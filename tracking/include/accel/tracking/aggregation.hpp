@@ -18,8 +18,9 @@
 // Epoch values (epoch_end): every on_epoch metric logged in the epoch, reduced with its reduce_fx;
 // "mean" is weighted by batch_size. Metrics not logged in the epoch are not emitted.
 //
-// sync_dist: at epoch_end ALL synchronised metrics of the epoch are reduced together, in at most two
-// collective calls, whatever their number (Lightning makes one all-reduce per metric and per log call):
+// sync_dist: at epoch_end ALL synchronised metrics of the epoch are reduced together, in at most
+// two collective calls, whatever their number (Lightning makes one all-reduce per metric and per
+// log call):
 //   1. collectives->allreduce_max over [fingerprint, -fingerprint, max values, -min values,
 //      NaN flags] — always made when this rank has a sync_dist metric to reduce. The fingerprint
 //      (a hash of the sorted names and reductions) lets every rank detect, identically, that ranks
@@ -33,11 +34,11 @@
 // rank_zero_only metrics are never synchronised. A null Collectives (or world size 1) means: this
 // process only.
 //
-// NaN and Inf are kept: a NaN in an epoch makes that epoch value NaN for every reduction, also across
-// ranks. Callers may filter them for backends that reject them.
+// NaN and Inf are kept: a NaN in an epoch makes that epoch value NaN for every reduction, also
+// across ranks. Callers may filter them for backends that reject them.
 //
-// Thread-safety: none; one aggregator belongs to the training thread. log() is the hot path: after a
-// metric's first log call of an epoch it does no allocation.
+// Thread-safety: none; one aggregator belongs to the training thread. log() is the hot path: after
+// a metric's first log call of an epoch it does no allocation.
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -50,7 +51,8 @@
 namespace accel {
 
 struct AggregatorOptions {
-  // Emit step values every n steps (see above). 0 disables step values. Negative: accel::InvalidValue.
+  // Emit step values every n steps (see above). 0 disables step values. Negative:
+  // accel::InvalidValue.
   int64_t log_every_n_steps = 50;
 };
 
@@ -62,8 +64,8 @@ class MetricAggregator {
   MetricAggregator& operator=(MetricAggregator&&) noexcept;
 
   // Records one value. Throws accel::InvalidValue, naming the metric, for: an empty or whitespace
-  // name; on_step and on_epoch both false; batch_size < 1; a custom reduce_fx with sync_dist; a name
-  // already logged in this phase and epoch with different options (batch_size may differ).
+  // name; on_step and on_epoch both false; batch_size < 1; a custom reduce_fx with sync_dist; a
+  // name already logged in this phase and epoch with different options (batch_size may differ).
   // Throws accel::UsageError for Phase::predict.
   void log(std::string_view name, double value, const LogOptions& options = {},
            Phase phase = Phase::train);

@@ -1,7 +1,7 @@
 #pragma once
 // Options of one Lightning-style log call: accel::LogOptions, accel::Phase and accel::ReduceFx.
-// Same names and defaults as LightningModule.log; see MetricAggregator (aggregation.hpp) for what they
-// do and docs/logging.md for the model.
+// Same names and defaults as LightningModule.log; see MetricAggregator (aggregation.hpp) for what
+// they do and docs/logging.md for the model.
 //
 // Defaults per phase (as in Lightning's training_step / validation_step / test_step):
 //   Phase::train       on_step = true,  on_epoch = false
@@ -32,16 +32,17 @@ using ReduceFunction =
 //   "mean" (default; "avg" is accepted): sum(value * batch_size) / sum(batch_size)
 //   "sum": sum(value)   "max": max(value)   "min": min(value)     (NaN propagates through all four)
 //   a ReduceFunction: custom; keeps every value of the epoch in memory and cannot be combined with
-//   sync_dist (MetricAggregator::log throws accel::InvalidValue), because it cannot be expressed as an
-//   all-reduce. Two custom reductions count as the same option when their names are equal.
+//   sync_dist (MetricAggregator::log throws accel::InvalidValue), because it cannot be expressed as
+//   an all-reduce. Two custom reductions count as the same option when their names are equal.
 class ReduceFx {
  public:
   enum class Kind { mean, sum, max, min, custom };
 
   ReduceFx() = default;  // mean
   // Throws accel::InvalidValue naming the string and listing the allowed ones (case-insensitive).
-  ReduceFx(std::string_view name);  // NOLINT: implicit, so LogOptions{.reduce_fx = "sum"} reads well
-  ReduceFx(const char* name) : ReduceFx(std::string_view(name)) {}  // NOLINT
+  ReduceFx(
+      std::string_view name);  // NOLINT: implicit, so LogOptions{.reduce_fx = "sum"} reads well
+  ReduceFx(const char* name) : ReduceFx(std::string_view(name)) {}         // NOLINT
   ReduceFx(const std::string& name) : ReduceFx(std::string_view(name)) {}  // NOLINT
   // A custom reduction. Throws accel::InvalidValue when function is empty.
   ReduceFx(ReduceFunction function, std::string name = "custom");  // NOLINT

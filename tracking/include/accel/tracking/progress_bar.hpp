@@ -40,7 +40,8 @@ struct ProgressBarOptions {
   // Width of the whole line in columns. 0: the terminal's width (COLUMNS, else the window size),
   // 100 when unknown. The bar part shrinks to fit; the line is cut to this width.
   int width = 0;
-  // Clock for elapsed time, it/s and ETA; tests inject a fake one. Empty: std::chrono::steady_clock.
+  // Clock for elapsed time, it/s and ETA; tests inject a fake one. Empty:
+  // std::chrono::steady_clock.
   std::function<std::chrono::steady_clock::time_point()> clock{};
 };
 
@@ -54,14 +55,15 @@ class ProgressBar {
   // Whether the bar draws anything (decided at construction, see ProgressBarOptions).
   bool enabled() const;
 
-  // Starts a new line for an epoch (ends the previous one with a newline). total_steps: the number of
-  // steps of the epoch when known (>= 0), nullopt otherwise. description defaults to "Epoch <epoch>".
+  // Starts a new line for an epoch (ends the previous one with a newline). total_steps: the number
+  // of steps of the epoch when known (>= 0), nullopt otherwise. description defaults to "Epoch
+  // <epoch>".
   void start_epoch(int64_t epoch, std::optional<int64_t> total_steps = std::nullopt,
                    std::string description = {});
   // Counts steps done in this epoch; redraws if refresh_interval has passed since the last draw.
   void update(int64_t steps = 1);
-  // The metrics shown after the rate (e.g. MetricAggregator::prog_bar_values()); scalars and strings
-  // are shown, other kinds are skipped. Drawn at the next redraw.
+  // The metrics shown after the rate (e.g. MetricAggregator::prog_bar_values()); scalars and
+  // strings are shown, other kinds are skipped. Drawn at the next redraw.
   void set_metrics(const Values& metrics);
   // Prints a message on its own line above the bar (like tqdm.write) and redraws the bar.
   void write(std::string_view message);
