@@ -1,0 +1,204 @@
+#pragma once
+// Helpers shared by the tracking tests: a scratch directory, captured warnings, running the .venv
+// Python to check files with real readers, and small trackers with scripted behaviour.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "accel/tracking/general_tracker.hpp"
+#include "accel/tracking/warnings.hpp"
+
+namespace accel::test {
+
+// A fresh directory under the build tree, removed at scope end.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    static std::atomic<int> counter{0};
+    path_ = std::filesystem::path(ACCEL_BINARY_DIR) / "test-scratch" /
+            ("tracking-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Collects accel::warn messages while alive.
+class WarningCapture {
+ public:
+  WarningCapture() {
+    previous_ = set_warning_handler([this](std::string_view message) {
+      std::lock_guard lock(mutex_);
+      messages_.emplace_back(message);
+    });
+  }
+  ~WarningCapture() { set_warning_handler(std::move(previous_)); }
+  WarningCapture(const WarningCapture&) = delete;
+  WarningCapture& operator=(const WarningCapture&) = delete;
+
+  std::vector<std::string> messages() const {
+    std::lock_guard lock(mutex_);
+    return messages_;
+  }
+  // How many warnings contain every one of the given fragments.
+  std::size_t count(std::initializer_list<std::string_view> fragments) const {
+    std::size_t n = 0;
+    for (const auto& m : messages()) {
+      bool all = true;
+      for (auto f : fragments) all = all && m.find(f) != std::string::npos;
+      n += all ? 1 : 0;
+    }
+    return n;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::string> messages_;
+  WarningHandler previous_;
+};
+
+inline std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Runs `python -c code arg` with the project's .venv interpreter and returns its stdout; the test
+// fails when the script exits non-zero.
+inline std::string run_python(const std::string& code, const std::filesystem::path& arg) {
+  auto script = std::filesystem::temp_directory_path() /
+                ("accel_tracking_test_" + std::to_string(::getpid()) + ".py");
+  std::ofstream(script) << code;
+  std::string command = std::string(ACCEL_PYTHON) + " " + script.string() + " '" + arg.string() + "' 2>&1";
+  std::string output;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buffer[4096];
+  std::size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
+  int status = ::pclose(pipe);
+  std::filesystem::remove(script);
+  INFO("python output: " << output);
+  REQUIRE(status == 0);
+  return output;
+}
+
+// The one version_<N> directory under dir/name.
+inline std::filesystem::path only_version_dir(const std::filesystem::path& base) {
+  std::vector<std::filesystem::path> found;
+  for (const auto& e : std::filesystem::directory_iterator(base)) found.push_back(e.path());
+  REQUIRE(found.size() == 1);
+  return found.front();
+}
+
+// Records every call it receives; optionally slow, hung, failing or unavailable on a schedule.
+class RecordingTracker : public GeneralTracker {
+ public:
+  struct Call {
+    std::string what;  // "start", "config", "log", "flush", "finish"
+    std::optional<int64_t> step;
+    Values values;
+    nlohmann::json config;
+    RunStatus status = RunStatus::finished;
+  };
+
+  explicit RecordingTracker(std::string name = "recording", bool main_only = true)
+      : name_(std::move(name)), main_only_(main_only) {}
+
+  std::string name() const override { return name_; }
+  bool requires_logging_directory() const override { return false; }
+  bool main_process_only() const override { return main_only_; }
+  void start() override { record(call("start")); }
+  void store_init_configuration(const nlohmann::json& config) override {
+    before_call();
+    Call c = call("config");
+    c.config = config;
+    record(std::move(c));
+  }
+  void log(const Values& values, std::optional<int64_t> step) override {
+    before_call();
+    if (throw_after_logs >= 0 && logs_seen_.load() >= throw_after_logs) {
+      throw std::runtime_error("disk on fire");
+    }
+    if (unavailable_calls.load() > 0) {
+      --unavailable_calls;
+      throw TrackerUnavailable("server at 127.0.0.1:1 refused the connection");
+    }
+    ++logs_seen_;
+    Call c = call("log");
+    c.step = step;
+    c.values = values;
+    record(std::move(c));
+  }
+  void flush() override { record(call("flush")); }
+  void finish(RunStatus status) override {
+    Call c = call("finish");
+    c.status = status;
+    record(std::move(c));
+  }
+  std::any tracker() override { return this; }
+
+  std::vector<Call> calls() const {
+    std::lock_guard lock(mutex_);
+    return calls_;
+  }
+  std::vector<Call> logs() const {
+    std::vector<Call> out;
+    for (auto& c : calls()) {
+      if (c.what == "log") out.push_back(c);
+    }
+    return out;
+  }
+  int64_t logs_seen() const { return logs_seen_.load(); }
+
+  // Behaviour knobs (set before use).
+  std::chrono::microseconds delay{0};          // every config/log call sleeps this long
+  std::atomic<bool> hang{false};               // config/log calls block while true
+  int64_t throw_after_logs = -1;               // log throws std::runtime_error after n logs
+  std::atomic<int> unavailable_calls{0};       // the next n log calls throw TrackerUnavailable
+
+ private:
+  static Call call(std::string what) {
+    Call c;
+    c.what = std::move(what);
+    return c;
+  }
+  void before_call() {
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
+    while (hang.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  void record(Call c) {
+    std::lock_guard lock(mutex_);
+    calls_.push_back(std::move(c));
+  }
+
+  std::string name_;
+  bool main_only_;
+  mutable std::mutex mutex_;
+  std::vector<Call> calls_;
+  std::atomic<int64_t> logs_seen_{0};
+};
+
+}  // namespace accel::test
