@@ -2,13 +2,16 @@
 // In-memory data for training loops: TensorDataset (row i of data and target is sample i) and
 // DataLoader, which cuts an epoch into batches for THIS process.
 //
-// Sharding follows torch's DistributedSampler: the epoch's order (a permutation seeded by seed + epoch
-// when shuffling, identical on every rank) is padded by repeating its first indices until it divides by
-// the number of processes, and rank r takes positions r, r + W, r + 2W, ... so every rank sees the same
-// number of batches. Padded samples are duplicates; Accelerator::gather_for_metrics drops them.
-// even_batches = false: no padding (ranks may then have one sample — and possibly one batch — fewer).
+// Sharding is accel::DistributedSampler's (torch's DistributedSampler): the epoch's order (a permutation
+// seeded by seed + epoch when shuffling, identical on every rank) is padded by repeating its first
+// indices until it divides by the number of processes, and rank r takes positions r, r + W, r + 2W, ...
+// so every rank sees the same number of batches. Padded samples are duplicates, always at the end of a
+// rank's share; Accelerator::gather_for_metrics drops them.
+// even_batches = false: no padding (ranks may then have one sample — and possibly one batch — fewer;
+// ignored with split_batches, which always gives every rank a full share).
 // drop_last = true: each rank keeps floor(N / W) samples and drops its incomplete last batch.
-// split_batches = true: batch_size is the global batch; each rank takes batch_size / W of it.
+// split_batches = true: batch_size is the global batch; each rank takes a contiguous batch_size / W of
+// it, and the last global batch is completed by wrapping around to the start of the epoch's order.
 //
 // The epoch advances by itself when a pass runs to the end (as Accelerate's DataLoaderShard); set_epoch
 // overrides it. Position within the pass is checkpointed, so a loader restored from a checkpoint resumes
@@ -22,6 +25,7 @@
 #include <torch/types.h>
 
 #include "accel/gradient_state.hpp"
+#include "accel/sampler.hpp"
 
 namespace accel {
 
@@ -104,6 +108,7 @@ class DataLoader {
 
   // Rows of the current batch / of this process's pass that are real samples, not padding.
   int64_t real_rows_in_current_batch() const { return current_real_rows_; }
+  int64_t current_batch_rows() const { return current_.data.defined() ? current_.data.size(0) : 0; }
   int64_t real_samples_per_process() const;
   const TensorDataset& dataset() const { return dataset_; }
   const DataLoaderOptions& options() const { return options_; }
@@ -113,7 +118,8 @@ class DataLoader {
   // a multiple of num_processes.
   void shard(DataLoaderSharding sharding);
 
-  // Epoch and position (normalised: a finished pass is saved as position 0 of the next epoch).
+  // Epoch and position within the pass: a restored loader's next pass resumes after the last batch
+  // yielded before the save (an empty pass when that was the epoch's last batch).
   void save(torch::serialize::OutputArchive& archive) const;
   void load(torch::serialize::InputArchive& archive);
 
@@ -121,7 +127,10 @@ class DataLoader {
   void start_pass();
   void load_batch();
   void finish_pass();
-  torch::Tensor epoch_indices() const;  // this process's sample indices of epoch_, padding included
+  DistributedSampler make_sampler() const;
+  bool trims_padding() const;  // even_batches = false without split_batches/drop_last
+  torch::Tensor epoch_indices() const;       // this process's sample indices of epoch_, padding included
+  int64_t real_rows(int64_t batch) const;    // rows of batch `batch` that are not padding
 
   TensorDataset dataset_;
   DataLoaderOptions options_;
@@ -131,7 +140,6 @@ class DataLoader {
   int64_t pending_skip_ = 0;
   bool in_pass_ = false;
   torch::Tensor indices_;  // this pass's indices (int64, CPU)
-  int64_t real_count_ = 0; // leading entries of indices_ that are real samples
   Batch current_;
   int64_t current_real_rows_ = 0;
 };

@@ -16,6 +16,7 @@ struct GradientState {
   bool end_of_dataloader = false; // the active loader is yielding its last batch of the pass
   bool sync_with_dataloader = true;  // force a sync on the last batch of a pass (Accelerate default)
   const DataLoader* active_loader = nullptr;  // the loader iterated most recently
+  int64_t optimizer_steps = 0;    // synchronising optimizer steps taken (Lightning's global_step)
 };
 
 }  // namespace accel
