@@ -164,6 +164,8 @@ TEST_CASE(
   Values v = agg.step_values(1);
   REQUIRE(keys(v) == std::vector<std::string>{"a"});  // b was not logged since step 0
   REQUIRE(scalar(v, "a") == 3.0);
+  agg.log("c", 0.1, {.batch_size = 3});
+  REQUIRE(scalar(agg.step_values(3), "c") == 0.1);  // the logged value itself, bit for bit
 }
 
 TEST_CASE("validation and test default to on_epoch with a batch-size-weighted mean") {

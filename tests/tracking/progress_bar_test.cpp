@@ -82,10 +82,13 @@ TEST_CASE("redraws at most once per refresh interval and ends the line on close"
   ProgressBar bar(forced(out, clock));
   bar.start_epoch(0, 1000);
   REQUIRE(count(out.str(), "\r") == 1);  // the initial line
+  int due = 0;
   for (int i = 0; i < 500; ++i) {
     clock.advance(1ms);
+    due += bar.redraw_due() ? 1 : 0;
     bar.update();
   }
+  REQUIRE(due == 5);
   // 500 updates over 500 ms with the default 100 ms interval: 5 redraws.
   REQUIRE(count(out.str(), "\r") == 6);
   bar.close();

@@ -119,8 +119,10 @@ struct Metric {
   std::vector<double> custom_values;  // custom reduce_fx only
   std::vector<double> custom_weights;
 
-  // The last step value not yet handed to step_values.
+  // A step value (last_step, step_weight) is pending until step_values takes it; `step` holds it
+  // while it is synchronised.
   bool step_pending = false;
+  double step_weight = 1;
   Partial step;
 
   // Last known values, for the progress bar and callback_metrics.
@@ -385,10 +387,8 @@ void MetricAggregator::log(std::string_view name, double value, const LogOptions
       metric->step_pending = true;
       state_->pending_steps.push_back(static_cast<std::size_t>(metric - state_->metrics.data()));
     }
-    // The step value is this call's value; its Partial lets step_values sync it like an epoch.
-    metric->step.reset(kind == ReduceFx::Kind::custom ? ReduceFx::Kind::mean : kind);
-    metric->step.add(kind == ReduceFx::Kind::custom ? ReduceFx::Kind::mean : kind, value, weight);
     metric->last_step = value;
+    metric->step_weight = weight;
     metric->last_is_epoch = false;
   }
   if (on_epoch) {
@@ -433,7 +433,10 @@ Values MetricAggregator::step_values(int64_t global_step, Collectives* collectiv
     for (std::size_t i : pending) {
       Metric& m = state_->metrics[i];
       if (m.options.logger && m.options.synchronised()) {
-        items.push_back({sync_key(m), m.options.reduce_fx.kind(), &m.step});
+        const auto kind = m.options.reduce_fx.kind();  // never custom: rejected with sync_dist
+        m.step.reset(kind);
+        m.step.add(kind, *m.last_step, m.step_weight);
+        items.push_back({sync_key(m), kind, &m.step});
       }
     }
     synchronise(items, *collectives, fmt::format("step {}", global_step));
@@ -442,9 +445,8 @@ Values MetricAggregator::step_values(int64_t global_step, Collectives* collectiv
     Metric& m = state_->metrics[i];
     m.step_pending = false;
     if (!m.options.logger) continue;
-    const auto kind = m.options.reduce_fx.kind();
-    out.set(m.step_name,
-            m.step.result(kind == ReduceFx::Kind::custom ? ReduceFx::Kind::mean : kind));
+    const bool synchronised = distributed(collectives) && m.options.synchronised();
+    out.set(m.step_name, synchronised ? m.step.result(m.options.reduce_fx.kind()) : *m.last_step);
   }
   pending.clear();
   return out;

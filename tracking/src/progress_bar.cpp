@@ -186,8 +186,12 @@ void ProgressBar::start_epoch(int64_t epoch, std::optional<int64_t> total_steps,
 
 void ProgressBar::update(int64_t steps) {
   state_->done += steps;
-  if (!state_->enabled || !state_->line_open) return;
-  if (state_->now() - state_->last_draw >= state_->options.refresh_interval) state_->draw();
+  if (redraw_due()) state_->draw();
+}
+
+bool ProgressBar::redraw_due() const {
+  return state_->enabled && state_->line_open &&
+         state_->now() - state_->last_draw >= state_->options.refresh_interval;
 }
 
 void ProgressBar::set_metrics(const Values& metrics) {

@@ -62,6 +62,9 @@ class ProgressBar {
                    std::string description = {});
   // Counts steps done in this epoch; redraws if refresh_interval has passed since the last draw.
   void update(int64_t steps = 1);
+  // True when the bar is drawing and the next update() will redraw: callers can skip building the
+  // metrics for set_metrics on the other steps.
+  bool redraw_due() const;
   // The metrics shown after the rate (e.g. MetricAggregator::prog_bar_values()); scalars and
   // strings are shown, other kinds are skipped. Drawn at the next redraw.
   void set_metrics(const Values& metrics);
