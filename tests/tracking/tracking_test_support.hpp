@@ -105,6 +105,20 @@ inline std::string run_python(const std::string& code, const std::filesystem::pa
   return output;
 }
 
+// The message of the E that f throws; fails the test when f throws nothing or something else.
+template <class E, class F>
+std::string thrown(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    FAIL("threw another exception type: " << e.what());
+  }
+  FAIL("threw nothing");
+  return {};
+}
+
 // The one version_<N> directory under dir/name.
 inline std::filesystem::path only_version_dir(const std::filesystem::path& base) {
   std::vector<std::filesystem::path> found;

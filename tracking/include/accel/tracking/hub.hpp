@@ -1,0 +1,183 @@
+#pragma once
+// accel::TrackerHub: owns a run's trackers and feeds them without ever blocking the training loop.
+//
+//   TrackerHub hub({.project_dir = "runs"});
+//   hub.init_trackers("digits", {{"lr", 1e-3}}, {"csv", "jsonl", std::make_shared<MyTracker>()});
+//   hub.log({{"train/loss", 0.25}, {"train/acc", 0.9}}, step);
+//   auto report = hub.end_training();   // flush, finish, report what could not be delivered
+//
+// Promises:
+//   - log() only validates, copies the values once (shared by every tracker) and enqueues. Each tracker
+//     has its own worker thread and a queue bounded by bytes (queue_bytes); a slow or hung tracker
+//     never slows log() or the other trackers.
+//   - No value is lost silently: when a queue is full, or a tracker throws accel::TrackerUnavailable,
+//     records go to that tracker's on-disk journal (see journal.hpp; 0600, fsynced by flush()) and are
+//     delivered in order, exactly once, when the backend is back (retried with exponential backoff) or
+//     at end_training. What is still undelivered when end_training's timeout passes is reported (and
+//     printed), and its journal file is kept.
+//   - A tracker that throws anything else is disabled with one warning naming it and the error; the
+//     others go on. With strict = true the error is instead thrown (accel::TrackerError, nesting the
+//     original) from the next log(), flush() or end_training() on the training thread.
+//   - Main-process gating: on a non-main process only trackers whose main_process_only() is false are
+//     created; get_tracker there returns a no-op tracker for the others and never throws.
+//   - With handle_signals (default), SIGTERM/SIGINT make the hub flush and finish every tracker with
+//     RunStatus::killed, then the signal's default action proceeds (the process ends as it would
+//     have). The work is done on a helper thread; the handler itself only writes one byte to a pipe.
+//     Only installed when the signal's disposition is the default one.
+//
+// Bad input: empty/whitespace keys, malformed images/histograms/tables → accel::InvalidValue (nothing
+// is logged); log before init_trackers or after end_training → accel::UsageError; unknown tracker names →
+// accel::InvalidValue listing the registered ones. Steps that go backwards are logged anyway, with one
+// warning per tracker and key.
+//
+// Thread-safety: init_trackers, log, flush and end_training are meant for the training thread; they
+// are internally synchronised (end_training may also come from the signal helper thread). get_tracker
+// returns the tracker the worker thread is using: calling into it is the caller's responsibility.
+#include <any>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <condition_variable>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "accel/tracking/collectives.hpp"
+#include "accel/tracking/general_tracker.hpp"
+#include "accel/tracking/log_with.hpp"
+#include "accel/tracking/values.hpp"
+
+namespace accel {
+
+namespace detail {
+class TrackerChannel;
+struct ErrorSlot;
+}  // namespace detail
+
+struct TrackerHubOptions {
+  bool is_main_process = true;
+  int rank = 0;
+  int world_size = 1;
+  std::filesystem::path project_dir;
+  // Where trackers write; empty = project_dir (Accelerate's ProjectConfiguration).
+  std::filesystem::path logging_dir;
+  // A failing tracker throws on the training thread instead of being disabled.
+  bool strict = false;
+  // Per-tracker bound of queued records (approximate bytes) before they spill to the journal.
+  std::size_t queue_bytes = std::size_t{64} << 20;
+  // How long flush() waits for the trackers to catch up.
+  std::chrono::milliseconds flush_timeout{10'000};
+  // How long end_training() waits for the trackers to deliver everything and finish.
+  std::chrono::milliseconds end_training_timeout{30'000};
+  // Journal files; empty = <logging_dir>/.accel_journal, or a directory under the system temp dir
+  // when no logging directory is set.
+  std::filesystem::path journal_dir;
+  // Backoff between attempts while a backend is unavailable (doubling from initial up to max).
+  std::chrono::milliseconds retry_initial_delay{100};
+  std::chrono::milliseconds retry_max_delay{5'000};
+  // Flush and finish (RunStatus::killed) on SIGTERM/SIGINT, then let the signal end the process.
+  bool handle_signals = true;
+  // Collective operations for sync_dist; not owned; nullptr = this process only.
+  Collectives* collectives = nullptr;
+};
+
+// What became of one tracker's records.
+struct TrackerDelivery {
+  std::string name;
+  uint64_t logged = 0;       // log() calls accepted for this tracker
+  uint64_t delivered = 0;    // of those, delivered to the tracker
+  uint64_t undelivered = 0;  // logged - delivered
+  std::string error;         // why the tracker was disabled, or why records remain; empty if none
+  std::filesystem::path journal;  // the journal kept on disk with undelivered records, if any
+  bool timed_out = false;    // the tracker did not finish within end_training_timeout
+};
+
+struct EndTrainingReport {
+  std::vector<TrackerDelivery> trackers;
+  // True when every tracker got every record and finished without error.
+  bool complete() const;
+};
+
+class TrackerHub {
+ public:
+  explicit TrackerHub(TrackerHubOptions options = {});
+  // Ends training (RunStatus::finished, or failed while an exception unwinds) if it was not ended.
+  ~TrackerHub();
+  TrackerHub(const TrackerHub&) = delete;
+  TrackerHub& operator=(const TrackerHub&) = delete;
+
+  // Creates the trackers named in log_with (see log_with.hpp), starts them and sends them config.
+  // init_kwargs is an object keyed by tracker name; each tracker receives its own entry.
+  // Throws accel::InvalidValue (unknown name, bad init_kwargs, duplicate tracker names, a tracker that
+  // needs a logging directory when none is set) and accel::UsageError when called twice.
+  void init_trackers(std::string_view project_name,
+                     const nlohmann::json& config = nlohmann::json::object(),
+                     const LogWith& log_with = {},
+                     const nlohmann::json& init_kwargs = nlohmann::json::object());
+
+  // Validates and enqueues one log call for every tracker. An empty Values is ignored.
+  void log(const Values& values, std::optional<int64_t> step = std::nullopt);
+  void log(Values&& values, std::optional<int64_t> step = std::nullopt);
+
+  // Waits (up to flush_timeout) for every tracker to receive what was logged so far and flush it;
+  // fsyncs journals. Returns false when some tracker did not catch up in time.
+  bool flush();
+
+  // Delivers what is left (up to end_training_timeout), finishes every tracker with status, prints
+  // and returns what could not be delivered. Throws accel::UsageError when called twice.
+  EndTrainingReport end_training(RunStatus status = RunStatus::finished);
+
+  // The tracker named name. On the main process: throws accel::InvalidValue when no such tracker was
+  // started (or accel::UsageError before init_trackers). On other processes: a no-op tracker when
+  // this rank does not run it; never throws.
+  GeneralTracker& get_tracker(std::string_view name);
+  // The backend's own handle (GeneralTracker::tracker()); empty on processes that do not run it.
+  std::any get_tracker_handle(std::string_view name);
+  // The handle as H* when the tracker's handle is an H* (e.g. TensorBoardWriter*); else nullptr.
+  // (For handles held by value, std::any_cast the result of get_tracker_handle.)
+  template <class H>
+  H* get_tracker_handle_as(std::string_view name);
+
+  // The trackers running on this process, in log_with order.
+  std::vector<GeneralTracker*> trackers();
+  bool is_main_process() const { return options_.is_main_process; }
+  const TrackerHubOptions& options() const { return options_; }
+  // Where trackers write (logging_dir, else project_dir; may be empty).
+  std::filesystem::path logging_dir() const;
+
+ private:
+  enum class State { created, active, ending, ended };
+
+  void enqueue(std::shared_ptr<const Values> values, std::optional<int64_t> step);
+  void rethrow_pending_error();
+  void on_signal();
+  std::filesystem::path journal_dir() const;
+
+  TrackerHubOptions options_;
+  std::shared_ptr<detail::ErrorSlot> errors_;
+  std::vector<std::shared_ptr<detail::TrackerChannel>> channels_;
+  std::map<std::string, std::unique_ptr<GeneralTracker>, std::less<>> no_op_trackers_;
+
+  mutable std::mutex state_mutex_;
+  std::condition_variable ended_cv_;
+  State state_ = State::created;
+  bool ended_by_signal_ = false;
+  bool signals_attached_ = false;
+  EndTrainingReport last_report_;
+};
+
+template <class H>
+H* TrackerHub::get_tracker_handle_as(std::string_view name) {
+  std::any handle = get_tracker_handle(name);
+  if (auto* pointer = std::any_cast<H*>(&handle)) return *pointer;
+  return nullptr;
+}
+
+}  // namespace accel

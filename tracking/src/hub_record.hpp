@@ -1,0 +1,54 @@
+#pragma once
+// What TrackerHub hands a tracker's worker: one record, sharing its payload with the other trackers,
+// and RecordQueue, the byte-bounded FIFO between the training thread and one worker.
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "accel/tracking/journal.hpp"
+#include "accel/tracking/values.hpp"
+
+namespace accel::detail {
+
+// One record. values/config are immutable and shared by every tracker's queue (one copy per log call).
+struct HubRecord {
+  RecordKind kind = RecordKind::log;
+  std::optional<int64_t> step;
+  std::shared_ptr<const Values> values;          // kind == log
+  std::shared_ptr<const nlohmann::json> config;  // kind == config
+  RunStatus status = RunStatus::finished;        // kind == finish
+  std::chrono::system_clock::time_point time{};
+  std::size_t bytes = 0;  // what the record counts against the queue's byte bound
+
+  JournalRecord to_journal_record() const;
+  static HubRecord from_journal_record(JournalRecord record);
+};
+
+// A FIFO ring buffer that also counts the bytes of the records it holds. Grows by doubling, so a
+// steady stream of push_back/pop_front allocates nothing. Not thread-safe (used under a lock).
+class RecordQueue {
+ public:
+  bool empty() const { return size_ == 0; }
+  std::size_t size() const { return size_; }
+  std::size_t bytes() const { return bytes_; }
+
+  void push_back(HubRecord record);
+  void push_front(HubRecord record);
+  HubRecord pop_front();
+  // Moves every record, oldest first, to the end of out.
+  void drain_into(std::vector<HubRecord>& out);
+
+ private:
+  void grow();
+
+  std::vector<HubRecord> ring_;
+  std::size_t head_ = 0;
+  std::size_t size_ = 0;
+  std::size_t bytes_ = 0;
+};
+
+}  // namespace accel::detail
