@@ -217,12 +217,14 @@ std::string default_config_text(const std::string& mixed_precision, int gpu_coun
   out << YAML::BeginMap;
   out << YAML::Key << "compute_environment" << YAML::Value << "LOCAL_MACHINE";
   out << YAML::Key << "debug" << YAML::Value << false;
-  out << YAML::Key << "distributed_type" << YAML::Value << (gpu_count > 1 ? "MULTI_GPU" : "NO");
+  // Quoted: YAML 1.1 readers (PyYAML, which accelerate uses) take a bare NO or no for false.
+  out << YAML::Key << "distributed_type" << YAML::Value << YAML::SingleQuoted
+      << (gpu_count > 1 ? "MULTI_GPU" : "NO");
   out << YAML::Key << "downcast_bf16" << YAML::Value << false;
   out << YAML::Key << "enable_cpu_affinity" << YAML::Value << false;
   out << YAML::Key << "machine_rank" << YAML::Value << 0;
   out << YAML::Key << "main_training_function" << YAML::Value << "main";
-  out << YAML::Key << "mixed_precision" << YAML::Value << mixed_precision;
+  out << YAML::Key << "mixed_precision" << YAML::Value << YAML::SingleQuoted << mixed_precision;
   out << YAML::Key << "num_machines" << YAML::Value << 1;
   out << YAML::Key << "num_processes" << YAML::Value << (cpu ? 1 : gpu_count);
   out << YAML::Key << "rdzv_backend" << YAML::Value << "static";
