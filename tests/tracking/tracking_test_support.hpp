@@ -91,7 +91,7 @@ inline std::string run_python(const std::string& code, const std::filesystem::pa
   auto script = std::filesystem::temp_directory_path() /
                 ("accel_tracking_test_" + std::to_string(::getpid()) + ".py");
   std::ofstream(script) << code;
-  std::string command = std::string(ACCEL_PYTHON) + " " + script.string() + " '" + arg.string() + "' 2>&1";
+  std::string command = std::string(ACCEL_PYTHON) + " -W ignore " + script.string() + " '" + arg.string() + "' 2>&1";
   std::string output;
   FILE* pipe = ::popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
