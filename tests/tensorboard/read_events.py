@@ -14,6 +14,7 @@ Output keys:
   images       {tag: [{step, width, height, channels, pixels(hex)}]} decoded with PIL
   histograms   {tag: [{step, min, max, num, sum, sum_squares, bucket_limit, bucket}]}
   hparams      {tag: HParamsPluginData as a dict} from PluginTagToContent("hparams")
+  custom_scalars_layout  the run's latest Custom Scalars Layout as a dict, or null
   hparams_yaml the parsed hparams.yaml, or null
 """
 import glob
@@ -110,6 +111,12 @@ def main(run_dir):
     for tag, content in plugin_tags(acc, "hparams").items():
         data = plugin_data_pb2.HParamsPluginData.FromString(content)
         out["hparams"][tag] = json_format.MessageToDict(data, preserving_proto_field_name=True)
+    out["custom_scalars_layout"] = None
+    if "custom_scalars__config__" in tags["tensors"]:
+        from tensorboard.plugins.custom_scalar import layout_pb2
+        latest = acc.Tensors("custom_scalars__config__")[-1]
+        layout = layout_pb2.Layout.FromString(tensor_util.make_ndarray(latest.tensor_proto).item())
+        out["custom_scalars_layout"] = json_format.MessageToDict(layout, preserving_proto_field_name=True)
     yaml_path = os.path.join(run_dir, "hparams.yaml")
     out["hparams_yaml"] = None
     if os.path.exists(yaml_path):

@@ -43,6 +43,7 @@ json query(const std::filesystem::path& logdir, const std::string& load_fast) {
       {"text", {"/data/plugin/text/text", {{"run", "run_a"}, {"tag", "summary"}}}},
       {"histograms", {"/data/plugin/histograms/histograms", {{"run", "run_a"}, {"tag", "weights"}}}},
       {"image_tags", {"/data/plugin/images/tags", json::object()}},
+      {"layout", {"/data/plugin/custom_scalars/layout", json::object()}},
       {"experiment", {"/data/plugin/hparams/experiment", {{"request", {{"experimentName", ""}}}}}},
       {"session_groups",
        {"/data/plugin/hparams/session_groups",
@@ -79,6 +80,11 @@ TEST_CASE("a real tensorboard server shows what we logged, HParams tab included"
       REQUIRE(seen["histograms"].size() == 1);
       CHECK(seen["histograms"][0][1] == 20);
       CHECK(seen["image_tags"]["run_a"].contains("digit"));
+      // Custom Scalars tab: one chart per ScalarGroup key, its series overlaid (merged over both runs).
+      auto charts = seen["layout"]["category"][0]["chart"];
+      REQUIRE(charts.size() == 1);
+      CHECK(charts[0]["title"] == "loss");
+      CHECK(charts[0]["multiline"]["tag"] == json::array({"^loss/val$"}));
 
       auto experiment = seen["experiment"];
       std::set<std::string> hparams, metrics;

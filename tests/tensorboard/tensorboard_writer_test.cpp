@@ -70,7 +70,7 @@ TEST_CASE("scalars, text, images and histograms read back exactly with EventAccu
   json seen = read_events(run);
   CHECK(seen["file_version"] == "brain.Event:2");
   CHECK(seen["reencode_mismatches"] == 0);  // our hand-encoded scalar events are canonical protobuf
-  CHECK(seen["records"] == 1 + 50 + 2 + 2 + 1 + 4 + 2);
+  CHECK(seen["records"] == 1 + 50 + 2 + 2 + 1 + 1 + 4 + 2);  // + the Custom Scalars layout
 
   auto loss = seen["scalars"]["train/loss"];
   REQUIRE(loss.size() == 50);
@@ -83,6 +83,9 @@ TEST_CASE("scalars, text, images and histograms read back exactly with EventAccu
   CHECK(seen["scalars"]["loss/train"][0][1].get<double>() == as_float32(0.3));
   CHECK(seen["scalars"]["loss/val"][0][0] == 7);
   CHECK(seen["scalars"].size() == 5);  // no stray series
+  // The Custom Scalars tab overlays a group's series in one chart, as add_scalars' runs would.
+  CHECK(seen["custom_scalars_layout"] == json::parse(R"({"category": [{"title": "scalar groups",
+        "chart": [{"title": "loss", "multiline": {"tag": ["^loss/train$", "^loss/val$"]}}]}]})"));
   CHECK(seen["texts"]["notes"] == json::array({json::array({3, "héllo **markdown**"})}));
 
   auto image_check = [&](const char* tag, const Image& image, const char* mode) {

@@ -152,11 +152,10 @@ void TensorBoardTracker::log(const Values& values, std::optional<int64_t> step) 
       } else if (const auto* table = value.get_if<Table>()) {
         writer.add_text(tag, table_to_markdown(*table), s);
       } else if (const auto* group = value.get_if<ScalarGroup>()) {
-        for (const auto& [series, v] : group->series) {
-          const std::string& series_tag = tag_for(key + "/" + series);
-          writer.add_scalar(series_tag, v, s);
-          note_scalar(series_tag);
-        }
+        std::vector<std::string> series_tags;
+        for (const auto& entry : group->series) series_tags.push_back(tag_for(key + "/" + entry.first));
+        writer.add_scalars(tag, *group, s);  // tags "<tag>/<series>" + the Custom Scalars chart
+        for (const auto& series_tag : series_tags) note_scalar(series_tag);
       }
     } catch (const InvalidValue& e) {
       problems.emplace_back(e.what());

@@ -17,6 +17,7 @@
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/key_rules.hpp"
 #include "accel/tracking/png_encoder.hpp"
+#include "tensorboard_custom_scalar_layout.pb.h"
 #include "tensorboard_event.pb.h"
 #include "tensorboard_hparams_plugin_data.pb.h"
 
@@ -30,6 +31,8 @@ constexpr std::string_view kWriterName = "accel";
 constexpr std::string_view kExperimentTag = "_hparams_/experiment";
 constexpr std::string_view kSessionStartTag = "_hparams_/session_start_info";
 constexpr std::string_view kSessionEndTag = "_hparams_/session_end_info";
+constexpr std::string_view kCustomScalarsTag = "custom_scalars__config__";
+constexpr std::string_view kScalarGroupsCategory = "scalar groups";
 
 std::atomic<int> g_file_counter{0};  // the <n> of events.out.tfevents.<secs>.<host>.<pid>.<n>
 
@@ -192,6 +195,16 @@ void fill_histogram(tensorboard::HistogramProto& proto, const Histogram& h, std:
     proto.add_bucket_limit(i + 1 == kBuckets ? hi : lo + width * (i + 1));
     proto.add_bucket(counts[static_cast<std::size_t>(i)]);
   }
+}
+
+// A tag as a regular expression matching exactly that tag (Custom Scalars charts select tags by regex).
+std::string exact_tag_regex(std::string_view tag) {
+  std::string out = "^";
+  for (char c : tag) {
+    if (std::string_view(".^$|()[]{}*+?\\").find(c) != std::string_view::npos) out += '\\';
+    out += c;
+  }
+  return out + "$";
 }
 
 std::filesystem::path make_events_file_name(const std::filesystem::path& dir, const std::string& suffix) {
@@ -384,9 +397,42 @@ void TensorBoardWriter::add_scalar(std::string_view tag, double value, int64_t s
 void TensorBoardWriter::add_scalars(std::string_view main_tag, const ScalarGroup& group, int64_t step,
                                     std::optional<double> wall_time) {
   const double when = wall_time ? *wall_time : now_seconds();
-  for (const auto& [name, value] : group.series) {
-    add_scalar(fmt::format("{}/{}", main_tag, name), value, step, when);
+  const std::string chart = clean_tag(main_tag);
+  std::vector<std::string> tags;
+  for (const auto& [name, value] : group.series) tags.push_back(clean_tag(fmt::format("{}/{}", main_tag, name)));
+  for (std::size_t i = 0; i < tags.size(); ++i) add_scalar(tags[i], group.series[i].second, step, when);
+
+  // Keep the Custom Scalars layout in step: one multi-line chart per group, all its series overlaid
+  // (what add_scalars' extra runs are usually for). Rewritten only when a group or series is new;
+  // TensorBoard uses the run's latest layout.
+  std::lock_guard lock(layout_mutex_);
+  auto group_it = std::find_if(scalar_groups_.begin(), scalar_groups_.end(),
+                               [&](const auto& g) { return g.first == chart; });
+  if (group_it == scalar_groups_.end()) group_it = scalar_groups_.insert(scalar_groups_.end(), {chart, {}});
+  bool changed = false;
+  for (auto& tag : tags) {
+    if (std::find(group_it->second.begin(), group_it->second.end(), tag) == group_it->second.end()) {
+      group_it->second.push_back(std::move(tag));
+      changed = true;
+    }
   }
+  if (!changed) return;
+  tensorboard::Layout layout;
+  auto* category = layout.add_category();
+  category->set_title(std::string(kScalarGroupsCategory));
+  for (const auto& [title, series] : scalar_groups_) {
+    auto* c = category->add_chart();
+    c->set_title(title);
+    for (const auto& tag : series) c->mutable_multiline()->add_tag(exact_tag_regex(tag));
+  }
+  tensorboard::Event event;
+  auto& v = Encoder::new_value(event, kCustomScalarsTag, step, when);
+  v.mutable_metadata()->mutable_plugin_data()->set_plugin_name("custom_scalars");
+  auto* tensor = v.mutable_tensor();
+  tensor->set_dtype(tensorboard::DT_STRING);
+  tensor->mutable_tensor_shape();
+  tensor->add_string_val(layout.SerializeAsString());
+  locked_append([&](TfeventsRecordWriter& out) { Encoder::append_event(out, event); });
 }
 
 void TensorBoardWriter::add_text(std::string_view tag, std::string_view text, int64_t step,

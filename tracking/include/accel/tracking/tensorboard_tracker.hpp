@@ -7,7 +7,8 @@
 // (the directory Accelerate's TensorBoardTracker uses: logging_dir joined with the project name, made
 // safe as one directory name). Values: int/float → scalar; string → text; Image → PNG image;
 // Histogram → histogram; Table → text (a markdown table); ScalarGroup → one scalar series per entry,
-// tag "<key>/<name>", in this run (torch's add_scalars would create one extra run per entry instead).
+// tag "<key>/<name>", in this run (torch's add_scalars would create one extra run per entry instead),
+// and a Custom Scalars chart "<key>" that overlays the entries (see TensorBoardWriter::add_scalars).
 // A log call without step uses the number of log calls made before it as the step.
 // Keys are cleaned like SummaryWriter cleans tags (see TensorBoardWriter::clean_tag); two keys that clean
 // to the same tag are rejected (accel::InvalidValue) instead of being merged into one series.

@@ -6,7 +6,9 @@
 // What TensorBoard shows for each call:
 //   add_scalar     Scalars tab; float32 `simple_value` like SummaryWriter (double_precision=true: a
 //                  DT_DOUBLE tensor of plugin "scalars", like SummaryWriter(new_style, double_precision)).
-//   add_scalars    one series per entry, tag "<main_tag>/<name>", in this same run (no sub-runs).
+//   add_scalars    one series per entry, tag "<main_tag>/<name>", in this same run (no sub-runs: torch's
+//                  add_scalars makes one extra run per entry), plus a Custom Scalars tab layout with one
+//                  chart per main_tag overlaying its series — the picture add_scalars is used for.
 //   add_text       Text tab (plugin "text", DT_STRING tensor); the tag is kept as given.
 //   add_image      Images tab (Summary.Image holding PNG bytes).
 //   add_histogram  Histograms/Distributions tabs (HistogramProto; samples go into 30 equal-width buckets).
@@ -34,6 +36,8 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -121,6 +125,8 @@ class TensorBoardWriter {
   mutable std::mutex mutex_;
   std::condition_variable_any flush_wakeup_;
   std::unique_ptr<TfeventsRecordWriter> records_;  // guarded by mutex_
+  std::mutex layout_mutex_;                        // orders add_scalars' layout updates
+  std::vector<std::pair<std::string, std::vector<std::string>>> scalar_groups_;  // guarded by layout_mutex_
   bool failure_reported_ = false;                  // guarded by mutex_
   bool closed_ = false;                            // guarded by mutex_
   std::jthread flusher_;                           // last member: stopped first on destruction
