@@ -1,6 +1,7 @@
 // The built-in trackers log_with may name. One line per tracker: add yours to the list.
 #include "accel/tracking/csv_tracker.hpp"
 #include "accel/tracking/jsonl_tracker.hpp"
+#include "accel/tracking/mlflow_tracker.hpp"
 #include "accel/tracking/registry.hpp"
 #include "accel/tracking/tensorboard_tracker.hpp"
 
@@ -11,6 +12,7 @@ std::vector<TrackerRegistration> builtin_trackers() {
       CsvTracker::registration(),
       JsonlTracker::registration(),
       TensorBoardTracker::registration(),
+      MlflowTracker::registration(),
   };
 }
 

@@ -406,6 +406,36 @@ bool MlflowClient::reachable() {
   }
 }
 
+void MlflowClient::check_credentials() {
+  const std::string url =
+      fmt::format("{}{}experiments/get-by-name{}", config_.tracking_uri, kApi,
+                  query_string({{"experiment_name", config_.experiment_name.empty()
+                                                        ? std::string("Default")
+                                                        : config_.experiment_name}}));
+  HttpOptions quick = config_.http;
+  quick.connect_timeout = std::min(quick.connect_timeout, std::chrono::milliseconds(3000));
+  quick.request_timeout = std::min(quick.request_timeout, std::chrono::milliseconds(5000));
+  HttpClient http(quick);
+  http.set_authorization(config_.authorization());
+  HttpResponse response;
+  try {
+    response = http.send("GET", url);
+  } catch (const HttpTransportError&) {
+    return;  // unreachable: the tracker journals and retries; not a credentials problem
+  }
+  if (response.status == 401 || response.status == 403) {
+    auto [error_code, message] = parse_error(response.body);
+    throw TrackerError(fmt::format(
+        "MLflow server {} rejected the credentials (HTTP {}{}): {}", config_.tracking_uri,
+        response.status, message.empty() ? "" : ", " + message,
+        config_.authorization().empty()
+            ? "the server requires authentication; set MLFLOW_TRACKING_USERNAME and "
+              "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+            : "check MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
+              "and the user's permissions"));
+  }
+}
+
 nlohmann::json MlflowClient::get_run() {
   require_run();
   return call("GET", "runs/get", {{"run_id", run_id()}}).at("run");

@@ -94,6 +94,9 @@ class MlflowClient {
 
   // One attempt, no retries: does the server answer GET /health with 200? Never throws.
   bool reachable();
+  // One attempt, short timeout: throws accel::TrackerError when the server rejects the credentials
+  // (401/403). Returns quietly otherwise, also when the server cannot be reached.
+  void check_credentials();
 
   // GET runs/get for this run (the raw JSON "run" object).
   nlohmann::json get_run();
