@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -135,9 +136,14 @@ int supervise(const JobCommand& job, const SupervisorOptions& options) {
     kill(-launcher, SIGKILL);
   };
 
+  // Readable when mpirun/srun exits, so the supervisor returns at once (-1 on old kernels: the
+  // poll timeout then bounds the delay).
+  const int launcher_fd = static_cast<int>(syscall(SYS_pidfd_open, launcher, 0));
   while (!wait_status || stderr_fd >= 0) {
-    pollfd fds[2] = {{signal_pipe[0], POLLIN, 0}, {stderr_fd, POLLIN, 0}};
-    const int ready = poll(fds, stderr_fd >= 0 ? 2 : 1, wait_status ? 0 : kPollMs);
+    pollfd fds[3] = {{signal_pipe[0], POLLIN, 0},
+                     {stderr_fd, POLLIN, 0},
+                     {wait_status ? -1 : launcher_fd, POLLIN, 0}};
+    const int ready = poll(fds, 3, wait_status ? 0 : kPollMs);
     if (ready < 0 && errno != EINTR) break;
 
     unsigned char signal_byte;
@@ -201,6 +207,7 @@ int supervise(const JobCommand& job, const SupervisorOptions& options) {
     wait_status = status;
   }
   for (int signal : kInterruptSignals) std::signal(signal, SIG_DFL);
+  if (launcher_fd >= 0) close(launcher_fd);
   close(signal_pipe[0]);
   close(signal_pipe[1]);
 
