@@ -151,5 +151,5 @@ print(json.dumps(d, ensure_ascii=False))
 }
 
 TEST_CASE("csv needs a logging directory") {
-  CHECK_THROWS_AS(CsvTracker(TrackerInit{"run", "", nlohmann::json::object()}), InvalidValue);
+  CHECK_THROWS_AS(CsvTracker(TrackerInit{"run", "", nlohmann::json::object(), ""}), InvalidValue);
 }

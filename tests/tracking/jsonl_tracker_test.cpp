@@ -71,5 +71,5 @@ print(a["time"])
 }
 
 TEST_CASE("jsonl needs a logging directory") {
-  CHECK_THROWS_AS(JsonlTracker(TrackerInit{"run", "", nlohmann::json::object()}), InvalidValue);
+  CHECK_THROWS_AS(JsonlTracker(TrackerInit{"run", "", nlohmann::json::object(), ""}), InvalidValue);
 }

@@ -14,7 +14,7 @@ TEST_CASE("csv and jsonl are built in") {
   REQUIRE(csv);
   CHECK(csv->requires_logging_directory);
   CHECK(csv->main_process_only);
-  auto tracker = csv->factory(TrackerInit{"run", "/tmp/unused", nlohmann::json::object()});
+  auto tracker = csv->factory(TrackerInit{"run", "/tmp/unused", nlohmann::json::object(), ""});
   CHECK(tracker->name() == "csv");
   CHECK_FALSE(find_tracker("no_such_tracker"));
 }
@@ -27,7 +27,7 @@ TEST_CASE("a user class is registered under a name and can replace it") {
                     .unavailable_reason = {}});
   auto found = find_tracker("registry_test_tracker");
   REQUIRE(found);
-  CHECK(found->factory(TrackerInit{"first", {}, {}})->name() == "first");
+  CHECK(found->factory(TrackerInit{"first", {}, {}, ""})->name() == "first");
   register_tracker({.name = "registry_test_tracker",
                     .factory = [](const TrackerInit&) { return std::make_unique<test::RecordingTracker>("second"); },
                     .unavailable_reason = [] { return std::optional<std::string>("no server"); }});

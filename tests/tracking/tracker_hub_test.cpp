@@ -291,3 +291,18 @@ TEST_CASE("options are validated") {
   o.queue_bytes = 0;
   CHECK_THROWS_AS(TrackerHub(o), InvalidValue);
 }
+
+TEST_CASE("csv and jsonl of one run share its version directory; the next run gets the next one") {
+  ScratchDir dir;
+  for (int run = 0; run < 2; ++run) {
+    TrackerHub hub(options_in(dir));
+    hub.init_trackers("proj", {}, {"csv", "jsonl"});
+    hub.log({{"x", run}}, 0);
+    hub.end_training();
+  }
+  for (const char* version : {"version_0", "version_1"}) {
+    CHECK(std::filesystem::exists(dir.path() / "proj" / version / "metrics.csv"));
+    CHECK(std::filesystem::exists(dir.path() / "proj" / version / "metrics.jsonl"));
+  }
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "proj" / "version_2"));
+}

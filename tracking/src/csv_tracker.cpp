@@ -123,7 +123,7 @@ TrackerRegistration CsvTracker::registration() {
 }
 
 void CsvTracker::start() {
-  log_dir_ = create_version_directory(child_directory(init_.logging_dir, init_.run_name));
+  log_dir_ = create_version_directory(child_directory(init_.logging_dir, init_.run_name), init_.run_id);
   metrics_path_ = log_dir_ / "metrics.csv";
 }
 

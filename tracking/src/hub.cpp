@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <exception>
 #include <set>
@@ -95,6 +96,7 @@ TrackerHub::TrackerHub(TrackerHubOptions options)
   if (options_.collectives) {
     options_.rank = options_.collectives->rank();
     options_.world_size = options_.collectives->world_size();
+    options_.is_main_process = options_.rank == 0;
   }
   if (options_.queue_bytes == 0) {
     throw InvalidValue("TrackerHubOptions: queue_bytes = 0; give the queue room for at least one "
@@ -160,6 +162,10 @@ void TrackerHub::init_trackers(std::string_view project_name, const json& config
     return json::object();
   };
 
+  static std::atomic<uint64_t> runs{0};
+  const std::string run_id = fmt::format(
+      "{}-{}-{}", ::getpid(),
+      std::chrono::system_clock::now().time_since_epoch().count(), runs.fetch_add(1));
   std::vector<std::shared_ptr<GeneralTracker>> selected;
   std::set<std::string, std::less<>> names;
   std::vector<std::string> skipped;
@@ -183,7 +189,7 @@ void TrackerHub::init_trackers(std::string_view project_name, const json& config
       names.insert(registration.name);
       return;
     }
-    TrackerInit init{std::string(project_name), dir, kwargs_for(registration.name)};
+    TrackerInit init{std::string(project_name), dir, kwargs_for(registration.name), run_id};
     std::shared_ptr<GeneralTracker> tracker = registration.factory(init);
     if (!tracker) {
       throw InvalidValue(fmt::format("init_trackers: the factory of tracker '{}' returned nothing",

@@ -67,7 +67,7 @@ TrackerRegistration JsonlTracker::registration() {
 }
 
 void JsonlTracker::start() {
-  log_dir_ = create_version_directory(child_directory(init_.logging_dir, init_.run_name));
+  log_dir_ = create_version_directory(child_directory(init_.logging_dir, init_.run_name), init_.run_id);
   out_.open(log_dir_ / "metrics.jsonl", std::ios::binary | std::ios::app);
   if (!out_) throw TrackerError(fmt::format("jsonl: cannot open '{}'", (log_dir_ / "metrics.jsonl").string()));
 }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <map>
+#include <mutex>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -106,7 +108,15 @@ nlohmann::json json_safe_config(const nlohmann::json& config) {
   return safe_scalar(config);
 }
 
-std::filesystem::path create_version_directory(const std::filesystem::path& base) {
+std::filesystem::path create_version_directory(const std::filesystem::path& base,
+                                               std::string_view run_id) {
+  static std::mutex mutex;
+  static std::map<std::pair<std::string, std::string>, std::filesystem::path> run_directories;
+  std::lock_guard lock(mutex);
+  const auto key = std::make_pair(base.lexically_normal().string(), std::string(run_id));
+  if (!run_id.empty()) {
+    if (auto it = run_directories.find(key); it != run_directories.end()) return it->second;
+  }
   std::filesystem::create_directories(base);
   long next = 0;
   for (const auto& entry : std::filesystem::directory_iterator(base)) {
@@ -119,7 +129,10 @@ std::filesystem::path create_version_directory(const std::filesystem::path& base
   for (;; ++next) {
     auto dir = base / fmt::format("version_{}", next);
     std::error_code ec;
-    if (std::filesystem::create_directory(dir, ec)) return dir;
+    if (std::filesystem::create_directory(dir, ec)) {
+      if (!run_id.empty()) run_directories.emplace(key, dir);
+      return dir;
+    }
     if (ec) {
       throw TrackerError(fmt::format("cannot create run directory '{}': {}", dir.string(),
                                      ec.message()));

@@ -4,7 +4,8 @@
 //   <logging_dir>/<project>/version_<N>/metrics.csv    header "step,<key>,..." then one row per log call
 //   <logging_dir>/<project>/version_<N>/hparams.yaml   the configuration, nested as given
 //
-// N is one more than the highest existing version_<i> (0 for the first run). <project> is the run name
+// N is one more than the highest existing version_<i> (0 for the first run); trackers started by the
+// same init_trackers (csv and jsonl) share that directory. <project> is the run name
 // made safe as one directory name (see sanitize_path_component). Columns are "step" followed by the
 // keys in the order they first appeared; a row leaves the cells of keys it does not have empty. When a
 // key appears for the first time after rows were written, the file is rewritten with the wider header

@@ -84,7 +84,8 @@ struct TrackerHubOptions {
   std::chrono::milliseconds retry_max_delay{5'000};
   // Flush and finish (RunStatus::killed) on SIGTERM/SIGINT, then let the signal end the process.
   bool handle_signals = true;
-  // Collective operations for sync_dist; not owned; nullptr = this process only.
+  // Collective operations for sync_dist; not owned; nullptr = this process only. When set, rank,
+  // world_size and is_main_process (rank 0) are taken from it.
   Collectives* collectives = nullptr;
 };
 

@@ -5,6 +5,7 @@
 //   <logging_dir>/<project>/version_<N>/config.json     the configuration, nested as given
 //   <logging_dir>/<project>/version_<N>/media/          PNG files of logged images
 //
+// Started with csv by one init_trackers, both write into the same version_<N> directory.
 // "step" is null when the call had none; "time" is the wall time of the log call in seconds since the
 // Unix epoch. Values keep their key (any UTF-8; invalid UTF-8 bytes become U+FFFD) and are encoded as:
 //   int, float        a JSON number; NaN, +Inf, -Inf (not JSON) become the strings "NaN", "Infinity",

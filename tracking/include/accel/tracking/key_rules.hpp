@@ -44,7 +44,10 @@ std::vector<std::pair<std::string, nlohmann::json>> flatten_config(const nlohman
 nlohmann::json json_safe_config(const nlohmann::json& config);
 
 // Creates base/version_<N> with the smallest N above every existing version_<i> (Lightning's
-// CSVLogger convention); creation is atomic, so two writers never share a version directory.
-std::filesystem::path create_version_directory(const std::filesystem::path& base);
+// CSVLogger convention); creation is atomic, so two runs never share a version directory. Trackers
+// of the same run (same non-empty run_id, e.g. csv and jsonl started by one init_trackers) get the
+// same directory: the first one creates it, the others reuse it (within this process).
+std::filesystem::path create_version_directory(const std::filesystem::path& base,
+                                               std::string_view run_id = {});
 
 }  // namespace accel
