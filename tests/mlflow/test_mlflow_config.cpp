@@ -39,7 +39,10 @@ class ScopedEnv {
 };
 
 TrackerInit init(std::string project, nlohmann::json kwargs = nlohmann::json::object()) {
-  return TrackerInit{std::move(project), {}, std::move(kwargs)};
+  TrackerInit out;
+  out.run_name = std::move(project);
+  out.init_kwargs = std::move(kwargs);
+  return out;
 }
 
 }  // namespace

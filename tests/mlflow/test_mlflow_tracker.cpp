@@ -28,7 +28,10 @@ test::MlflowServer& server() {
 
 TrackerInit init(const std::string& experiment, json kwargs = json::object()) {
   kwargs["tracking_uri"] = server().uri();
-  return TrackerInit{experiment, {}, std::move(kwargs)};
+  TrackerInit out;
+  out.run_name = experiment;
+  out.init_kwargs = std::move(kwargs);
+  return out;
 }
 
 // Collects accel's warnings while alive.
@@ -241,9 +244,11 @@ TEST_CASE("bad input: keys, long values, a changed param, direct-client misuse")
 
 TEST_CASE("unreachable URI at start: clear warning, records refused fast for journaling") {
   const int port = test::free_port();  // nothing listens there
-  MlflowTracker tracker(TrackerInit{"nowhere", {},
-                                    {{"tracking_uri", "http://127.0.0.1:" + std::to_string(port)},
-                                     {"retry", {{"max_attempts", 2}, {"initial_backoff_ms", 10}}}}});
+  TrackerInit nowhere;
+  nowhere.run_name = "nowhere";
+  nowhere.init_kwargs = {{"tracking_uri", "http://127.0.0.1:" + std::to_string(port)},
+                         {"retry", {{"max_attempts", 2}, {"initial_backoff_ms", 10}}}};
+  MlflowTracker tracker(nowhere);
   CaptureWarnings captured;
   CHECK_NOTHROW(tracker.start());
   CHECK(captured.text().find("127.0.0.1:" + std::to_string(port)) != std::string::npos);
