@@ -1,13 +1,12 @@
 // CRC-32C: published check values, TensorBoard's masked CRC, hardware path == table path.
 #include "accel/tracking/crc32c.hpp"
 
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <numeric>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 using accel::crc32c;
 using accel::crc32c_portable;

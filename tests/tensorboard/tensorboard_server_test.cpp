@@ -1,10 +1,9 @@
-// What a user sees in the browser: a real `tensorboard` server (from .venv, on 127.0.0.1, stopped by
-// PID; see query_server.py) serves our runs through its HTTP data API — scalars, text, histograms,
-// images and the HParams tab (experiment + session groups with config next to metrics).
+// What a user sees in the browser: a real `tensorboard` server (from .venv, on 127.0.0.1, stopped
+// by PID; see query_server.py) serves our runs through its HTTP data API — scalars, text,
+// histograms, images and the HParams tab (experiment + session groups with config next to metrics).
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <set>
-
-#include <catch2/catch.hpp>
 
 #include "accel/tracking/tensorboard_tracker.hpp"
 #include "tensorboard_test_support.hpp"
@@ -20,37 +19,48 @@ using nlohmann::json;
 
 namespace {
 
-void write_run(const std::filesystem::path& logdir, const std::string& run, double lr, RunStatus status) {
-  TensorBoardTracker tracker(TrackerInit{run, logdir, {}});
+void write_run(const std::filesystem::path& logdir, const std::string& run, double lr,
+               RunStatus status) {
+  TensorBoardTracker tracker(accel::test::tracker_init(run, logdir));
   tracker.start();
-  tracker.store_init_configuration({{"lr", lr}, {"model", {{"hidden", 64}}}, {"optimizer", "adamw"}});
+  tracker.store_init_configuration(
+      {{"lr", lr}, {"model", {{"hidden", 64}}}, {"optimizer", "adamw"}});
   for (int64_t step = 0; step < 20; ++step) {
-    tracker.log({{"train/loss", lr * 1000 / (step + 1)}, {"loss", ScalarGroup{{{"val", 0.5 + step}}}}}, step);
+    tracker.log(
+        {{"train/loss", lr * 1000 / (step + 1)}, {"loss", ScalarGroup{{{"val", 0.5 + step}}}}},
+        step);
   }
-  tracker.log({{"summary", "**done**"}, {"weights", Histogram::from_samples({1, 2, 3, 4})},
+  tracker.log({{"summary", "**done**"},
+               {"weights", Histogram::from_samples({1, 2, 3, 4})},
                {"digit", Image{2, 2, 1, {0, 64, 128, 255}}}},
               20);
   tracker.finish(status);
 }
 
 json query(const std::filesystem::path& logdir, const std::string& load_fast) {
-  const json all_statuses = {"STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"};
+  const json all_statuses = {"STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE",
+                             "STATUS_RUNNING"};
   json queries = {
       {"runs", {"/data/runs", json::object()}},
       {"scalar_tags", {"/data/plugin/scalars/tags", json::object()}},
       {"loss", {"/data/plugin/scalars/scalars", {{"run", "run_a"}, {"tag", "train/loss"}}}},
       {"val", {"/data/plugin/scalars/scalars", {{"run", "run_b"}, {"tag", "loss/val"}}}},
       {"text", {"/data/plugin/text/text", {{"run", "run_a"}, {"tag", "summary"}}}},
-      {"histograms", {"/data/plugin/histograms/histograms", {{"run", "run_a"}, {"tag", "weights"}}}},
+      {"histograms",
+       {"/data/plugin/histograms/histograms", {{"run", "run_a"}, {"tag", "weights"}}}},
       {"image_tags", {"/data/plugin/images/tags", json::object()}},
       {"layout", {"/data/plugin/custom_scalars/layout", json::object()}},
       {"experiment", {"/data/plugin/hparams/experiment", {{"request", {{"experimentName", ""}}}}}},
       {"session_groups",
        {"/data/plugin/hparams/session_groups",
         {{"request",
-          {{"experimentName", ""}, {"allowedStatuses", all_statuses}, {"startIndex", 0}, {"sliceSize", 100},
+          {{"experimentName", ""},
+           {"allowedStatuses", all_statuses},
+           {"startIndex", 0},
+           {"sliceSize", 100},
            {"colParams", json::array({{{"hparam", "lr"}, {"order", "ORDER_ASC"}}})}}}}}}};
-  return accel::test::run_python_helper("query_server.py", {logdir.string(), load_fast, queries.dump()});
+  return accel::test::run_python_helper("query_server.py",
+                                        {logdir.string(), load_fast, queries.dump()});
 }
 
 }  // namespace
@@ -75,12 +85,14 @@ TEST_CASE("a real tensorboard server shows what we logged, HParams tab included"
         CHECK(loss[i][2].get<double>() == static_cast<float>(1.0 / (i + 1)));
       }
       CHECK(seen["val"][3][2] == 3.5);
-      CHECK_THAT(seen["text"][0]["text"].get<std::string>(), Catch::Contains("<strong>done</strong>"));
+      CHECK_THAT(seen["text"][0]["text"].get<std::string>(),
+                 Catch::Contains("<strong>done</strong>"));
       CHECK(seen["text"][0]["step"] == 20);
       REQUIRE(seen["histograms"].size() == 1);
       CHECK(seen["histograms"][0][1] == 20);
       CHECK(seen["image_tags"]["run_a"].contains("digit"));
-      // Custom Scalars tab: one chart per ScalarGroup key, its series overlaid (merged over both runs).
+      // Custom Scalars tab: one chart per ScalarGroup key, its series overlaid (merged over both
+      // runs).
       auto charts = seen["layout"]["category"][0]["chart"];
       REQUIRE(charts.size() == 1);
       CHECK(charts[0]["title"] == "loss");

@@ -4,18 +4,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
-
 #include "accel/tracking/crc32c.hpp"
+#include "accel/tracking/general_tracker.hpp"
 
 namespace accel::test {
 
@@ -38,6 +38,16 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// A TrackerInit as TrackerHub fills it (fields set by name, so new fields keep their defaults).
+inline accel::TrackerInit tracker_init(std::string run_name, std::filesystem::path logging_dir,
+                                       nlohmann::json init_kwargs = nlohmann::json::object()) {
+  accel::TrackerInit init;
+  init.run_name = std::move(run_name);
+  init.logging_dir = std::move(logging_dir);
+  init.init_kwargs = std::move(init_kwargs);
+  return init;
+}
+
 inline std::string shell_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -45,7 +55,8 @@ inline std::string shell_quote(const std::string& s) {
 }
 
 // Runs a helper script of tests/tensorboard with the .venv Python; returns its stdout as JSON.
-inline nlohmann::json run_python_helper(const std::string& script, const std::vector<std::string>& args) {
+inline nlohmann::json run_python_helper(const std::string& script,
+                                        const std::vector<std::string>& args) {
   std::string command = shell_quote(ACCEL_PYTHON) + " " +
                         shell_quote(std::string(ACCEL_SOURCE_DIR) + "/tests/tensorboard/" + script);
   for (const auto& a : args) command += " " + shell_quote(a);
@@ -70,7 +81,8 @@ inline nlohmann::json read_events(const std::filesystem::path& run_dir) {
 inline std::filesystem::path only_events_file(const std::filesystem::path& dir) {
   std::vector<std::filesystem::path> found;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    if (e.path().filename().string().find("tfevents") != std::string::npos) found.push_back(e.path());
+    if (e.path().filename().string().find("tfevents") != std::string::npos)
+      found.push_back(e.path());
   }
   REQUIRE(found.size() == 1);
   return found.front();

@@ -2,18 +2,17 @@
 // value, the file name, periodic flushing, a killed process, a refused write, and bad input.
 #include "accel/tracking/tensorboard_writer.hpp"
 
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
 #include <regex>
 #include <thread>
-
-#include <catch2/catch.hpp>
-#include <fmt/format.h>
 
 #include "accel/tracking/errors.hpp"
 #include "tensorboard_test_support.hpp"
@@ -37,11 +36,14 @@ std::string hex(const std::vector<uint8_t>& bytes) {
 
 Image gradient(int64_t h, int64_t w, int64_t c) {
   Image image{h, w, c, std::vector<uint8_t>(static_cast<std::size_t>(h * w * c))};
-  for (std::size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = static_cast<uint8_t>(i * 7 % 256);
+  for (std::size_t i = 0; i < image.pixels.size(); ++i)
+    image.pixels[i] = static_cast<uint8_t>(i * 7 % 256);
   return image;
 }
 
-double as_float32(double v) { return static_cast<double>(static_cast<float>(v)); }
+double as_float32(double v) {
+  return static_cast<double>(static_cast<float>(v));
+}
 
 }  // namespace
 
@@ -54,7 +56,8 @@ TEST_CASE("scalars, text, images and histograms read back exactly with EventAccu
   const std::vector<float> floats = {0.0F, 0.25F, 0.5F, 1.0F, 2.0F, -1.0F};
   {
     TensorBoardWriter writer(run);
-    for (int64_t step = 0; step < 50; ++step) writer.add_scalar("train/loss", 1.0 / (step + 1), step);
+    for (int64_t step = 0; step < 50; ++step)
+      writer.add_scalar("train/loss", 1.0 / (step + 1), step);
     writer.add_scalar("big/step", 0.5, int64_t{1} << 40);
     writer.add_scalar("negative/step", -2.5, -3);
     writer.add_scalars("loss", ScalarGroup{{{"train", 0.3}, {"val", 0.4}}}, 7);
@@ -142,11 +145,12 @@ TEST_CASE("the events file is named events.out.tfevents.<10-digit secs>.<host>.<
   TensorBoardWriter second(dir.path() / "b");
   char host[256] = {};
   ::gethostname(host, sizeof(host) - 1);
-  std::regex pattern(fmt::format(R"(events\.out\.tfevents\.(\d{{10}})\.{}\.{}\.(\d+))",
-                                 std::regex_replace(host, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)"),
-                                 ::getpid()));
+  std::regex pattern(fmt::format(
+      R"(events\.out\.tfevents\.(\d{{10}})\.{}\.{}\.(\d+))",
+      std::regex_replace(host, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)"), ::getpid()));
   std::smatch a, b;
-  std::string name_a = first.file_path().filename().string(), name_b = second.file_path().filename().string();
+  std::string name_a = first.file_path().filename().string(),
+              name_b = second.file_path().filename().string();
   REQUIRE(std::regex_match(name_a, a, pattern));
   REQUIRE(std::regex_match(name_b, b, pattern));
   CHECK(std::stoll(a[1]) <= std::time(nullptr));
@@ -162,7 +166,8 @@ TEST_CASE("records reach the file every flush_secs without an explicit flush") {
   TensorBoardWriter writer(dir.path(), options);
   const auto initial_size = std::filesystem::file_size(writer.file_path());
   writer.add_scalar("loss", 1.5, 1);
-  CHECK(std::filesystem::file_size(writer.file_path()) == initial_size);  // buffered, no write per record
+  CHECK(std::filesystem::file_size(writer.file_path()) ==
+        initial_size);  // buffered, no write per record
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   auto after = read_events(dir.path());
   CHECK(after["scalars"]["loss"] == json::parse("[[1,1.5]]"));
@@ -191,8 +196,9 @@ TEST_CASE("a process killed with SIGKILL leaves a file TensorBoard reads up to t
 
 TEST_CASE("a full disk is reported once; the file keeps whole records only") {
   TempDir dir;
-  // The child runs with a 100 KiB file size limit (write fails with EFBIG: the same path as ENOSPC).
-  // It reports through its exit code: 0 = exactly one TrackerError, later calls dropped, error() set.
+  // The child runs with a 100 KiB file size limit (write fails with EFBIG: the same path as
+  // ENOSPC). It reports through its exit code: 0 = exactly one TrackerError, later calls dropped,
+  // error() set.
   pid_t child = ::fork();
   REQUIRE(child >= 0);
   if (child == 0) {
@@ -251,10 +257,22 @@ TEST_CASE("bad input throws InvalidValue naming the problem and writes nothing f
     }
   };
   throws_with([&] { writer.add_image("empty", Image{0, 4, 3, {}}, 0); }, "0x4x3");
-  throws_with([&] { writer.add_image("two", Image{2, 2, 2, std::vector<uint8_t>(8)}, 0); }, "2 channels");
-  throws_with([&] { writer.add_image("short", Image{2, 2, 3, std::vector<uint8_t>(5)}, 0); }, "2x2x3");
+  throws_with(
+      [&] {
+        writer.add_image("two", Image{2, 2, 2, std::vector<uint8_t>(8)}, 0);
+      },
+      "2 channels");
+  throws_with(
+      [&] {
+        writer.add_image("short", Image{2, 2, 3, std::vector<uint8_t>(5)}, 0);
+      },
+      "2x2x3");
   throws_with([&] { writer.add_histogram("h", Histogram::from_samples({}), 0); }, "no samples");
-  throws_with([&] { writer.add_histogram("h", Histogram::from_samples({1.0, NAN}), 0); }, "non-finite");
+  throws_with(
+      [&] {
+        writer.add_histogram("h", Histogram::from_samples({1.0, NAN}), 0);
+      },
+      "non-finite");
   throws_with([&] { writer.add_scalar("///", 1.0, 0); }, "///");
   throws_with([&] { writer.add_hparams(json::array({1, 2})); }, "JSON object");
   writer.add_scalar("loss rate (%)", 1.0, 0);  // cleaned like SummaryWriter does
@@ -278,7 +296,8 @@ TEST_CASE("an unwritable log directory fails at construction with the path in th
     TensorBoardWriter writer(file / "run");
     FAIL("expected accel::TrackerError");
   } catch (const accel::TrackerError& e) {
-    CHECK_THAT(e.what(), Catch::Contains((file / "run").string()) && Catch::Contains("logging_dir"));
+    CHECK_THAT(e.what(),
+               Catch::Contains((file / "run").string()) && Catch::Contains("logging_dir"));
   }
   TensorBoardWriterOptions options;
   options.flush_secs = 0;
@@ -290,8 +309,11 @@ TEST_CASE("add_hparams writes the experiment and session start the hparams plugi
   {
     TensorBoardWriter writer(dir.path());
     std::vector<std::string> metrics = {"loss"};
-    writer.add_hparams({{"lr", 0.001}, {"model", {{"layers", 3}, {"act", "relu"}}}, {"amp", true},
-                        {"skip", nullptr}, {"sizes", {1, 2}}},
+    writer.add_hparams({{"lr", 0.001},
+                        {"model", {{"layers", 3}, {"act", "relu"}}},
+                        {"amp", true},
+                        {"skip", nullptr},
+                        {"sizes", {1, 2}}},
                        metrics);
     writer.add_scalar("loss", 0.5, 1);
     writer.add_hparams_session_end(accel::RunStatus::failed);

@@ -7,9 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <string>
-
 #include <catch2/catch.hpp>
+#include <string>
 
 #include "accel/tracking/errors.hpp"
 #include "tensorboard_test_support.hpp"
@@ -31,7 +30,8 @@ TEST_CASE("records are framed as length, masked crc, data, masked crc") {
     TfeventsRecordWriter writer(path);
     writer.append(bytes_of("hello"));
     writer.append(bytes_of(""));
-    writer.append(bytes_of(std::string(100000, 'x')));  // larger than nothing special, still one record
+    writer.append(
+        bytes_of(std::string(100000, 'x')));  // larger than nothing special, still one record
     writer.close();
     CHECK(writer.bytes_written() == (12 + 5 + 4) + (12 + 0 + 4) + (12 + 100000 + 4));
   }

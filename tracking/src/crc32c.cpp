@@ -46,7 +46,7 @@ uint32_t extend_portable(uint32_t crc, const unsigned char* p, std::size_t n) {
 #ifdef ACCEL_CRC32C_X86
 // Compiled for SSE4.2 only inside this function; called only after the CPUID check below.
 __attribute__((target("sse4.2"))) uint32_t extend_sse42(uint32_t crc, const unsigned char* p,
-                                                          std::size_t n) {
+                                                        std::size_t n) {
   uint64_t c = crc;
   while (n >= 8) {
     uint64_t word;
@@ -94,12 +94,16 @@ uint32_t crc32c(const void* data, std::size_t size) {
   return ~extend_fn()(~0U, static_cast<const unsigned char*>(data), size);
 }
 
-uint32_t crc32c(std::span<const std::byte> data) { return crc32c(data.data(), data.size()); }
+uint32_t crc32c(std::span<const std::byte> data) {
+  return crc32c(data.data(), data.size());
+}
 
 uint32_t crc32c_portable(const void* data, std::size_t size) {
   return ~extend_portable(~0U, static_cast<const unsigned char*>(data), size);
 }
 
-bool crc32c_is_hardware_accelerated() { return extend_fn() != &extend_portable; }
+bool crc32c_is_hardware_accelerated() {
+  return extend_fn() != &extend_portable;
+}
 
 }  // namespace accel

@@ -1,8 +1,10 @@
 #include "accel/tracking/tensorboard_tracker.hpp"
 
-#include <fstream>
-
 #include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
 
 #include "accel/tracking/csv_tracker.hpp"  // to_yaml
 #include "accel/tracking/errors.hpp"
@@ -11,7 +13,8 @@
 namespace accel {
 namespace {
 
-constexpr const char* kKnownKwargs = "flush_secs, filename_suffix, double_precision, hparams_experiment";
+constexpr const char* kKnownKwargs =
+    "flush_secs, filename_suffix, double_precision, hparams_experiment";
 
 std::string escape_markdown_cell(const nlohmann::json& cell) {
   std::string text = cell.is_string() ? cell.get<std::string>() : cell.dump();
@@ -47,12 +50,14 @@ std::string table_to_markdown(const Table& table) {
 
 TensorBoardTracker::TensorBoardTracker(TrackerInit init) : init_(std::move(init)) {
   if (init_.logging_dir.empty()) {
-    throw InvalidValue("tensorboard tracker needs a logging directory; set ProjectConfiguration's "
-                       "logging_dir (or project_dir)");
+    throw InvalidValue(
+        "tensorboard tracker needs a logging directory; set ProjectConfiguration's "
+        "logging_dir (or project_dir)");
   }
   const auto& kwargs = init_.init_kwargs;
   if (!kwargs.is_null() && !kwargs.is_object()) {
-    throw InvalidValue(fmt::format("init_kwargs[\"tensorboard\"] must be an object, got {}", kwargs.dump()));
+    throw InvalidValue(
+        fmt::format("init_kwargs[\"tensorboard\"] must be an object, got {}", kwargs.dump()));
   }
   if (kwargs.is_object()) {
     for (const auto& [key, value] : kwargs.items()) {
@@ -61,9 +66,10 @@ TensorBoardTracker::TensorBoardTracker(TrackerInit init) : init_(std::move(init)
       } else if (key == "filename_suffix" && value.is_string()) {
         options_.filename_suffix = value.get<std::string>();
         if (options_.filename_suffix.find('/') != std::string::npos) {
-          throw InvalidValue(fmt::format("init_kwargs[\"tensorboard\"][\"filename_suffix\"] = '{}' contains "
-                                         "'/'; use a plain suffix such as \".rank0\"",
-                                         options_.filename_suffix));
+          throw InvalidValue(
+              fmt::format("init_kwargs[\"tensorboard\"][\"filename_suffix\"] = '{}' contains "
+                          "'/'; use a plain suffix such as \".rank0\"",
+                          options_.filename_suffix));
         }
       } else if (key == "double_precision" && value.is_boolean()) {
         options_.double_precision = value.get<bool>();
@@ -78,19 +84,39 @@ TensorBoardTracker::TensorBoardTracker(TrackerInit init) : init_(std::move(init)
     }
   }
   run_dir_ = child_directory(init_.logging_dir, init_.run_name);
+  // Checked here as well as in start(): TrackerHub constructs trackers inside init_trackers (on the
+  // training thread) but starts them on their worker thread, and an unwritable logging directory
+  // must fail init_trackers, not disable the tracker later.
+  std::error_code ec;
+  std::filesystem::create_directories(run_dir_, ec);
+  if (ec || !std::filesystem::is_directory(run_dir_) ||
+      ::access(run_dir_.c_str(), W_OK | X_OK) != 0) {
+    throw TrackerError(fmt::format(
+        "tensorboard: cannot write to the run directory '{}': {}; choose a "
+        "writable logging_dir",
+        run_dir_.string(), ec ? ec.message() : std::string("not a writable directory")));
+  }
 }
 
 TensorBoardTracker::~TensorBoardTracker() = default;
 
 TrackerRegistration TensorBoardTracker::registration() {
-  return {.name = "tensorboard",
-          .factory = [](const TrackerInit& init) { return std::make_unique<TensorBoardTracker>(init); },
-          .unavailable_reason = {},
-          .requires_logging_directory = true};
+  return {
+      .name = "tensorboard",
+      .factory = [](const TrackerInit& init) { return std::make_unique<TensorBoardTracker>(init); },
+      .unavailable_reason = {},
+      .requires_logging_directory = true};
 }
 
 void TensorBoardTracker::start() {
-  if (!writer_) writer_ = std::make_unique<TensorBoardWriter>(run_dir_, options_);
+  std::call_once(writer_once_,
+                 [this] { writer_ = std::make_unique<TensorBoardWriter>(run_dir_, options_); });
+}
+
+std::any TensorBoardTracker::tracker() {
+  start();  // the handle may be asked for (from the training thread) before the worker has started
+            // us
+  return writer_.get();
 }
 
 TensorBoardWriter& TensorBoardTracker::started_writer(const char* call) {
@@ -102,14 +128,15 @@ TensorBoardWriter& TensorBoardTracker::started_writer(const char* call) {
 
 void TensorBoardTracker::store_init_configuration(const nlohmann::json& config) {
   auto& writer = started_writer("store_init_configuration");
-  const nlohmann::json safe = json_safe_config(config.is_object() ? config : nlohmann::json{{"config", config}});
+  const nlohmann::json safe =
+      json_safe_config(config.is_object() ? config : nlohmann::json{{"config", config}});
   const auto yaml_path = run_dir_ / "hparams.yaml";
   {
     std::ofstream out(yaml_path, std::ios::binary | std::ios::trunc);
     out << to_yaml(safe);
     if (!out.flush()) {
-      throw TrackerError(fmt::format("cannot write '{}'; make sure the logging directory is writable",
-                                     yaml_path.string()));
+      throw TrackerError(fmt::format(
+          "cannot write '{}'; make sure the logging directory is writable", yaml_path.string()));
     }
   }
   writer.add_hparams_session_start(safe);
@@ -121,9 +148,10 @@ const std::string& TensorBoardTracker::tag_for(const std::string& key) {
   if (auto it = tag_of_key_.find(key); it != tag_of_key_.end()) return it->second;
   std::string tag = TensorBoardWriter::clean_tag(key);
   if (auto it = key_of_tag_.find(tag); it != key_of_tag_.end() && it->second != key) {
-    throw InvalidValue(fmt::format("keys '{}' and '{}' both become TensorBoard tag '{}' (TensorBoard tags "
-                                   "keep only letters, digits, '_', '-', '.', '/'); rename one of them",
-                                   it->second, key, tag));
+    throw InvalidValue(
+        fmt::format("keys '{}' and '{}' both become TensorBoard tag '{}' (TensorBoard tags "
+                    "keep only letters, digits, '_', '-', '.', '/'); rename one of them",
+                    it->second, key, tag));
   }
   key_of_tag_.emplace(tag, key);
   return tag_of_key_.emplace(key, std::move(tag)).first->second;
@@ -133,6 +161,9 @@ void TensorBoardTracker::log(const Values& values, std::optional<int64_t> step) 
   auto& writer = started_writer("log");
   const int64_t s = step ? *step : log_calls_;
   ++log_calls_;
+  // The time of the training-loop call, also when the hub replays this record later from its
+  // journal.
+  const double when = std::chrono::duration<double>(record_time().time_since_epoch()).count();
   std::vector<std::string> problems;
   auto note_scalar = [&](const std::string& tag) {
     if (scalar_tag_set_.insert(tag).second) scalar_tags_.push_back(tag);
@@ -141,20 +172,22 @@ void TensorBoardTracker::log(const Values& values, std::optional<int64_t> step) 
     try {
       const std::string& tag = tag_for(key);
       if (value.is_scalar()) {
-        writer.add_scalar(tag, value.as_double(), s);
+        writer.add_scalar(tag, value.as_double(), s, when);
         note_scalar(tag);
       } else if (const auto* text = value.get_if<std::string>()) {
-        writer.add_text(tag, *text, s);
+        writer.add_text(tag, *text, s, when);
       } else if (const auto* image = value.get_if<Image>()) {
-        writer.add_image(tag, *image, s);
+        writer.add_image(tag, *image, s, when);
       } else if (const auto* histogram = value.get_if<Histogram>()) {
-        writer.add_histogram(tag, *histogram, s);
+        writer.add_histogram(tag, *histogram, s, when);
       } else if (const auto* table = value.get_if<Table>()) {
-        writer.add_text(tag, table_to_markdown(*table), s);
+        writer.add_text(tag, table_to_markdown(*table), s, when);
       } else if (const auto* group = value.get_if<ScalarGroup>()) {
         std::vector<std::string> series_tags;
-        for (const auto& entry : group->series) series_tags.push_back(tag_for(key + "/" + entry.first));
-        writer.add_scalars(tag, *group, s);  // tags "<tag>/<series>" + the Custom Scalars chart
+        for (const auto& entry : group->series)
+          series_tags.push_back(tag_for(key + "/" + entry.first));
+        writer.add_scalars(tag, *group, s,
+                           when);  // tags "<tag>/<series>" + the Custom Scalars chart
         for (const auto& series_tag : series_tags) note_scalar(series_tag);
       }
     } catch (const InvalidValue& e) {

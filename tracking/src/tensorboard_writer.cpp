@@ -1,5 +1,7 @@
 #include "accel/tracking/tensorboard_writer.hpp"
 
+#include <fmt/format.h>
+#include <google/protobuf/io/coded_stream.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -10,9 +12,6 @@
 #include <cmath>
 #include <cstring>
 #include <system_error>
-
-#include <fmt/format.h>
-#include <google/protobuf/io/coded_stream.h>
 
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/key_rules.hpp"
@@ -36,8 +35,8 @@ constexpr std::string_view kScalarGroupsCategory = "scalar groups";
 
 std::atomic<int> g_file_counter{0};  // the <n> of events.out.tfevents.<secs>.<host>.<pid>.<n>
 
-// Wall time of an event. CLOCK_REALTIME_COARSE (the kernel's tick, a few ms resolution) costs a few ns
-// where a precise clock_gettime costs 20-50 ns — a quarter of the time of one scalar event; the
+// Wall time of an event. CLOCK_REALTIME_COARSE (the kernel's tick, a few ms resolution) costs a few
+// ns where a precise clock_gettime costs 20-50 ns — a quarter of the time of one scalar event; the
 // resolution is far below what TensorBoard's wall-time axis shows.
 double now_seconds() {
   timespec ts{};
@@ -60,7 +59,11 @@ std::string host_name() {
 // Length of the valid UTF-8 sequence starting at s[i], or 0 when it is not one.
 std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
   auto b = static_cast<unsigned char>(s[i]);
-  std::size_t n = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+  std::size_t n = b < 0x80           ? 1
+                  : (b >> 5) == 0x6  ? 2
+                  : (b >> 4) == 0xE  ? 3
+                  : (b >> 3) == 0x1E ? 4
+                                     : 0;
   if (n == 0 || i + n > s.size()) return 0;
   for (std::size_t k = 1; k < n; ++k) {
     if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
@@ -82,13 +85,15 @@ constexpr std::array<bool, 256> kTagChars = [] {
   std::array<bool, 256> table{};
   for (int c = 0; c < 256; ++c) {
     table[static_cast<std::size_t>(c)] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                                         (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '/' ||
-                                         c == '.';
+                                         (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+                                         c == '/' || c == '.';
   }
   return table;
 }();
 
-bool is_tag_char(char c) { return kTagChars[static_cast<unsigned char>(c)]; }
+bool is_tag_char(char c) {
+  return kTagChars[static_cast<unsigned char>(c)];
+}
 
 // The fast check of the hot path: plain ASCII tag characters and no leading '/'.
 bool is_clean_ascii_tag(std::string_view tag) {
@@ -98,12 +103,14 @@ bool is_clean_ascii_tag(std::string_view tag) {
   return clean;
 }
 
-// Nested config → ("a/b", value) leaves (key_rules' flatten_config); nulls are skipped like torch does.
+// Nested config → ("a/b", value) leaves (key_rules' flatten_config); nulls are skipped like torch
+// does.
 std::vector<std::pair<std::string, nlohmann::json>> flatten_hparams(const nlohmann::json& hparams) {
   if (!hparams.is_object()) {
-    throw InvalidValue(fmt::format("hparams must be a JSON object of name -> value, got a {} ({}); "
-                                   "wrap it, e.g. {{\"value\": ...}}",
-                                   hparams.type_name(), hparams.dump().substr(0, 80)));
+    throw InvalidValue(
+        fmt::format("hparams must be a JSON object of name -> value, got a {} ({}); "
+                    "wrap it, e.g. {{\"value\": ...}}",
+                    hparams.type_name(), hparams.dump().substr(0, 80)));
   }
   std::vector<std::pair<std::string, nlohmann::json>> leaves;
   for (auto& [name, value] : flatten_config(hparams)) {
@@ -168,9 +175,10 @@ void fill_histogram(tensorboard::HistogramProto& proto, const Histogram& h, std:
     sum_squares += v * v;
   }
   if (non_finite > 0) {
-    throw InvalidValue(fmt::format("histogram '{}' has {} non-finite samples (NaN or Inf) out of {}; "
-                                   "TensorBoard cannot bucket them: filter them out first",
-                                   tag, non_finite, h.samples.size()));
+    throw InvalidValue(
+        fmt::format("histogram '{}' has {} non-finite samples (NaN or Inf) out of {}; "
+                    "TensorBoard cannot bucket them: filter them out first",
+                    tag, non_finite, h.samples.size()));
   }
   proto.set_min(lo);
   proto.set_max(hi);
@@ -197,7 +205,8 @@ void fill_histogram(tensorboard::HistogramProto& proto, const Histogram& h, std:
   }
 }
 
-// A tag as a regular expression matching exactly that tag (Custom Scalars charts select tags by regex).
+// A tag as a regular expression matching exactly that tag (Custom Scalars charts select tags by
+// regex).
 std::string exact_tag_regex(std::string_view tag) {
   std::string out = "^";
   for (char c : tag) {
@@ -207,7 +216,8 @@ std::string exact_tag_regex(std::string_view tag) {
   return out + "$";
 }
 
-std::filesystem::path make_events_file_name(const std::filesystem::path& dir, const std::string& suffix) {
+std::filesystem::path make_events_file_name(const std::filesystem::path& dir,
+                                            const std::string& suffix) {
   auto secs = static_cast<long long>(precise_now_seconds());
   return dir / fmt::format("events.out.tfevents.{:010d}.{}.{}.{}{}", secs, host_name(), ::getpid(),
                            g_file_counter.fetch_add(1), suffix);
@@ -289,30 +299,34 @@ std::string TensorBoardWriter::clean_tag(std::string_view tag) {
   }
   cleaned.erase(0, cleaned.find_first_not_of('/'));
   if (cleaned.empty()) {
-    throw InvalidValue(fmt::format("TensorBoard tag '{}' is empty after cleaning; use a name with letters, "
-                                   "digits, '_', '-', '.' or '/' (e.g. \"train/loss\")",
-                                   tag));
+    throw InvalidValue(
+        fmt::format("TensorBoard tag '{}' is empty after cleaning; use a name with letters, "
+                    "digits, '_', '-', '.' or '/' (e.g. \"train/loss\")",
+                    tag));
   }
   return cleaned;
 }
 
-TensorBoardWriter::TensorBoardWriter(std::filesystem::path log_dir, TensorBoardWriterOptions options)
+TensorBoardWriter::TensorBoardWriter(std::filesystem::path log_dir,
+                                     TensorBoardWriterOptions options)
     : log_dir_(std::move(log_dir)), options_(std::move(options)) {
   if (!(options_.flush_secs > 0) || !std::isfinite(options_.flush_secs)) {
-    throw InvalidValue(fmt::format("TensorBoard flush_secs = {} is not a positive number of seconds; "
-                                   "use e.g. 120 (the default) or 5",
-                                   options_.flush_secs));
+    throw InvalidValue(
+        fmt::format("TensorBoard flush_secs = {} is not a positive number of seconds; "
+                    "use e.g. 120 (the default) or 5",
+                    options_.flush_secs));
   }
   if (log_dir_.empty()) {
-    throw InvalidValue("TensorBoard writer needs a log directory; set ProjectConfiguration.logging_dir");
+    throw InvalidValue(
+        "TensorBoard writer needs a log directory; set ProjectConfiguration.logging_dir");
   }
   std::error_code ec;
   std::filesystem::create_directories(log_dir_, ec);
   if (ec || !std::filesystem::is_directory(log_dir_)) {
-    throw TrackerError(fmt::format("cannot create TensorBoard log directory '{}': {}; choose a writable "
-                                   "logging_dir",
-                                   log_dir_.string(),
-                                   ec ? ec.message() : std::string("a file of that name exists")));
+    throw TrackerError(fmt::format(
+        "cannot create TensorBoard log directory '{}': {}; choose a writable "
+        "logging_dir",
+        log_dir_.string(), ec ? ec.message() : std::string("a file of that name exists")));
   }
   file_path_ = make_events_file_name(log_dir_, options_.filename_suffix);
   records_ = std::make_unique<TfeventsRecordWriter>(file_path_, options_.buffer_bytes);
@@ -394,13 +408,15 @@ void TensorBoardWriter::add_scalar(std::string_view tag, double value, int64_t s
   locked_append([&](TfeventsRecordWriter& out) { Encoder::append_event(out, event); });
 }
 
-void TensorBoardWriter::add_scalars(std::string_view main_tag, const ScalarGroup& group, int64_t step,
-                                    std::optional<double> wall_time) {
+void TensorBoardWriter::add_scalars(std::string_view main_tag, const ScalarGroup& group,
+                                    int64_t step, std::optional<double> wall_time) {
   const double when = wall_time ? *wall_time : now_seconds();
   const std::string chart = clean_tag(main_tag);
   std::vector<std::string> tags;
-  for (const auto& [name, value] : group.series) tags.push_back(clean_tag(fmt::format("{}/{}", main_tag, name)));
-  for (std::size_t i = 0; i < tags.size(); ++i) add_scalar(tags[i], group.series[i].second, step, when);
+  for (const auto& [name, value] : group.series)
+    tags.push_back(clean_tag(fmt::format("{}/{}", main_tag, name)));
+  for (std::size_t i = 0; i < tags.size(); ++i)
+    add_scalar(tags[i], group.series[i].second, step, when);
 
   // Keep the Custom Scalars layout in step: one multi-line chart per group, all its series overlaid
   // (what add_scalars' extra runs are usually for). Rewritten only when a group or series is new;
@@ -408,10 +424,12 @@ void TensorBoardWriter::add_scalars(std::string_view main_tag, const ScalarGroup
   std::lock_guard lock(layout_mutex_);
   auto group_it = std::find_if(scalar_groups_.begin(), scalar_groups_.end(),
                                [&](const auto& g) { return g.first == chart; });
-  if (group_it == scalar_groups_.end()) group_it = scalar_groups_.insert(scalar_groups_.end(), {chart, {}});
+  if (group_it == scalar_groups_.end())
+    group_it = scalar_groups_.insert(scalar_groups_.end(), {chart, {}});
   bool changed = false;
   for (auto& tag : tags) {
-    if (std::find(group_it->second.begin(), group_it->second.end(), tag) == group_it->second.end()) {
+    if (std::find(group_it->second.begin(), group_it->second.end(), tag) ==
+        group_it->second.end()) {
       group_it->second.push_back(std::move(tag));
       changed = true;
     }
@@ -461,15 +479,16 @@ void TensorBoardWriter::add_image(std::string_view tag, const Image& image, int6
   locked_append([&](TfeventsRecordWriter& out) { Encoder::append_event(out, event); });
 }
 
-void TensorBoardWriter::add_histogram(std::string_view tag, const Histogram& histogram, int64_t step,
-                                      std::optional<double> wall_time) {
+void TensorBoardWriter::add_histogram(std::string_view tag, const Histogram& histogram,
+                                      int64_t step, std::optional<double> wall_time) {
   tensorboard::Event event;
   auto& v = Encoder::new_value(event, clean_tag(tag), step, wall_time ? *wall_time : now_seconds());
   fill_histogram(*v.mutable_histo(), histogram, tag);
   locked_append([&](TfeventsRecordWriter& out) { Encoder::append_event(out, event); });
 }
 
-void TensorBoardWriter::write_hparams_summary(std::string_view tag, const std::string& plugin_content) {
+void TensorBoardWriter::write_hparams_summary(std::string_view tag,
+                                              const std::string& plugin_content) {
   tensorboard::Event event;
   auto& v = Encoder::new_value(event, tag, 0, now_seconds());
   auto* plugin = v.mutable_metadata()->mutable_plugin_data();

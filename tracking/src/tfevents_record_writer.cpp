@@ -1,12 +1,11 @@
 #include "accel/tracking/tfevents_record_writer.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <system_error>
-
-#include <fmt/format.h>
 
 #include "accel/tracking/errors.hpp"
 
@@ -20,7 +19,9 @@ void store_le64(std::byte* out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out[i] = static_cast<std::byte>(v >> (8 * i));
 }
 
-std::string os_reason(int error_number) { return std::system_category().message(error_number); }
+std::string os_reason(int error_number) {
+  return std::system_category().message(error_number);
+}
 
 }  // namespace
 
@@ -29,9 +30,10 @@ TfeventsRecordWriter::TfeventsRecordWriter(std::filesystem::path path, std::size
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd_ < 0) {
     int e = errno;
-    throw TrackerError(fmt::format("cannot create TensorBoard event file '{}': {}; make sure the logging "
-                                   "directory is writable (or choose another logging_dir)",
-                                   path_.string(), os_reason(e)));
+    throw TrackerError(
+        fmt::format("cannot create TensorBoard event file '{}': {}; make sure the logging "
+                    "directory is writable (or choose another logging_dir)",
+                    path_.string(), os_reason(e)));
   }
 }
 
@@ -113,11 +115,11 @@ void TfeventsRecordWriter::throw_if_failed() const {
 }
 
 void TfeventsRecordWriter::fail(const std::string& what, int error_number) {
-  failure_ = fmt::format("{} TensorBoard event file '{}' failed: {}{}; the file keeps every record "
-                         "written before this error and nothing after it",
-                         what, path_.string(), os_reason(error_number),
-                         error_number == ENOSPC ? " (the disk is full: free space and start a new run)"
-                                                : "");
+  failure_ = fmt::format(
+      "{} TensorBoard event file '{}' failed: {}{}; the file keeps every record "
+      "written before this error and nothing after it",
+      what, path_.string(), os_reason(error_number),
+      error_number == ENOSPC ? " (the disk is full: free space and start a new run)" : "");
   throw TrackerError(failure_);
 }
 

@@ -1,11 +1,15 @@
 // Writes tags x steps scalar points and prints one JSON line with the time it took:
 //
 //   tensorboard_write_bench writer  <dir> <tags> <steps>   TensorBoardWriter::add_scalar per point
-//   tensorboard_write_bench tracker <dir> <tags> <steps>   TensorBoardTracker::log, one call per step
-//   tensorboard_write_bench raw     <file> <out-file>      fwrite of <file>'s bytes, one call per record
+//   tensorboard_write_bench tracker <dir> <tags> <steps>   TensorBoardTracker::log, one call per
+//   step tensorboard_write_bench raw     <file> <out-file>      fwrite of <file>'s bytes, one call
+//   per record
 //
-// Timing covers the writes and handing the data to the OS (flush / fflush), not the final fsync, for
-// all three, so that they are compared on the same work. Used by scripts/bench/tensorboard_write.
+// Timing covers the writes and handing the data to the OS (flush / fflush), not the final fsync,
+// for all three, so that they are compared on the same work. Used by
+// scripts/bench/tensorboard_write.
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -14,8 +18,6 @@
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "accel/tracking/crc32c.hpp"
 #include "accel/tracking/tensorboard_tracker.hpp"
@@ -35,7 +37,9 @@ std::vector<std::string> tag_names(int tags) {
   return names;
 }
 
-double value_of(int tag, int64_t step) { return std::sin(0.001 * static_cast<double>(step)) + tag; }
+double value_of(int tag, int64_t step) {
+  return std::sin(0.001 * static_cast<double>(step)) + tag;
+}
 
 void print_result(const char* mode, int64_t events, double seconds, uint64_t bytes,
                   const std::filesystem::path& file) {
@@ -50,7 +54,8 @@ int run_writer(const std::filesystem::path& dir, int tags, int64_t steps) {
   accel::TensorBoardWriter writer(dir);
   auto start = Clock::now();
   for (int64_t step = 0; step < steps; ++step) {
-    for (int t = 0; t < tags; ++t) writer.add_scalar(names[static_cast<std::size_t>(t)], value_of(t, step), step);
+    for (int t = 0; t < tags; ++t)
+      writer.add_scalar(names[static_cast<std::size_t>(t)], value_of(t, step), step);
   }
   writer.flush();
   double seconds = seconds_since(start);
@@ -62,14 +67,18 @@ int run_writer(const std::filesystem::path& dir, int tags, int64_t steps) {
 
 int run_tracker(const std::filesystem::path& dir, int tags, int64_t steps) {
   const auto names = tag_names(tags);
-  accel::TensorBoardTracker tracker(accel::TrackerInit{"run", dir, nlohmann::json::object()});
+  accel::TrackerInit init;
+  init.run_name = "run";
+  init.logging_dir = dir;
+  accel::TensorBoardTracker tracker(init);
   tracker.start();
   // The Values are built outside the timed loop's writes only as much as a training loop would: one
   // Values per step, as TrackerHub hands them to the tracker.
   auto start = Clock::now();
   for (int64_t step = 0; step < steps; ++step) {
     accel::Values values;
-    for (int t = 0; t < tags; ++t) values.set(names[static_cast<std::size_t>(t)], value_of(t, step));
+    for (int t = 0; t < tags; ++t)
+      values.set(names[static_cast<std::size_t>(t)], value_of(t, step));
     tracker.log(values, step);
   }
   tracker.flush();
@@ -82,8 +91,9 @@ int run_tracker(const std::filesystem::path& dir, int tags, int64_t steps) {
   return 0;
 }
 
-// Replays the bytes of an events file with one fwrite per record through a stdio buffer as large as the
-// writer's: the same bytes, calls and write(2) sizes as the writer, with no encoding and no checksums.
+// Replays the bytes of an events file with one fwrite per record through a stdio buffer as large as
+// the writer's: the same bytes, calls and write(2) sizes as the writer, with no encoding and no
+// checksums.
 int run_raw(const std::filesystem::path& source, const std::filesystem::path& target) {
   std::ifstream in(source, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -118,7 +128,8 @@ int main(int argc, char** argv) {
     if ((mode == "writer" || mode == "tracker") && argc == 5) {
       const int tags = std::stoi(argv[3]);
       const int64_t steps = std::stoll(argv[4]);
-      return mode == "writer" ? run_writer(argv[2], tags, steps) : run_tracker(argv[2], tags, steps);
+      return mode == "writer" ? run_writer(argv[2], tags, steps)
+                              : run_tracker(argv[2], tags, steps);
     }
     if (mode == "raw" && argc == 4) return run_raw(argv[2], argv[3]);
   } catch (const std::exception& e) {

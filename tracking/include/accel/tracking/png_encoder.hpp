@@ -1,6 +1,6 @@
 #pragma once
-// accel::encode_png: an accel::Image (8-bit, height x width x channels, 1/3/4 channels) as PNG bytes,
-// encoded with libpng. Used for TensorBoard's Summary.Image. Thread-safety: pure function.
+// accel::encode_png: an accel::Image (8-bit, height x width x channels, 1/3/4 channels) as PNG
+// bytes, encoded with libpng. Used for TensorBoard's Summary.Image. Thread-safety: pure function.
 #include <string>
 #include <string_view>
 

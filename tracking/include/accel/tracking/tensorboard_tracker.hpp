@@ -1,34 +1,40 @@
 #pragma once
-// accel::TensorBoardTracker ("tensorboard"): logs to TensorBoard event files through TensorBoardWriter.
+// accel::TensorBoardTracker ("tensorboard"): logs to TensorBoard event files through
+// TensorBoardWriter.
 //
 //   <logging_dir>/<run_name>/events.out.tfevents.<secs>.<host>.<pid>.<n>   what TensorBoard reads
-//   <logging_dir>/<run_name>/hparams.yaml                                  the configuration, nested
+//   <logging_dir>/<run_name>/hparams.yaml                                  the configuration,
+//   nested
 //
-// (the directory Accelerate's TensorBoardTracker uses: logging_dir joined with the project name, made
-// safe as one directory name). Values: int/float → scalar; string → text; Image → PNG image;
-// Histogram → histogram; Table → text (a markdown table); ScalarGroup → one scalar series per entry,
-// tag "<key>/<name>", in this run (torch's add_scalars would create one extra run per entry instead),
-// and a Custom Scalars chart "<key>" that overlays the entries (see TensorBoardWriter::add_scalars).
-// A log call without step uses the number of log calls made before it as the step.
-// Keys are cleaned like SummaryWriter cleans tags (see TensorBoardWriter::clean_tag); two keys that clean
-// to the same tag are rejected (accel::InvalidValue) instead of being merged into one series.
+// (the directory Accelerate's TensorBoardTracker uses: logging_dir joined with the project name,
+// made safe as one directory name). Values: int/float → scalar; string → text; Image → PNG image;
+// Histogram → histogram; Table → text (a markdown table); ScalarGroup → one scalar series per
+// entry, tag "<key>/<name>", in this run (torch's add_scalars would create one extra run per entry
+// instead), and a Custom Scalars chart "<key>" that overlays the entries (see
+// TensorBoardWriter::add_scalars). A log call without step uses the number of log calls made before
+// it as the step. Event wall times are record_time(): when the training loop made the call, also
+// for records replayed from the hub's journal. Keys are cleaned like SummaryWriter cleans tags (see
+// TensorBoardWriter::clean_tag); two keys that clean to the same tag are rejected
+// (accel::InvalidValue) instead of being merged into one series.
 //
 // HParams: store_init_configuration writes hparams.yaml and the session_start_info (flattened "a/b"
-// keys) into this same run; finish writes the experiment (the config's hparams plus every scalar tag
-// logged, as metrics) and session_end_info (finished → success, failed/killed → failure). Until then
-// TensorBoard infers the same table from session_start_info and the run's scalars.
+// keys) into this same run; finish writes the experiment (the config's hparams plus every scalar
+// tag logged, as metrics) and session_end_info (finished → success, failed/killed → failure). Until
+// then TensorBoard infers the same table from session_start_info and the run's scalars.
 //
 // init_kwargs: {"flush_secs": 120, "filename_suffix": "", "double_precision": false,
 //               "hparams_experiment": true}  (false: never write the experiment summary, so that
 // TensorBoard infers one across all runs of the log directory). Unknown keys are rejected.
 //
-// Errors: start() throws accel::TrackerError when the run directory or file cannot be created; log()
+// Errors: the constructor (run by init_trackers) and start() throw accel::TrackerError when the run
+// directory or the events file cannot be created; log()
 // writes every valid entry of the call, then throws accel::InvalidValue naming the bad ones; an I/O
 // failure (disk full) is thrown once as accel::TrackerError (see TensorBoardWriter).
 // Thread-safety: as GeneralTracker (one worker thread); the writer from tracker() is thread-safe.
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -42,7 +48,9 @@ namespace accel {
 
 class TensorBoardTracker final : public GeneralTracker {
  public:
-  // Throws accel::InvalidValue for an empty logging_dir or a bad init_kwargs entry (named, with the fix).
+  // Creates the run directory. Throws accel::InvalidValue for an empty logging_dir or a bad
+  // init_kwargs entry (named, with the fix), accel::TrackerError when the run directory cannot be
+  // created/written.
   explicit TensorBoardTracker(TrackerInit init);
   ~TensorBoardTracker() override;
   static TrackerRegistration registration();
@@ -54,8 +62,9 @@ class TensorBoardTracker final : public GeneralTracker {
   void log(const Values& values, std::optional<int64_t> step) override;
   void flush() override;
   void finish(RunStatus status) override;
-  // A TensorBoardWriter* (nullptr before start()).
-  std::any tracker() override { return writer_.get(); }
+  // The TensorBoardWriter* (thread-safe). Starts the tracker first if start() has not run yet, so
+  // the handle is valid as soon as init_trackers returns; throws like start() when that fails.
+  std::any tracker() override;
 
   // <logging_dir>/<run_name>, known from construction.
   const std::filesystem::path& run_dir() const { return run_dir_; }
@@ -69,11 +78,12 @@ class TensorBoardTracker final : public GeneralTracker {
   TensorBoardWriterOptions options_;
   bool write_experiment_ = true;
   std::filesystem::path run_dir_;
+  std::once_flag writer_once_;  // start() may race with tracker() from the training thread
   std::unique_ptr<TensorBoardWriter> writer_;
   std::optional<nlohmann::json> config_;
-  std::unordered_map<std::string, std::string> tag_of_key_;    // user key → TensorBoard tag
-  std::unordered_map<std::string, std::string> key_of_tag_;    // TensorBoard tag → user key
-  std::vector<std::string> scalar_tags_;                        // in first-logged order
+  std::unordered_map<std::string, std::string> tag_of_key_;  // user key → TensorBoard tag
+  std::unordered_map<std::string, std::string> key_of_tag_;  // TensorBoard tag → user key
+  std::vector<std::string> scalar_tags_;                     // in first-logged order
   std::unordered_set<std::string> scalar_tag_set_;
   int64_t log_calls_ = 0;
   bool finished_ = false;

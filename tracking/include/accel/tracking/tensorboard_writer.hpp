@@ -1,29 +1,36 @@
 #pragma once
-// accel::TensorBoardWriter: writes one TensorBoard events file (events.out.tfevents.<secs>.<host>.<pid>.<n>)
-// in a run directory — scalars, text, PNG images, histograms and the HParams plugin's summaries — in
-// the encodings torch.utils.tensorboard and TensorBoard's own writers use, with no Python involved.
+// accel::TensorBoardWriter: writes one TensorBoard events file
+// (events.out.tfevents.<secs>.<host>.<pid>.<n>) in a run directory — scalars, text, PNG images,
+// histograms and the HParams plugin's summaries — in the encodings torch.utils.tensorboard and
+// TensorBoard's own writers use, with no Python involved.
 //
 // What TensorBoard shows for each call:
 //   add_scalar     Scalars tab; float32 `simple_value` like SummaryWriter (double_precision=true: a
-//                  DT_DOUBLE tensor of plugin "scalars", like SummaryWriter(new_style, double_precision)).
-//   add_scalars    one series per entry, tag "<main_tag>/<name>", in this same run (no sub-runs: torch's
-//                  add_scalars makes one extra run per entry), plus a Custom Scalars tab layout with one
-//                  chart per main_tag overlaying its series — the picture add_scalars is used for.
+//                  DT_DOUBLE tensor of plugin "scalars", like SummaryWriter(new_style,
+//                  double_precision)).
+//   add_scalars    one series per entry, tag "<main_tag>/<name>", in this same run (no sub-runs:
+//   torch's
+//                  add_scalars makes one extra run per entry), plus a Custom Scalars tab layout
+//                  with one chart per main_tag overlaying its series — the picture add_scalars is
+//                  used for.
 //   add_text       Text tab (plugin "text", DT_STRING tensor); the tag is kept as given.
 //   add_image      Images tab (Summary.Image holding PNG bytes).
-//   add_histogram  Histograms/Distributions tabs (HistogramProto; samples go into 30 equal-width buckets).
-//   add_hparams*   HParams tab (plugin "hparams": experiment, session_start_info, session_end_info).
-// Tags are cleaned the way SummaryWriter cleans them: characters other than letters, digits, '_', '-',
+//   add_histogram  Histograms/Distributions tabs (HistogramProto; samples go into 30 equal-width
+//   buckets). add_hparams*   HParams tab (plugin "hparams": experiment, session_start_info,
+//   session_end_info).
+// Tags are cleaned the way SummaryWriter cleans them: characters other than letters, digits, '_',
+// '-',
 // '/', '.' (and non-ASCII UTF-8 letters) become '_' and leading '/' are dropped (see clean_tag).
 //
 // Durability: records are buffered and handed to the OS every flush_secs by a background thread, at
-// flush() and at close(); close() also fsyncs once. A process killed at any point leaves a file that
-// TensorBoard reads up to the last flush. No fsync happens per record.
+// flush() and at close(); close() also fsyncs once. A process killed at any point leaves a file
+// that TensorBoard reads up to the last flush. No fsync happens per record.
 //
-// Errors: bad input throws accel::InvalidValue (naming the tag and the problem) and writes nothing for
-// that call. An I/O failure (disk full, ...) is thrown once as accel::TrackerError from the call that
-// hits it or, when the background flush hit it, from the next call; the file keeps every whole record
-// written before the failure and nothing after it, later calls are dropped and error() says why.
+// Errors: bad input throws accel::InvalidValue (naming the tag and the problem) and writes nothing
+// for that call. An I/O failure (disk full, ...) is thrown once as accel::TrackerError from the
+// call that hits it or, when the background flush hit it, from the next call; the file keeps every
+// whole record written before the failure and nothing after it, later calls are dropped and error()
+// says why.
 //
 // Thread-safety: every member function may be called from any thread (one internal mutex).
 #include <condition_variable>
@@ -31,6 +38,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
@@ -38,8 +46,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "accel/tracking/general_tracker.hpp"
 #include "accel/tracking/tfevents_record_writer.hpp"
@@ -63,13 +69,15 @@ class TensorBoardWriter {
   static constexpr int kHistogramBuckets = 30;  // TensorBoard's default bucket count for samples
 
   // Creates log_dir (with parents) and a new events file in it, and writes the file_version event.
-  // Throws accel::TrackerError (path + OS reason + fix) when that fails, accel::InvalidValue for bad options.
+  // Throws accel::TrackerError (path + OS reason + fix) when that fails, accel::InvalidValue for
+  // bad options.
   explicit TensorBoardWriter(std::filesystem::path log_dir, TensorBoardWriterOptions options = {});
   ~TensorBoardWriter();  // close(), errors swallowed
   TensorBoardWriter(const TensorBoardWriter&) = delete;
   TensorBoardWriter& operator=(const TensorBoardWriter&) = delete;
 
-  // wall_time: seconds since the epoch; now when absent. NaN and infinities are written as they are.
+  // wall_time: seconds since the epoch; now when absent. NaN and infinities are written as they
+  // are.
   void add_scalar(std::string_view tag, double value, int64_t step,
                   std::optional<double> wall_time = std::nullopt);
   void add_scalars(std::string_view main_tag, const ScalarGroup& group, int64_t step,
@@ -78,20 +86,22 @@ class TensorBoardWriter {
                 std::optional<double> wall_time = std::nullopt);
   void add_image(std::string_view tag, const Image& image, int64_t step,
                  std::optional<double> wall_time = std::nullopt);
-  // Samples: 30 equal-width buckets between min and max; non-finite samples are rejected (InvalidValue).
-  // Pre-binned histograms are written as given (bucket_limits = right edges).
+  // Samples: 30 equal-width buckets between min and max; non-finite samples are rejected
+  // (InvalidValue). Pre-binned histograms are written as given (bucket_limits = right edges).
   void add_histogram(std::string_view tag, const Histogram& histogram, int64_t step,
                      std::optional<double> wall_time = std::nullopt);
 
   // HParams tab. hparams: a JSON object, nested objects flattened to "a/b"; numbers, booleans and
   // strings keep their type, arrays are shown as their JSON text, nulls are skipped.
-  // add_hparams = add_hparams_experiment + add_hparams_session_start (torch's add_hparams, but in this
-  // run instead of a sub-run, and without a session end: call add_hparams_session_end when done).
+  // add_hparams = add_hparams_experiment + add_hparams_session_start (torch's add_hparams, but in
+  // this run instead of a sub-run, and without a session end: call add_hparams_session_end when
+  // done).
   void add_hparams(const nlohmann::json& hparams, std::span<const std::string> metric_tags = {});
-  // The experiment: which hparams and which scalar tags (metrics) the HParams tab lists. TensorBoard
-  // uses the first experiment it finds in a log directory for all of its runs; without any, it infers
-  // one from every run's session_start_info and scalar tags.
-  void add_hparams_experiment(const nlohmann::json& hparams, std::span<const std::string> metric_tags);
+  // The experiment: which hparams and which scalar tags (metrics) the HParams tab lists.
+  // TensorBoard uses the first experiment it finds in a log directory for all of its runs; without
+  // any, it infers one from every run's session_start_info and scalar tags.
+  void add_hparams_experiment(const nlohmann::json& hparams,
+                              std::span<const std::string> metric_tags);
   void add_hparams_session_start(const nlohmann::json& hparams);
   // finished → STATUS_SUCCESS; failed and killed → STATUS_FAILURE.
   void add_hparams_session_end(RunStatus status);
@@ -126,10 +136,11 @@ class TensorBoardWriter {
   std::condition_variable_any flush_wakeup_;
   std::unique_ptr<TfeventsRecordWriter> records_;  // guarded by mutex_
   std::mutex layout_mutex_;                        // orders add_scalars' layout updates
-  std::vector<std::pair<std::string, std::vector<std::string>>> scalar_groups_;  // guarded by layout_mutex_
-  bool failure_reported_ = false;                  // guarded by mutex_
-  bool closed_ = false;                            // guarded by mutex_
-  std::jthread flusher_;                           // last member: stopped first on destruction
+  std::vector<std::pair<std::string, std::vector<std::string>>>
+      scalar_groups_;              // guarded by layout_mutex_
+  bool failure_reported_ = false;  // guarded by mutex_
+  bool closed_ = false;            // guarded by mutex_
+  std::jthread flusher_;           // last member: stopped first on destruction
 };
 
 }  // namespace accel

@@ -1,16 +1,18 @@
 #pragma once
-// accel::TfeventsRecordWriter: appends TFRecord-framed records to one new file — the container format of
-// TensorBoard's events.out.tfevents.* files.
+// accel::TfeventsRecordWriter: appends TFRecord-framed records to one new file — the container
+// format of TensorBoard's events.out.tfevents.* files.
 //
 // Record layout (all integers little-endian):
-//   uint64 length | uint32 masked_crc32c(length bytes) | byte data[length] | uint32 masked_crc32c(data)
-// with mask_crc32c() from crc32c.hpp. Invariant: the file only ever holds whole records. Records are
-// buffered in memory and handed to the OS in whole-record chunks (flush()); a write that fails part-way
-// (disk full, file size limit) is cut back to the last whole record, so readers never see a torn record.
-// After such a failure the writer is "failed": every later append/flush throws accel::TrackerError.
+//   uint64 length | uint32 masked_crc32c(length bytes) | byte data[length] | uint32
+//   masked_crc32c(data)
+// with mask_crc32c() from crc32c.hpp. Invariant: the file only ever holds whole records. Records
+// are buffered in memory and handed to the OS in whole-record chunks (flush()); a write that fails
+// part-way (disk full, file size limit) is cut back to the last whole record, so readers never see
+// a torn record. After such a failure the writer is "failed": every later append/flush throws
+// accel::TrackerError.
 //
-// Durability: flush() = write(2) to the OS (survives the process being killed); sync() adds one fsync.
-// Thread-safety: none. The owner (TensorBoardWriter) serialises access with its own mutex.
+// Durability: flush() = write(2) to the OS (survives the process being killed); sync() adds one
+// fsync. Thread-safety: none. The owner (TensorBoardWriter) serialises access with its own mutex.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -28,21 +30,24 @@ class TfeventsRecordWriter {
   static constexpr std::size_t kHeaderBytes = 12;  // length + its masked CRC
   static constexpr std::size_t kFooterBytes = 4;   // masked CRC of the data
 
-  // Creates `path` (it must not exist yet). Throws accel::TrackerError naming the path and the OS reason.
+  // Creates `path` (it must not exist yet). Throws accel::TrackerError naming the path and the OS
+  // reason.
   explicit TfeventsRecordWriter(std::filesystem::path path, std::size_t buffer_bytes = 256 * 1024);
-  // Flushes what is buffered (errors are swallowed here; call close() to see them) and closes the file.
+  // Flushes what is buffered (errors are swallowed here; call close() to see them) and closes the
+  // file.
   ~TfeventsRecordWriter();
   TfeventsRecordWriter(const TfeventsRecordWriter&) = delete;
   TfeventsRecordWriter& operator=(const TfeventsRecordWriter&) = delete;
 
   // Appends one record holding `data`.
   void append(std::span<const std::byte> data);
-  // Appends one record of exactly `size` bytes written in place by `fill(std::byte* out)`: the hot path
-  // (no intermediate copy of the payload).
+  // Appends one record of exactly `size` bytes written in place by `fill(std::byte* out)`: the hot
+  // path (no intermediate copy of the payload).
   template <class Fill>
   void append_in_place(std::size_t size, Fill&& fill);
 
-  // Hands the buffered records to the OS. Throws accel::TrackerError on an I/O error (once failed, always).
+  // Hands the buffered records to the OS. Throws accel::TrackerError on an I/O error (once failed,
+  // always).
   void flush();
   // flush() then fsync(2).
   void sync();
