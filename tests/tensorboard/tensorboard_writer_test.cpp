@@ -13,6 +13,7 @@
 #include <limits>
 #include <regex>
 #include <thread>
+#include <vector>
 
 #include "accel/tracking/errors.hpp"
 #include "tensorboard_test_support.hpp"
@@ -331,4 +332,32 @@ TEST_CASE("add_hparams writes the experiment and session start the hparams plugi
   CHECK(experiment["metric_infos"] == json::parse(R"([{"name":{"tag":"loss"}}])"));
   CHECK(experiment["hparam_infos"].size() == 5);
   CHECK(hp["_hparams_/session_end_info"]["session_end_info"]["status"] == "STATUS_FAILURE");
+}
+
+TEST_CASE("concurrent writers and the flush thread never interleave records") {
+  TempDir dir;
+  TensorBoardWriterOptions options;
+  options.flush_secs = 0.01;  // the background flush runs all the time
+  options.buffer_bytes = 4096;
+  {
+    TensorBoardWriter writer(dir.path(), options);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&writer, t] {
+        for (int64_t step = 0; step < 2000; ++step) {
+          writer.add_scalar(fmt::format("thread_{}", t), static_cast<double>(step), step);
+          if (step % 500 == 0) writer.add_text(fmt::format("text_{}", t), "x", step);
+          if (step % 700 == 0) writer.flush();
+        }
+      });
+    }
+    for (auto& thread : threads) thread.join();
+  }
+  auto seen = read_events(dir.path());
+  CHECK(seen["records"] == 1 + 4 * (2000 + 4));
+  for (int t = 0; t < 4; ++t) {
+    auto series = seen["scalars"][fmt::format("thread_{}", t)];
+    REQUIRE(series.size() == 2000);
+    for (int64_t step = 0; step < 2000; ++step) CHECK(series[step] == json::array({step, step}));
+  }
 }
