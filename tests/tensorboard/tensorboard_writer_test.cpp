@@ -276,6 +276,11 @@ TEST_CASE("bad input throws InvalidValue naming the problem and writes nothing f
       "non-finite");
   throws_with([&] { writer.add_scalar("///", 1.0, 0); }, "///");
   throws_with([&] { writer.add_hparams(json::array({1, 2})); }, "JSON object");
+  throws_with(
+      [&] {
+        writer.add_hparams({{"name", std::string("\xff\xfe")}});
+      },
+      "'name' is not valid UTF-8");
   writer.add_scalar("loss rate (%)", 1.0, 0);  // cleaned like SummaryWriter does
   writer.add_scalar("/leading/slash", 2.0, 0);
   writer.add_scalar("ünïcode", 3.0, 0);

@@ -118,6 +118,13 @@ std::vector<std::pair<std::string, nlohmann::json>> flatten_hparams(const nlohma
     if (!is_valid_utf8(name)) {
       throw InvalidValue("hparams: a key is not valid UTF-8; TensorBoard needs UTF-8 names");
     }
+    if (value.is_string() && !is_valid_utf8(value.get_ref<const std::string&>())) {
+      // An invalid string would make TensorBoard's HParams plugin fail for the whole log directory.
+      throw InvalidValue(
+          fmt::format("hparams: the value of '{}' is not valid UTF-8 text; pass text, "
+                      "or encode binary data (e.g. as hex) first",
+                      name));
+    }
     leaves.emplace_back(std::move(name), std::move(value));
   }
   return leaves;
