@@ -105,6 +105,14 @@ std::string checked_artifact_path(std::string_view path) {
 
 }  // namespace
 
+std::string MlflowClient::credentials_hint() const {
+  return config_.authorization().empty()
+             ? "the server requires authentication; set MLFLOW_TRACKING_USERNAME and "
+               "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+             : "check MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
+               "and the user's permissions on the experiment";
+}
+
 MlflowClient::MlflowClient(MlflowConfig config)
     : config_(std::move(config)), http_(config_.http), random_(std::random_device{}()) {
   http_.set_authorization(config_.authorization());
@@ -129,11 +137,8 @@ nlohmann::json MlflowClient::send_with_retries(std::string_view method, const st
         auto [error_code, message] = parse_error(response.body);
         if (response.status == 401 || response.status == 403) {
           throw TrackerError(fmt::format(
-              "MLflow server {} rejected the credentials for {} (HTTP {}{}): check "
-              "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) and "
-              "the user's permissions on the experiment",
-              config_.tracking_uri, what, response.status,
-              message.empty() ? "" : ", " + message));
+              "MLflow server {} rejected the credentials for {} (HTTP {}{}): {}", config_.tracking_uri,
+              what, response.status, message.empty() ? "" : ", " + message, credentials_hint()));
         }
         if (!RetryPolicy::is_transient_status(response.status)) {
           throw MlflowRequestError(
@@ -407,6 +412,9 @@ bool MlflowClient::reachable() {
 }
 
 void MlflowClient::check_credentials() {
+  // Without credentials there is nothing to check early; a server that needs some refuses start_run
+  // with the same clear TrackerError.
+  if (config_.authorization().empty()) return;
   const std::string url =
       fmt::format("{}{}experiments/get-by-name{}", config_.tracking_uri, kApi,
                   query_string({{"experiment_name", config_.experiment_name.empty()
@@ -425,14 +433,9 @@ void MlflowClient::check_credentials() {
   }
   if (response.status == 401 || response.status == 403) {
     auto [error_code, message] = parse_error(response.body);
-    throw TrackerError(fmt::format(
-        "MLflow server {} rejected the credentials (HTTP {}{}): {}", config_.tracking_uri,
-        response.status, message.empty() ? "" : ", " + message,
-        config_.authorization().empty()
-            ? "the server requires authentication; set MLFLOW_TRACKING_USERNAME and "
-              "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
-            : "check MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
-              "and the user's permissions"));
+    throw TrackerError(fmt::format("MLflow server {} rejected the credentials (HTTP {}{}): {}",
+                                   config_.tracking_uri, response.status,
+                                   message.empty() ? "" : ", " + message, credentials_hint()));
   }
 }
 

@@ -94,8 +94,8 @@ class MlflowClient {
 
   // One attempt, no retries: does the server answer GET /health with 200? Never throws.
   bool reachable();
-  // One attempt, short timeout: throws accel::TrackerError when the server rejects the credentials
-  // (401/403). Returns quietly otherwise, also when the server cannot be reached.
+  // When credentials are configured: one attempt, short timeout; throws accel::TrackerError when the
+  // server rejects them (401/403). Returns quietly otherwise, also when the server cannot be reached.
   void check_credentials();
 
   // GET runs/get for this run (the raw JSON "run" object).
@@ -118,6 +118,7 @@ class MlflowClient {
                                    std::string_view body, std::string_view content_type,
                                    std::string_view what);
   std::string resolve_experiment_id();
+  std::string credentials_hint() const;
   void require_run() const;
 
   MlflowConfig config_;
