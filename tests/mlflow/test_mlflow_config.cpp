@@ -133,6 +133,8 @@ TEST_CASE("bad options are named") {
   CHECK_THROWS_WITH(MlflowConfig::resolve(init("p", {{"tags", "x"}})), Catch::Contains("tags"));
   CHECK_THROWS_WITH(MlflowConfig::resolve(init("p", {{"experiment_name", std::string(600, 'e')}})),
                     Catch::Contains("500"));
+  CHECK_THROWS_WITH(MlflowConfig::resolve(init("p", {{"tags", {{"bad//tag", "x"}}}})),
+                    Catch::Contains("bad//tag") && Catch::Contains("bad/tag"));
   ::setenv("MLFLOW_TRACKING_USERNAME", "alice", 1);
   CHECK_THROWS_WITH(MlflowConfig::resolve(init("p")), Catch::Contains("MLFLOW_TRACKING_PASSWORD"));
 }

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "accel/tracking/errors.hpp"
+#include "accel/tracking/mlflow_keys.hpp"
 
 namespace accel {
 
@@ -211,6 +212,13 @@ MlflowConfig MlflowConfig::resolve(const TrackerInit& init) {
     config.tags = string_tags(parsed, "MLFLOW_TAGS");
   }
   if (kwargs.contains("tags")) config.tags.update(string_tags(kwargs.at("tags"), "mlflow option 'tags'"));
+  for (const auto& [key, value] : config.tags.items()) {
+    if (!is_valid_mlflow_key(key)) {
+      throw InvalidValue(fmt::format("run tag '{}' is not a valid MLflow key; use alphanumerics, '_', "
+                                     "'-', '.', ' ', ':' and '/' (at most 250), e.g. '{}'",
+                                     key, sanitize_mlflow_key(key)));
+    }
+  }
 
   config.username = env("MLFLOW_TRACKING_USERNAME").value_or("");
   config.password = env("MLFLOW_TRACKING_PASSWORD").value_or("");

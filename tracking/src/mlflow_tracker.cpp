@@ -242,10 +242,15 @@ void MlflowTracker::store_init_configuration(const nlohmann::json& config) {
   deliver_pending_while_offline();
   std::vector<MlflowParam> params;
   std::vector<std::string> cut_keys;
-  for (auto& [key, value] : flatten_mlflow_params(config)) {
+  std::set<std::string> seen;
+  for (auto& [flat_key, value] : flatten_mlflow_params(config)) {
+    // {"a": {"b": 1}, "a/b": 2} flattens to "a/b" twice: the later one becomes "a/b_2".
+    std::string key = flat_key;
+    for (int n = 2; !seen.insert(key).second; ++n) key = fmt::format("{}_{}", flat_key, n);
     auto mapped = param_keys_.map(key);
-    if (mapped.first_time && mapped.renamed) {
-      warn_mlflow(fmt::format("config key '{}' is logged to MLflow as param '{}'", key, mapped.key));
+    if (mapped.first_time && (mapped.renamed || key != flat_key)) {
+      warn_mlflow(fmt::format("config key '{}' is logged to MLflow as param '{}'{}", flat_key,
+                              mapped.key, key != flat_key ? " (the name occurs twice after flattening)" : ""));
     }
     bool cut = false;
     std::string sent = truncate_utf8(value, kMlflowMaxParamValueLength, &cut);
