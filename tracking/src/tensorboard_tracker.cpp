@@ -114,8 +114,8 @@ void TensorBoardTracker::start() {
 }
 
 std::any TensorBoardTracker::tracker() {
-  start();  // the handle may be asked for (from the training thread) before the worker has started
-            // us
+  // The handle may be asked for (from the training thread) before the worker thread has started us.
+  start();
   return writer_.get();
 }
 
@@ -183,11 +183,12 @@ void TensorBoardTracker::log(const Values& values, std::optional<int64_t> step) 
       } else if (const auto* table = value.get_if<Table>()) {
         writer.add_text(tag, table_to_markdown(*table), s, when);
       } else if (const auto* group = value.get_if<ScalarGroup>()) {
+        // Tags "<tag>/<series>" (checked for collisions first) and the Custom Scalars chart.
         std::vector<std::string> series_tags;
-        for (const auto& entry : group->series)
+        for (const auto& entry : group->series) {
           series_tags.push_back(tag_for(key + "/" + entry.first));
-        writer.add_scalars(tag, *group, s,
-                           when);  // tags "<tag>/<series>" + the Custom Scalars chart
+        }
+        writer.add_scalars(tag, *group, s, when);
         for (const auto& series_tag : series_tags) note_scalar(series_tag);
       }
     } catch (const InvalidValue& e) {
