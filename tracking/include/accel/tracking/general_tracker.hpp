@@ -59,12 +59,12 @@ class GeneralTracker {
 // What a built-in or registered tracker is constructed from (Accelerate: tracker_init(run_name,
 // logging_dir, **init_kwargs[name])).
 struct TrackerInit {
-  std::string run_name;                  // the project name given to init_trackers
-  std::filesystem::path logging_dir;     // ProjectConfiguration.logging_dir; empty if none was set
+  std::string run_name{};                // the project name given to init_trackers
+  std::filesystem::path logging_dir{};   // ProjectConfiguration.logging_dir; empty if none was set
   nlohmann::json init_kwargs = nlohmann::json::object();  // init_kwargs[name], or {}
   // Unique per TrackerHub::init_trackers call (empty when constructed elsewhere). Trackers of one run
   // use it to share a run directory (see create_version_directory in key_rules.hpp).
-  std::string run_id;
+  std::string run_id{};
 };
 
 // Inside a GeneralTracker call made by TrackerHub: the wall time of the training-loop call that produced

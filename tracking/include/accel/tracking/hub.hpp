@@ -65,9 +65,9 @@ struct TrackerHubOptions {
   bool is_main_process = true;
   int rank = 0;
   int world_size = 1;
-  std::filesystem::path project_dir;
+  std::filesystem::path project_dir{};
   // Where trackers write; empty = project_dir (Accelerate's ProjectConfiguration).
-  std::filesystem::path logging_dir;
+  std::filesystem::path logging_dir{};
   // A failing tracker throws on the training thread instead of being disabled.
   bool strict = false;
   // Per-tracker bound of queued records (approximate bytes) before they spill to the journal.
@@ -78,7 +78,7 @@ struct TrackerHubOptions {
   std::chrono::milliseconds end_training_timeout{30'000};
   // Journal files; empty = <logging_dir>/.accel_journal, or a directory under the system temp dir
   // when no logging directory is set.
-  std::filesystem::path journal_dir;
+  std::filesystem::path journal_dir{};
   // Backoff between attempts while a backend is unavailable (doubling from initial up to max).
   std::chrono::milliseconds retry_initial_delay{100};
   std::chrono::milliseconds retry_max_delay{5'000};
