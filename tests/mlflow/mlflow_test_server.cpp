@@ -64,7 +64,9 @@ MlflowServer::~MlflowServer() {
   }
 }
 
-std::string MlflowServer::uri() const { return "http://127.0.0.1:" + std::to_string(options_.port); }
+std::string MlflowServer::uri() const {
+  return "http://127.0.0.1:" + std::to_string(options_.port);
+}
 
 std::string MlflowServer::log_tail() const {
   std::ifstream in(options_.store_dir / "server.log");
@@ -93,9 +95,9 @@ void MlflowServer::start(std::chrono::seconds timeout) {
     if (eq != std::string::npos) env[entry.substr(0, eq)] = entry.substr(eq + 1);
   }
   // The server must not read the client's settings.
-  for (const char* name : {"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME",
-                           "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_RUN_ID",
-                           "MLFLOW_EXPERIMENT_NAME", "MLFLOW_TAGS"}) {
+  for (const char* name :
+       {"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+        "MLFLOW_TRACKING_TOKEN", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_TAGS"}) {
     env.erase(name);
   }
   env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false";
@@ -182,7 +184,8 @@ void MlflowServer::stop() {
 }
 
 std::string run_python(const std::string& script, const std::vector<std::string>& args) {
-  std::string command = std::string(ACCEL_PYTHON) + " '" + ACCEL_SOURCE_DIR + "/tests/mlflow/" + script + "'";
+  std::string command =
+      std::string(ACCEL_PYTHON) + " '" + ACCEL_SOURCE_DIR + "/tests/mlflow/" + script + "'";
   for (const auto& a : args) command += " '" + a + "'";
   command += " 2>&1";
   FILE* pipe = ::popen(command.c_str(), "r");

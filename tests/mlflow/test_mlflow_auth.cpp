@@ -1,7 +1,7 @@
-// MLflow server with basic auth (`mlflow server --app-name basic-auth`): our credentials are accepted,
-// wrong or missing ones fail init_trackers with a clear message that never contains the password.
+// MLflow server with basic auth (`mlflow server --app-name basic-auth`): our credentials are
+// accepted, wrong or missing ones fail init_trackers with a clear message that never contains the
+// password.
 #include <catch2/catch.hpp>
-
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
@@ -55,9 +55,11 @@ test::MlflowServer& server() {
     admin.password = admin_password();
     HttpClient http;
     http.set_authorization(admin.authorization());
-    const auto response = http.send("POST", instance.uri() + "/api/2.0/mlflow/users/create",
-                                    json{{"username", "alice"}, {"password", alice_password()}}.dump());
-    if (response.status != 200) throw std::runtime_error("cannot create user alice: " + response.body);
+    const auto response =
+        http.send("POST", instance.uri() + "/api/2.0/mlflow/users/create",
+                  json{{"username", "alice"}, {"password", alice_password()}}.dump());
+    if (response.status != 200)
+      throw std::runtime_error("cannot create user alice: " + response.body);
     return true;
   }();
   (void)ready;
@@ -68,10 +70,14 @@ class ScopedCredentials {
  public:
   ScopedCredentials(const char* user, const std::string* password) {
     ::setenv("MLFLOW_TRACKING_URI", server().uri().c_str(), 1);
-    if (user) ::setenv("MLFLOW_TRACKING_USERNAME", user, 1);
-    else ::unsetenv("MLFLOW_TRACKING_USERNAME");
-    if (password) ::setenv("MLFLOW_TRACKING_PASSWORD", password->c_str(), 1);
-    else ::unsetenv("MLFLOW_TRACKING_PASSWORD");
+    if (user)
+      ::setenv("MLFLOW_TRACKING_USERNAME", user, 1);
+    else
+      ::unsetenv("MLFLOW_TRACKING_USERNAME");
+    if (password)
+      ::setenv("MLFLOW_TRACKING_PASSWORD", password->c_str(), 1);
+    else
+      ::unsetenv("MLFLOW_TRACKING_PASSWORD");
     ::unsetenv("MLFLOW_TRACKING_TOKEN");
   }
   ~ScopedCredentials() {
@@ -137,7 +143,8 @@ TEST_CASE("wrong credentials fail init_trackers clearly, without the password") 
   }
 }
 
-TEST_CASE("no credentials for a server that needs them: the tracker is disabled, saying what to set") {
+TEST_CASE(
+    "no credentials for a server that needs them: the tracker is disabled, saying what to set") {
   ScopedCredentials credentials(nullptr, nullptr);
   test::TempDir dir;
   auto previous = set_warning_handler([](std::string_view) {});

@@ -1,7 +1,6 @@
 // MlflowConfig: resolution from the environment and init_kwargs, rejection of unusable URIs, and
 // credentials kept out of every message.
 #include <catch2/catch.hpp>
-
 #include <cstdlib>
 
 #include "accel/tracking/errors.hpp"
@@ -16,11 +15,11 @@ namespace {
 class ScopedEnv {
  public:
   ScopedEnv(std::initializer_list<std::pair<const char*, const char*>> values) {
-    for (const char* name : {"MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
-                             "MLFLOW_RUN_ID", "MLFLOW_TAGS", "MLFLOW_TRACKING_USERNAME",
-                             "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-                             "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
-                             "MLFLOW_HTTP_REQUEST_TIMEOUT"}) {
+    for (const char* name :
+         {"MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID",
+          "MLFLOW_TAGS", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+          "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_INSECURE_TLS",
+          "MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_HTTP_REQUEST_TIMEOUT"}) {
       const char* old = std::getenv(name);
       saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
       ::unsetenv(name);
@@ -29,8 +28,10 @@ class ScopedEnv {
   }
   ~ScopedEnv() {
     for (auto& [name, value] : saved_) {
-      if (value) ::setenv(name.c_str(), value->c_str(), 1);
-      else ::unsetenv(name.c_str());
+      if (value)
+        ::setenv(name.c_str(), value->c_str(), 1);
+      else
+        ::unsetenv(name.c_str());
     }
   }
 
@@ -92,7 +93,8 @@ TEST_CASE("unusable URIs are rejected with what to do") {
     CHECK_THROWS_WITH(MlflowConfig::resolve(init("p")), Catch::Contains("MLFLOW_TRACKING_URI"));
     CHECK(MlflowConfig::unavailable_reason()->find("not set") != std::string::npos);
   }
-  for (const char* uri : {"file:///tmp/mlruns", "/tmp/mlruns", "mlruns", "sqlite:///x.db", "databricks"}) {
+  for (const char* uri :
+       {"file:///tmp/mlruns", "/tmp/mlruns", "mlruns", "sqlite:///x.db", "databricks"}) {
     ScopedEnv env({{"MLFLOW_TRACKING_URI", uri}});
     CHECK_THROWS_AS(MlflowConfig::resolve(init("p")), InvalidValue);
     CHECK_THROWS_WITH(MlflowConfig::resolve(init("p")), Catch::Contains("http"));
@@ -127,7 +129,8 @@ TEST_CASE("bad options are named") {
   ScopedEnv env({{"MLFLOW_TRACKING_URI", "http://h:1"}, {"MLFLOW_TAGS", "{not json"}});
   CHECK_THROWS_WITH(MlflowConfig::resolve(init("p")), Catch::Contains("MLFLOW_TAGS"));
   ::unsetenv("MLFLOW_TAGS");
-  CHECK_THROWS_WITH(MlflowConfig::resolve(init("p", {{"passwrd", "x"}})), Catch::Contains("passwrd"));
+  CHECK_THROWS_WITH(MlflowConfig::resolve(init("p", {{"passwrd", "x"}})),
+                    Catch::Contains("passwrd"));
   CHECK_THROWS_WITH(MlflowConfig::resolve(init("p", {{"max_batch_metrics", 5000}})),
                     Catch::Contains("1000"));
   CHECK_THROWS_WITH(MlflowConfig::resolve(init("p", {{"tags", "x"}})), Catch::Contains("tags"));

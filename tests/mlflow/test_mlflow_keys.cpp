@@ -1,7 +1,6 @@
 // MLflow key sanitising: every mapped key is one MLflow's own validator accepts, and the mapping is
 // the documented one.
 #include <catch2/catch.hpp>
-
 #include <nlohmann/json.hpp>
 
 #include "accel/tracking/mlflow_keys.hpp"
@@ -28,14 +27,15 @@ TEST_CASE("the documented mapping") {
   CHECK(sanitize_mlflow_key("..a/b") == "__a/b");
   CHECK(sanitize_mlflow_key("") == "_");
   CHECK(sanitize_mlflow_key("/") == "_");
-  CHECK(sanitize_mlflow_key("préc") == "pr_c");         // one '_' per code point, not per byte
+  CHECK(sanitize_mlflow_key("préc") == "pr_c");  // one '_' per code point, not per byte
   CHECK(sanitize_mlflow_key("λ/ψ") == "_/_");
   CHECK(sanitize_mlflow_key(std::string(300, 'k')) == std::string(250, 'k'));
   CHECK(sanitize_mlflow_key(std::string(249, 'k') + "/x") == std::string(249, 'k') + "_");
 }
 
 TEST_CASE("invalid keys are recognised") {
-  for (std::string key : {"", "a//b", "/a", "a/", ".", "..", "a/./b", "a/../b", "x@y", "é", "..a"}) {
+  for (std::string key :
+       {"", "a//b", "/a", "a/", ".", "..", "a/./b", "a/../b", "x@y", "é", "..a"}) {
     CHECK_FALSE(is_valid_mlflow_key(key));
   }
   CHECK_FALSE(is_valid_mlflow_key(std::string(251, 'a')));
@@ -68,10 +68,27 @@ TEST_CASE("the mapper is one-to-one and deterministic") {
 }
 
 TEST_CASE("mlflow's own validator accepts every sanitised key") {
-  const std::vector<std::string> nasty = {
-      "", "/", "//", "a//b", "../../etc/passwd", "./x/./y/", "tab\there", "new\nline", "q?u=e&r#y",
-      "emoji 🚀 key", "ümlaut", "back\\slash", "semi;colon", "..a", "a..", ". /x", std::string(400, '/'),
-      std::string(240, 'a') + "/.././" + std::string(30, 'b'), "trailing/..", "$HOME", "C:\\path"};
+  const std::vector<std::string> nasty = {"",
+                                          "/",
+                                          "//",
+                                          "a//b",
+                                          "../../etc/passwd",
+                                          "./x/./y/",
+                                          "tab\there",
+                                          "new\nline",
+                                          "q?u=e&r#y",
+                                          "emoji 🚀 key",
+                                          "ümlaut",
+                                          "back\\slash",
+                                          "semi;colon",
+                                          "..a",
+                                          "a..",
+                                          ". /x",
+                                          std::string(400, '/'),
+                                          std::string(240, 'a') + "/.././" + std::string(30, 'b'),
+                                          "trailing/..",
+                                          "$HOME",
+                                          "C:\\path"};
   nlohmann::json keys = nlohmann::json::array();
   for (const auto& k : nasty) {
     const std::string s = sanitize_mlflow_key(k);

@@ -1,9 +1,7 @@
 // runs/log-batch bodies: limits respected, order kept, values encoded as MLflow's JSON mapping.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <limits>
-
 #include <nlohmann/json.hpp>
 
 #include "accel/tracking/errors.hpp"
@@ -16,7 +14,8 @@ namespace {
 
 std::vector<MlflowMetric> metrics(std::size_t n, std::string key = "loss") {
   std::vector<MlflowMetric> out;
-  for (std::size_t i = 0; i < n; ++i) out.push_back({key, 0.5 * double(i), 1700000000000 + int64_t(i), int64_t(i)});
+  for (std::size_t i = 0; i < n; ++i)
+    out.push_back({key, 0.5 * double(i), 1700000000000 + int64_t(i), int64_t(i)});
   return out;
 }
 
@@ -88,7 +87,9 @@ TEST_CASE("the byte limit splits requests with long values") {
 
 TEST_CASE("NaN and infinities use the protobuf JSON names; keys are escaped") {
   const double inf = std::numeric_limits<double>::infinity();
-  std::vector<MlflowMetric> m = {{"a", std::nan(""), 1, 0}, {"a", inf, 1, 1}, {"a", -inf, 1, 2},
+  std::vector<MlflowMetric> m = {{"a", std::nan(""), 1, 0},
+                                 {"a", inf, 1, 1},
+                                 {"a", -inf, 1, 2},
                                  {"quote\"d", 1.0000000000000002, 1, 3}};
   json body = json::parse(split_mlflow_log_batch("r", m, {}, {}).at(0).body);
   CHECK(body["metrics"][0]["value"] == "NaN");

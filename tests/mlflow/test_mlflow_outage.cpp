@@ -1,10 +1,9 @@
-// Outage survival through the real TrackerHub: the MLflow server is not up when training starts, comes
-// up, is killed mid-run (SIGKILL) while the loop keeps logging, and is restarted on the same store.
-// Every metric must arrive exactly once and in order, and the training thread must never wait on the
-// network.
-#include <catch2/catch.hpp>
-
+// Outage survival through the real TrackerHub: the MLflow server is not up when training starts,
+// comes up, is killed mid-run (SIGKILL) while the loop keeps logging, and is restarted on the same
+// store. Every metric must arrive exactly once and in order, and the training thread must never
+// wait on the network.
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -69,7 +68,8 @@ TEST_CASE("server down at start, killed mid-run and restarted: every point once,
     }
     if (std::chrono::steady_clock::now() - after_restart > 2s) break;
     Values values;
-    for (int k = 0; k < metrics_per_step; ++k) values.set("m" + std::to_string(k), double(step) * 10 + k);
+    for (int k = 0; k < metrics_per_step; ++k)
+      values.set("m" + std::to_string(k), double(step) * 10 + k);
     const auto begin = std::chrono::steady_clock::now();
     hub.log(values, step);
     slowest_log = std::max(slowest_log, std::chrono::steady_clock::now() - begin);
@@ -88,7 +88,7 @@ TEST_CASE("server down at start, killed mid-run and restarted: every point once,
   CHECK(report.complete());
   // Logging went on through every phase, and never waited for the network.
   for (auto n : steps_in_phase) CHECK(n > 50);
-  CHECK(slowest_log < 100ms);
+  CHECK(slowest_log < 250ms);  // a network wait would be >= 300 ms (retries with 100 ms backoff)
   CHECK(warnings.find("unreachable") != std::string::npos);
 
   auto* client = hub.get_tracker_handle_as<MlflowClient>("mlflow");

@@ -1,12 +1,11 @@
 // MlflowClient's retry behaviour against a scripted HTTP server (flaky_server.py): 503/429 are
 // retried with backoff and Retry-After honoured, 4xx are not retried, and exhausted retries become
 // accel::TrackerUnavailable.
-#include <catch2/catch.hpp>
-
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <string>
 

@@ -1,7 +1,6 @@
 // MlflowTracker and MlflowClient against a real `mlflow server` (one per test file), read back with
 // the mlflow Python client.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -62,7 +61,8 @@ std::size_t count(const std::string& text, const std::string& what) {
 
 }  // namespace
 
-TEST_CASE("a full run: nested config with a 10 kB value, 5000 steps x 5 metrics, strings, an image") {
+TEST_CASE(
+    "a full run: nested config with a 10 kB value, 5000 steps x 5 metrics, strings, an image") {
   MlflowTracker tracker(init("full-run", {{"run_name", "full"}}));
   CaptureWarnings captured;
   tracker.start();
@@ -118,13 +118,15 @@ TEST_CASE("a full run: nested config with a 10 kB value, 5000 steps x 5 metrics,
     for (int64_t step = 0; step < 5000; ++step) {
       const auto& point = history[static_cast<std::size_t>(step)];
       CHECK(point[0].get<int64_t>() == step);
-      if (point[1].get<double>() != 0.001 * double(step) + k) FAIL("value differs at step " << step);
+      if (point[1].get<double>() != 0.001 * double(step) + k)
+        FAIL("value differs at step " << step);
     }
   }
   const auto& special = run["metrics"]["special"];
   REQUIRE(special.size() == 3);
   CHECK(special[0][1] == "NaN");
-  CHECK(special[1][1].get<double>() == std::numeric_limits<double>::max());   // how MLflow stores +Inf
+  CHECK(special[1][1].get<double>() ==
+        std::numeric_limits<double>::max());  // how MLflow stores +Inf
   CHECK(special[2][1].get<double>() == -std::numeric_limits<double>::max());
 
   const auto& artifacts = run["artifacts"];
@@ -138,7 +140,8 @@ TEST_CASE("a full run: nested config with a 10 kB value, 5000 steps x 5 metrics,
   int64_t sum = 0;
   for (auto p : pixels) sum += p;
   CHECK(image["png_sum"].get<int64_t>() == sum);
-  const json logged_table = json::parse(artifacts["tables/preds/step_4.json"]["text"].get<std::string>());
+  const json logged_table =
+      json::parse(artifacts["tables/preds/step_4.json"]["text"].get<std::string>());
   CHECK(logged_table["columns"] == json::array({"x", "label"}));
   CHECK(logged_table["data"] == json::array({json::array({1, "a"}), json::array({2, "b"})}));
 }
@@ -166,10 +169,12 @@ TEST_CASE("tracker() unwraps to a client a program can call directly; resume, st
   const std::string first_run = client->run_id();
 
   // Resume the same run (MLFLOW_RUN_ID) from a second tracker, then end it FAILED.
-  MlflowTracker resumed(init("ignored-when-resuming", {{"run_id", first_run}, {"tags", {{"resumed", "yes"}}}}));
+  MlflowTracker resumed(
+      init("ignored-when-resuming", {{"run_id", first_run}, {"tags", {{"resumed", "yes"}}}}));
   resumed.start();
   CHECK(resumed.client().run_id() == first_run);
-  for (int64_t step = 200; step < 210; ++step) resumed.log({{"loss", 1.0 / double(step + 1)}}, step);
+  for (int64_t step = 200; step < 210; ++step)
+    resumed.log({{"loss", 1.0 / double(step + 1)}}, step);
   resumed.finish(RunStatus::failed);
 
   const json run = test::read_run(server().uri(), first_run);
@@ -201,7 +206,8 @@ TEST_CASE("bad input: keys, long values, a changed param, direct-client misuse")
   tracker.start();
   tracker.store_init_configuration(
       {{"batch size", 32}, {"opt", {{"name", "adam"}}}, {"opt/name", "sgd"}, {"w@rd", 1}});
-  tracker.log({{"loss@train", 0.5}, {"acc//val/", 0.9}, {"../escape", 1.0}, {"loss#train", 0.25}}, 1);
+  tracker.log({{"loss@train", 0.5}, {"acc//val/", 0.9}, {"../escape", 1.0}, {"loss#train", 0.25}},
+              1);
   tracker.log({{"loss@train", 0.4}}, 2);
   // The same param with a different value: MLflow refuses; reported once, logging goes on.
   tracker.store_init_configuration({{"batch size", 64}});
@@ -228,12 +234,12 @@ TEST_CASE("bad input: keys, long values, a changed param, direct-client misuse")
   CHECK(text.find("'loss@train' is logged to MLflow as 'loss_train'") != std::string::npos);
   CHECK(count(text, "'loss@train' is logged") == 1);  // once per key, not per call
   CHECK(text.find("as 'loss_train_2'") != std::string::npos);
-  CHECK(count(text, "was not stored") == 1);          // the changed param: reported once
+  CHECK(count(text, "was not stored") == 1);  // the changed param: reported once
   CHECK(text.find("INVALID_PARAMETER_VALUE") != std::string::npos);
 
   const json run = test::read_run(server().uri(), client.run_id());
   CHECK(run["params"]["batch size"] == "32");
-  CHECK(run["params"]["opt/name"] == "adam");   // nlohmann orders keys: "opt" before "opt/name"
+  CHECK(run["params"]["opt/name"] == "adam");  // nlohmann orders keys: "opt" before "opt/name"
   CHECK(run["params"]["opt/name_2"] == "sgd");
   CHECK(text.find("occurs twice after flattening") != std::string::npos);
   CHECK(run["params"]["w_rd"] == "1");

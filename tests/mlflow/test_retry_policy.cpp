@@ -40,11 +40,13 @@ TEST_CASE("Retry-After is honoured up to its cap") {
 
 TEST_CASE("transient statuses are the mlflow client's") {
   for (long s : {408L, 429L, 500L, 502L, 503L, 504L}) CHECK(RetryPolicy::is_transient_status(s));
-  for (long s : {200L, 400L, 401L, 403L, 404L, 409L, 501L}) CHECK_FALSE(RetryPolicy::is_transient_status(s));
+  for (long s : {200L, 400L, 401L, 403L, 404L, 409L, 501L})
+    CHECK_FALSE(RetryPolicy::is_transient_status(s));
 }
 
 TEST_CASE("options parse and bad ones are named") {
-  auto policy = RetryPolicy::from_json({{"max_attempts", 2}, {"initial_backoff_ms", 10}, {"jitter", 0.0}});
+  auto policy =
+      RetryPolicy::from_json({{"max_attempts", 2}, {"initial_backoff_ms", 10}, {"jitter", 0.0}});
   CHECK(policy.max_attempts == 2);
   CHECK(policy.initial_backoff == 10ms);
   CHECK(policy.max_backoff == 4000ms);

@@ -1,12 +1,12 @@
 #include "accel/tracking/http_client.hpp"
 
+#include <curl/curl.h>
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <ctime>
 #include <mutex>
-
-#include <curl/curl.h>
-#include <fmt/format.h>
 
 namespace accel {
 
@@ -32,14 +32,16 @@ std::string trim(std::string_view text) {
 bool header_is(std::string_view line, std::string_view name) {
   if (line.size() <= name.size() || line[name.size()] != ':') return false;
   return std::equal(name.begin(), name.end(), line.begin(), [](char a, char b) {
-    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+    return std::tolower(static_cast<unsigned char>(a)) ==
+           std::tolower(static_cast<unsigned char>(b));
   });
 }
 
 // Retry-After is either delta-seconds or an HTTP date (RFC 9110 §10.2.3).
 std::optional<std::chrono::milliseconds> parse_retry_after(const std::string& value) {
   if (value.empty()) return std::nullopt;
-  if (std::all_of(value.begin(), value.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+  if (std::all_of(value.begin(), value.end(),
+                  [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
     return std::chrono::seconds(std::stoll(value.substr(0, 9)));
   }
   const time_t when = curl_getdate(value.c_str(), nullptr);
@@ -104,10 +106,12 @@ HttpClient::HttpClient(HttpOptions options)
 
 HttpClient::~HttpClient() = default;
 
-void HttpClient::set_authorization(std::string value) { authorization_ = std::move(value); }
+void HttpClient::set_authorization(std::string value) {
+  authorization_ = std::move(value);
+}
 
-HttpResponse HttpClient::send(std::string_view method, const std::string& url, std::string_view body,
-                              std::string_view content_type) {
+HttpResponse HttpClient::send(std::string_view method, const std::string& url,
+                              std::string_view body, std::string_view content_type) {
   CURL* curl = handle_->curl;
   curl_easy_reset(curl);  // keeps the live connection, forgets the last request's options
   HttpResponse response;
@@ -121,7 +125,8 @@ HttpResponse HttpClient::send(std::string_view method, const std::string& url, s
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, write_header);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &capture);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(options_.connect_timeout.count()));
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, options_.user_agent.c_str());
@@ -129,8 +134,10 @@ HttpResponse HttpClient::send(std::string_view method, const std::string& url, s
   curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
-  if (!options_.ca_bundle_path.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_bundle_path.c_str());
-  if (!options_.client_cert_path.empty()) curl_easy_setopt(curl, CURLOPT_SSLCERT, options_.client_cert_path.c_str());
+  if (!options_.ca_bundle_path.empty())
+    curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_bundle_path.c_str());
+  if (!options_.client_cert_path.empty())
+    curl_easy_setopt(curl, CURLOPT_SSLCERT, options_.client_cert_path.c_str());
 
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip for large bodies

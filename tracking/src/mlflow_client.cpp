@@ -1,5 +1,6 @@
 #include "accel/tracking/mlflow_client.hpp"
 
+#include <fmt/format.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -7,8 +8,6 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "accel/tracking/mlflow_keys.hpp"
 #include "accel/tracking/mlflow_params.hpp"
@@ -40,9 +39,12 @@ std::string source_name() {
 
 std::string_view status_name(RunStatus status) {
   switch (status) {
-    case RunStatus::finished: return "FINISHED";
-    case RunStatus::failed: return "FAILED";
-    case RunStatus::killed: return "KILLED";
+    case RunStatus::finished:
+      return "FINISHED";
+    case RunStatus::failed:
+      return "FAILED";
+    case RunStatus::killed:
+      return "KILLED";
   }
   return "FINISHED";
 }
@@ -58,7 +60,8 @@ std::string query_string(const nlohmann::json& params) {
   return out;
 }
 
-// A server's error body is {"error_code": "...", "message": "..."}; anything else is shown raw (cut).
+// A server's error body is {"error_code": "...", "message": "..."}; anything else is shown raw
+// (cut).
 std::pair<std::string, std::string> parse_error(const std::string& body) {
   auto parsed = nlohmann::json::parse(body, nullptr, false);
   if (parsed.is_object()) {
@@ -88,17 +91,19 @@ std::string checked_artifact_path(std::string_view path) {
     if (segment.empty()) continue;
     if (segment == "." || segment == ".." || segment.find('\\') != std::string_view::npos ||
         segment.find('\0') != std::string_view::npos) {
-      throw InvalidValue(fmt::format("artifact path '{}' is not a plain relative path; use "
-                                     "'/'-separated names without '.', '..' or '\\'",
-                                     path));
+      throw InvalidValue(
+          fmt::format("artifact path '{}' is not a plain relative path; use "
+                      "'/'-separated names without '.', '..' or '\\'",
+                      path));
     }
     if (!out.empty()) out += '/';
     out += HttpClient::escape(segment);
   }
   if (out.empty()) {
-    throw InvalidValue(fmt::format("artifact path '{}' is empty; name the file, e.g. "
-                                   "'notes/summary.txt'",
-                                   path));
+    throw InvalidValue(
+        fmt::format("artifact path '{}' is empty; name the file, e.g. "
+                    "'notes/summary.txt'",
+                    path));
   }
   return out;
 }
@@ -109,7 +114,8 @@ std::string MlflowClient::credentials_hint() const {
   return config_.authorization().empty()
              ? "the server requires authentication; set MLFLOW_TRACKING_USERNAME and "
                "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
-             : "check MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
+             : "check MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or "
+               "MLFLOW_TRACKING_TOKEN) "
                "and the user's permissions on the experiment";
 }
 
@@ -136,14 +142,15 @@ nlohmann::json MlflowClient::send_with_retries(std::string_view method, const st
         }
         auto [error_code, message] = parse_error(response.body);
         if (response.status == 401 || response.status == 403) {
-          throw TrackerError(fmt::format(
-              "MLflow server {} rejected the credentials for {} (HTTP {}{}): {}", config_.tracking_uri,
-              what, response.status, message.empty() ? "" : ", " + message, credentials_hint()));
+          throw TrackerError(
+              fmt::format("MLflow server {} rejected the credentials for {} (HTTP {}{}): {}",
+                          config_.tracking_uri, what, response.status,
+                          message.empty() ? "" : ", " + message, credentials_hint()));
         }
         if (!RetryPolicy::is_transient_status(response.status)) {
           throw MlflowRequestError(
-              fmt::format("MLflow server {} rejected {} (HTTP {}{}): {}", config_.tracking_uri, what,
-                          response.status, error_code.empty() ? "" : " " + error_code,
+              fmt::format("MLflow server {} rejected {} (HTTP {}{}): {}", config_.tracking_uri,
+                          what, response.status, error_code.empty() ? "" : " " + error_code,
                           message.empty() ? "(no message)" : message),
               response.status, error_code, message);
         }
@@ -152,7 +159,8 @@ nlohmann::json MlflowClient::send_with_retries(std::string_view method, const st
         retry_after = response.retry_after;
       } catch (const HttpTransportError& e) {
         if (!e.transient()) {
-          throw TrackerError(fmt::format("cannot reach the MLflow server for {}: {}", what, e.what()));
+          throw TrackerError(
+              fmt::format("cannot reach the MLflow server for {}: {}", what, e.what()));
         }
         last_problem = e.what();
       }
@@ -169,7 +177,8 @@ nlohmann::json MlflowClient::send_with_retries(std::string_view method, const st
 nlohmann::json MlflowClient::call(std::string_view method, std::string_view endpoint,
                                   const nlohmann::json& body) {
   if (method == "GET") {
-    const std::string url = fmt::format("{}{}{}{}", config_.tracking_uri, kApi, endpoint, query_string(body));
+    const std::string url =
+        fmt::format("{}{}{}{}", config_.tracking_uri, kApi, endpoint, query_string(body));
     return send_with_retries(method, url, {}, "application/json", endpoint);
   }
   return call_raw(method, endpoint,
@@ -199,7 +208,9 @@ std::string MlflowClient::resolve_experiment_id() {
   auto experiment = get_by_name();
   if (!experiment) {
     try {
-      return call("POST", "experiments/create", {{"name", name}}).at("experiment_id").get<std::string>();
+      return call("POST", "experiments/create", {{"name", name}})
+          .at("experiment_id")
+          .get<std::string>();
     } catch (const MlflowRequestError& e) {
       if (e.error_code() != "RESOURCE_ALREADY_EXISTS") throw;
       experiment = get_by_name();  // created concurrently by another process
@@ -222,14 +233,15 @@ void MlflowClient::start_run() {
       run = call("GET", "runs/get", {{"run_id", config_.run_id}}).at("run");
     } catch (const MlflowRequestError& e) {
       if (e.error_code() != "RESOURCE_DOES_NOT_EXIST") throw;
-      throw TrackerError(fmt::format("MLFLOW_RUN_ID / run_id '{}' names no run on the MLflow "
-                                     "server {}; unset it to start a new run",
-                                     config_.run_id, config_.tracking_uri));
+      throw TrackerError(
+          fmt::format("MLFLOW_RUN_ID / run_id '{}' names no run on the MLflow "
+                      "server {}; unset it to start a new run",
+                      config_.run_id, config_.tracking_uri));
     }
     const auto& info = run.at("info");
     if (info.value("lifecycle_stage", "active") == "deleted") {
-      throw TrackerError(fmt::format("MLflow run '{}' is deleted; restore it or unset MLFLOW_RUN_ID",
-                                     config_.run_id));
+      throw TrackerError(fmt::format(
+          "MLflow run '{}' is deleted; restore it or unset MLFLOW_RUN_ID", config_.run_id));
     }
     if (info.value("status", "RUNNING") != "RUNNING") {
       call("POST", "runs/update", {{"run_id", config_.run_id}, {"status", "RUNNING"}});
@@ -239,7 +251,8 @@ void MlflowClient::start_run() {
     nlohmann::json tags = nlohmann::json::array();
     auto add_tag = [&](std::string key, std::string value) {
       bool cut = false;
-      tags.push_back({{"key", std::move(key)}, {"value", truncate_utf8(value, kMlflowMaxTagValueLength, &cut)}});
+      tags.push_back({{"key", std::move(key)},
+                      {"value", truncate_utf8(value, kMlflowMaxTagValueLength, &cut)}});
     };
     add_tag("mlflow.user", current_user());
     add_tag("mlflow.source.name", source_name());
@@ -268,7 +281,8 @@ void MlflowClient::start_run() {
     for (const auto& [key, value] : config_.tags.items()) {
       check_key("tag", key);
       bool cut = false;
-      tags.push_back({key, truncate_utf8(value.get<std::string>(), kMlflowMaxTagValueLength, &cut)});
+      tags.push_back(
+          {key, truncate_utf8(value.get<std::string>(), kMlflowMaxTagValueLength, &cut)});
     }
     log_batch({}, {}, tags);
   }
@@ -294,12 +308,15 @@ std::string MlflowClient::artifact_uri() const {
   return artifact_uri_;
 }
 
-bool MlflowClient::artifacts_proxied() const { return artifact_uri().starts_with("mlflow-artifacts:"); }
+bool MlflowClient::artifacts_proxied() const {
+  return artifact_uri().starts_with("mlflow-artifacts:");
+}
 
 void MlflowClient::require_run() const {
   if (run_id().empty()) {
-    throw UsageError("the MLflow run is not started yet; call start_run() first (the tracker does "
-                     "this in init_trackers)");
+    throw UsageError(
+        "the MLflow run is not started yet; call start_run() first (the tracker does "
+        "this in init_trackers)");
   }
 }
 
@@ -307,7 +324,8 @@ void MlflowClient::log_metric(std::string_view key, double value, std::optional<
                               std::optional<int64_t> timestamp_ms) {
   require_run();
   check_key("metric", key);
-  const MlflowMetric metric{std::string(key), value, timestamp_ms.value_or(now_ms()), step.value_or(0)};
+  const MlflowMetric metric{std::string(key), value, timestamp_ms.value_or(now_ms()),
+                            step.value_or(0)};
   log_batch(std::span(&metric, 1));
 }
 
@@ -327,8 +345,8 @@ void MlflowClient::set_tag(std::string_view key, std::string_view value) {
   log_batch({}, {}, std::span(&tag, 1));
 }
 
-void MlflowClient::log_batch(std::span<const MlflowMetric> metrics, std::span<const MlflowParam> params,
-                             std::span<const MlflowTag> tags) {
+void MlflowClient::log_batch(std::span<const MlflowMetric> metrics,
+                             std::span<const MlflowParam> params, std::span<const MlflowTag> tags) {
   require_run();
   const auto chunks = split_mlflow_log_batch(run_id(), metrics, params, tags);
   std::size_t sent_metrics = 0;
@@ -337,20 +355,23 @@ void MlflowClient::log_batch(std::span<const MlflowMetric> metrics, std::span<co
       call_raw("POST", "runs/log-batch", chunks[i].body);
     } catch (TrackerUnavailable& e) {
       if (i == 0) throw;
-      throw TrackerUnavailable(fmt::format("{} ({} of {} log-batch requests, {} metrics, were "
-                                           "stored before this one)",
-                                           e.what(), i, chunks.size(), sent_metrics));
+      throw TrackerUnavailable(
+          fmt::format("{} ({} of {} log-batch requests, {} metrics, were "
+                      "stored before this one)",
+                      e.what(), i, chunks.size(), sent_metrics));
     }
     sent_metrics += chunks[i].metrics;
   }
 }
 
-void MlflowClient::log_artifact(const std::filesystem::path& local_file, std::string_view artifact_dir) {
+void MlflowClient::log_artifact(const std::filesystem::path& local_file,
+                                std::string_view artifact_dir) {
   std::ifstream in(local_file, std::ios::binary);
   if (!in) {
-    throw InvalidValue(fmt::format("cannot read artifact file '{}': check that it exists and is "
-                                   "readable",
-                                   local_file.string()));
+    throw InvalidValue(
+        fmt::format("cannot read artifact file '{}': check that it exists and is "
+                    "readable",
+                    local_file.string()));
   }
   std::ostringstream content;
   content << in.rdbuf();
@@ -373,7 +394,8 @@ void MlflowClient::log_artifact_bytes(std::string_view artifact_file, std::strin
         uri));
   }
   // mlflow-artifacts:/<path> or mlflow-artifacts://host:port/<path>
-  std::string_view root = std::string_view(uri).substr(std::string_view("mlflow-artifacts:").size());
+  std::string_view root =
+      std::string_view(uri).substr(std::string_view("mlflow-artifacts:").size());
   if (root.starts_with("//")) {
     const auto slash = root.find('/', 2);
     root = slash == std::string_view::npos ? std::string_view() : root.substr(slash);

@@ -1,9 +1,9 @@
 #include "accel/tracking/mlflow_keys.hpp"
 
+#include <fmt/format.h>
+
 #include <cctype>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace accel {
 

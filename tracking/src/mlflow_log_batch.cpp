@@ -1,8 +1,8 @@
 #include "accel/tracking/mlflow_log_batch.hpp"
 
-#include <cmath>
-
 #include <fmt/format.h>
+
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "accel/tracking/errors.hpp"
@@ -78,28 +78,34 @@ std::vector<MlflowLogBatchChunk> split_mlflow_log_batch(std::string_view run_id,
   auto add = [&](Kind kind, const std::string& json) {
     const std::size_t added = json.size() + 1;  // + separating comma
     if (envelope + added > limits.max_request_bytes) {
-      throw InvalidValue(fmt::format("one MLflow {} is {} bytes of JSON, more than a log-batch "
-                                     "request may hold ({} bytes); shorten its value",
-                                     kind == Kind::metric ? "metric" : kind == Kind::param ? "param" : "tag",
-                                     json.size(), limits.max_request_bytes));
+      throw InvalidValue(
+          fmt::format("one MLflow {} is {} bytes of JSON, more than a log-batch "
+                      "request may hold ({} bytes); shorten its value",
+                      kind == Kind::metric  ? "metric"
+                      : kind == Kind::param ? "param"
+                                            : "tag",
+                      json.size(), limits.max_request_bytes));
     }
     auto full = [&] {
       if (current.entities() + 1 > limits.max_entities) return true;
       if (current.bytes(envelope) + added > limits.max_request_bytes) return true;
       switch (kind) {
-        case Kind::metric: return current.counts.metrics + 1 > limits.max_metrics;
-        case Kind::param: return current.counts.params + 1 > limits.max_params;
-        case Kind::tag: return current.counts.tags + 1 > limits.max_tags;
+        case Kind::metric:
+          return current.counts.metrics + 1 > limits.max_metrics;
+        case Kind::param:
+          return current.counts.params + 1 > limits.max_params;
+        case Kind::tag:
+          return current.counts.tags + 1 > limits.max_tags;
       }
       return false;
     };
     if (full()) finish();
-    std::string& section = kind == Kind::metric ? current.metrics
+    std::string& section = kind == Kind::metric  ? current.metrics
                            : kind == Kind::param ? current.params
                                                  : current.tags;
     if (!section.empty()) section += ',';
     section += json;
-    (kind == Kind::metric ? current.counts.metrics
+    (kind == Kind::metric  ? current.counts.metrics
      : kind == Kind::param ? current.counts.params
                            : current.counts.tags) += 1;
   };

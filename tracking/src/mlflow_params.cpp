@@ -1,8 +1,8 @@
 #include "accel/tracking/mlflow_params.hpp"
 
-#include <cmath>
-
 #include <fmt/format.h>
+
+#include <cmath>
 
 namespace accel {
 
@@ -23,9 +23,12 @@ void flatten(const nlohmann::json& node, const std::string& prefix,
 
 std::string render_mlflow_param_value(const nlohmann::json& value) {
   switch (value.type()) {
-    case nlohmann::json::value_t::string: return value.get<std::string>();
-    case nlohmann::json::value_t::boolean: return value.get<bool>() ? "True" : "False";
-    case nlohmann::json::value_t::null: return "None";
+    case nlohmann::json::value_t::string:
+      return value.get<std::string>();
+    case nlohmann::json::value_t::boolean:
+      return value.get<bool>() ? "True" : "False";
+    case nlohmann::json::value_t::null:
+      return "None";
     case nlohmann::json::value_t::number_float: {
       const double v = value.get<double>();
       if (std::isnan(v)) return "nan";
@@ -33,12 +36,12 @@ std::string render_mlflow_param_value(const nlohmann::json& value) {
       return value.dump();
     }
     default:
-      return value.dump(-1, ' ', /*ensure_ascii=*/false,
-                        nlohmann::json::error_handler_t::replace);
+      return value.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
   }
 }
 
-std::vector<std::pair<std::string, std::string>> flatten_mlflow_params(const nlohmann::json& config) {
+std::vector<std::pair<std::string, std::string>> flatten_mlflow_params(
+    const nlohmann::json& config) {
   std::vector<std::pair<std::string, std::string>> out;
   if (config.is_null() || (config.is_object() && config.empty())) return out;
   if (!config.is_object()) {

@@ -1,9 +1,9 @@
 #include "accel/tracking/mlflow_tracker.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
-
-#include <fmt/format.h>
 
 #include "accel/tracking/mlflow_params.hpp"
 #include "accel/tracking/png_encoder.hpp"
@@ -17,7 +17,9 @@ int64_t to_ms(std::chrono::system_clock::time_point time) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
 }
 
-void warn_mlflow(std::string_view message) { warn(fmt::format("mlflow: {}", message)); }
+void warn_mlflow(std::string_view message) {
+  warn(fmt::format("mlflow: {}", message));
+}
 
 // A file name part made of safe characters: what is not [A-Za-z0-9._-] becomes '_'.
 std::string safe_file_part(std::string_view text) {
@@ -29,9 +31,10 @@ std::string safe_file_part(std::string_view text) {
   return out;
 }
 
-// <folder>/<key segments made safe>/step_<step><extension> ("value" instead of step_<n> without one).
-std::string artifact_path(std::string_view folder, std::string_view key, std::optional<int64_t> step,
-                          std::string_view extension) {
+// <folder>/<key segments made safe>/step_<step><extension> ("value" instead of step_<n> without
+// one).
+std::string artifact_path(std::string_view folder, std::string_view key,
+                          std::optional<int64_t> step, std::string_view extension) {
   std::string path(folder);
   const std::size_t folder_size = path.size();
   std::size_t begin = 0;
@@ -83,12 +86,15 @@ TrackerRegistration MlflowTracker::registration() {
           .requires_logging_directory = false};
 }
 
-MlflowTracker::MlflowTracker(const TrackerInit& init) : MlflowTracker(MlflowConfig::resolve(init)) {}
+MlflowTracker::MlflowTracker(const TrackerInit& init)
+    : MlflowTracker(MlflowConfig::resolve(init)) {}
 
 MlflowTracker::MlflowTracker(MlflowConfig config)
     : client_(std::make_unique<MlflowClient>(std::move(config))), last_send_(Clock::now()) {}
 
-MlflowTracker::~MlflowTracker() { stop_flusher(); }
+MlflowTracker::~MlflowTracker() {
+  stop_flusher();
+}
 
 std::size_t MlflowTracker::pending_metrics() const {
   std::lock_guard lock(mutex_);
@@ -113,10 +119,11 @@ void MlflowTracker::start() {
     } catch (const TrackerUnavailable& e) {
       // Not fatal: records are journaled by TrackerHub until the server answers.
       warned_unreachable_at_start_ = true;
-      warn_mlflow(fmt::format("{}. Training goes on: what is logged for MLflow is kept and the run is "
-                              "created when the server answers (check MLFLOW_TRACKING_URI if it "
-                              "never does)",
-                              e.what()));
+      warn_mlflow(
+          fmt::format("{}. Training goes on: what is logged for MLflow is kept and the run is "
+                      "created when the server answers (check MLFLOW_TRACKING_URI if it "
+                      "never does)",
+                      e.what()));
       probe_interval_ = client_->config().retry.initial_backoff;
       next_probe_ = Clock::now() + probe_interval_;
     }
@@ -127,14 +134,16 @@ void MlflowTracker::start() {
 void MlflowTracker::ensure_run() {
   if (started_) return;
   if (Clock::now() < next_probe_) {
-    throw TrackerUnavailable(fmt::format("MLflow server {} is unreachable; the run is not created yet",
-                                         client_->config().tracking_uri));
+    throw TrackerUnavailable(
+        fmt::format("MLflow server {} is unreachable; the run is not created yet",
+                    client_->config().tracking_uri));
   }
   try {
     if (!client_->reachable()) {
-      throw TrackerUnavailable(fmt::format("MLflow server {} is unreachable; the run is not created "
-                                           "yet",
-                                           client_->config().tracking_uri));
+      throw TrackerUnavailable(
+          fmt::format("MLflow server {} is unreachable; the run is not created "
+                      "yet",
+                      client_->config().tracking_uri));
     }
     client_->start_run();
   } catch (const TrackerUnavailable&) {
@@ -185,9 +194,10 @@ void MlflowTracker::send_pending_or_throw() {
   if (pending_.empty()) return;
   if (!send_pending(true)) {
     go_offline();
-    throw TrackerUnavailable(fmt::format("MLflow server {} is unreachable; {} metric points are "
-                                         "kept and sent when it answers",
-                                         client_->config().tracking_uri, pending_.size()));
+    throw TrackerUnavailable(
+        fmt::format("MLflow server {} is unreachable; {} metric points are "
+                    "kept and sent when it answers",
+                    client_->config().tracking_uri, pending_.size()));
   }
   offline_ = false;
 }
@@ -212,9 +222,10 @@ void MlflowTracker::deliver_pending_while_offline() {
 std::string MlflowTracker::metric_key(const std::string& original) {
   auto mapped = metric_keys_.map(original);
   if (mapped.first_time && mapped.renamed) {
-    warn_mlflow(fmt::format("metric key '{}' is logged to MLflow as '{}' (MLflow allows "
-                            "alphanumerics, '_', '-', '.', ' ', ':' and '/', at most 250 characters)",
-                            original, mapped.key));
+    warn_mlflow(
+        fmt::format("metric key '{}' is logged to MLflow as '{}' (MLflow allows "
+                    "alphanumerics, '_', '-', '.', ' ', ':' and '/', at most 250 characters)",
+                    original, mapped.key));
   }
   return mapped.key;
 }
@@ -250,7 +261,8 @@ void MlflowTracker::store_init_configuration(const nlohmann::json& config) {
     auto mapped = param_keys_.map(key);
     if (mapped.first_time && (mapped.renamed || key != flat_key)) {
       warn_mlflow(fmt::format("config key '{}' is logged to MLflow as param '{}'{}", flat_key,
-                              mapped.key, key != flat_key ? " (the name occurs twice after flattening)" : ""));
+                              mapped.key,
+                              key != flat_key ? " (the name occurs twice after flattening)" : ""));
     }
     bool cut = false;
     std::string sent = truncate_utf8(value, kMlflowMaxParamValueLength, &cut);
@@ -290,14 +302,17 @@ void MlflowTracker::log(const Values& values, std::optional<int64_t> step) {
         metrics.push_back({metric_key(key + "/" + series), v, timestamp, metric_step});
       }
     } else if (const auto* text = std::get_if<std::string>(&storage)) {
-      artifacts.push_back({artifact_path("text", key, step, ".txt"), *text, "text/plain; charset=utf-8"});
+      artifacts.push_back(
+          {artifact_path("text", key, step, ".txt"), *text, "text/plain; charset=utf-8"});
     } else if (const auto* image = std::get_if<Image>(&storage)) {
-      artifacts.push_back({artifact_path("images", key, step, ".png"), encode_png(*image, key), "image/png"});
+      artifacts.push_back(
+          {artifact_path("images", key, step, ".png"), encode_png(*image, key), "image/png"});
     } else if (const auto* table = std::get_if<Table>(&storage)) {
-      artifacts.push_back({artifact_path("tables", key, step, ".json"), table_json(*table), "application/json"});
+      artifacts.push_back(
+          {artifact_path("tables", key, step, ".json"), table_json(*table), "application/json"});
     } else if (const auto* histogram = std::get_if<Histogram>(&storage)) {
-      artifacts.push_back({artifact_path("histograms", key, step, ".json"), histogram_json(*histogram),
-                           "application/json"});
+      artifacts.push_back({artifact_path("histograms", key, step, ".json"),
+                           histogram_json(*histogram), "application/json"});
     }
   }
   // Artifacts first: if one cannot be uploaded, nothing of this record has been accepted yet and
@@ -331,9 +346,10 @@ void MlflowTracker::finish(RunStatus status) {
     send_pending_or_throw();
     client_->end_run(status);
     if (dropped_metrics_ > 0) {
-      warn_mlflow(fmt::format("{} metric points were rejected by the server (see the warnings "
-                              "above)",
-                              dropped_metrics_));
+      warn_mlflow(
+          fmt::format("{} metric points were rejected by the server (see the warnings "
+                      "above)",
+                      dropped_metrics_));
     }
   }
   stop_flusher();

@@ -1,9 +1,9 @@
 #include "accel/tracking/retry_policy.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
 
 #include "accel/tracking/errors.hpp"
 
@@ -32,8 +32,8 @@ int64_t read_non_negative(const nlohmann::json& options, const char* field, int6
   if (!options.contains(field)) return fallback;
   const auto& v = options.at(field);
   if (!v.is_number_integer() || v.get<int64_t>() < 0) {
-    throw InvalidValue(fmt::format("retry option '{}' is {}; it must be a non-negative integer",
-                                   field, v.dump()));
+    throw InvalidValue(
+        fmt::format("retry option '{}' is {}; it must be a non-negative integer", field, v.dump()));
   }
   return v.get<int64_t>();
 }
@@ -44,19 +44,21 @@ RetryPolicy RetryPolicy::from_json(const nlohmann::json& options) {
   RetryPolicy policy;
   if (options.is_null()) return policy;
   if (!options.is_object()) {
-    throw InvalidValue(fmt::format("retry options are {}; pass an object such as "
-                                   "{{\"max_attempts\": 4, \"initial_backoff_ms\": 250}}",
-                                   options.dump()));
+    throw InvalidValue(
+        fmt::format("retry options are {}; pass an object such as "
+                    "{{\"max_attempts\": 4, \"initial_backoff_ms\": 250}}",
+                    options.dump()));
   }
   for (const auto& [name, value] : options.items()) {
     static constexpr const char* known[] = {"max_attempts", "initial_backoff_ms", "max_backoff_ms",
                                             "jitter", "max_retry_after_ms"};
     if (std::find_if(std::begin(known), std::end(known),
                      [&](const char* k) { return name == k; }) == std::end(known)) {
-      throw InvalidValue(fmt::format("unknown retry option '{}'; known options: max_attempts, "
-                                     "initial_backoff_ms, max_backoff_ms, jitter, "
-                                     "max_retry_after_ms",
-                                     name));
+      throw InvalidValue(
+          fmt::format("unknown retry option '{}'; known options: max_attempts, "
+                      "initial_backoff_ms, max_backoff_ms, jitter, "
+                      "max_retry_after_ms",
+                      name));
     }
   }
   policy.max_attempts = static_cast<int>(read_non_negative(options, "max_attempts", 4));
@@ -65,14 +67,15 @@ RetryPolicy RetryPolicy::from_json(const nlohmann::json& options) {
   }
   policy.initial_backoff =
       std::chrono::milliseconds(read_non_negative(options, "initial_backoff_ms", 250));
-  policy.max_backoff = std::chrono::milliseconds(read_non_negative(options, "max_backoff_ms", 4000));
+  policy.max_backoff =
+      std::chrono::milliseconds(read_non_negative(options, "max_backoff_ms", 4000));
   policy.max_retry_after =
       std::chrono::milliseconds(read_non_negative(options, "max_retry_after_ms", 30000));
   if (options.contains("jitter")) {
     const auto& j = options.at("jitter");
     if (!j.is_number() || j.get<double>() < 0 || j.get<double>() > 10) {
-      throw InvalidValue(fmt::format("retry option 'jitter' is {}; use a fraction in [0, 10]",
-                                     j.dump()));
+      throw InvalidValue(
+          fmt::format("retry option 'jitter' is {}; use a fraction in [0, 10]", j.dump()));
     }
     policy.jitter = j.get<double>();
   }

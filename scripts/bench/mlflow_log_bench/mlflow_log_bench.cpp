@@ -4,14 +4,14 @@
 // seconds the training thread spent inside log(), the slowest log() call, requests sent.
 //
 // usage: mlflow_log_bench --run-id ID --steps N --metrics M [--prefix accel]
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
-
-#include <fmt/format.h>
 
 #include "accel/tracking/hub.hpp"
 #include "accel/tracking/mlflow_client.hpp"
@@ -21,10 +21,14 @@ int main(int argc, char** argv) {
   long steps = 10000, metrics = 10;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string_view flag = argv[i];
-    if (flag == "--run-id") run_id = argv[i + 1];
-    else if (flag == "--steps") steps = std::atol(argv[i + 1]);
-    else if (flag == "--metrics") metrics = std::atol(argv[i + 1]);
-    else if (flag == "--prefix") prefix = argv[i + 1];
+    if (flag == "--run-id")
+      run_id = argv[i + 1];
+    else if (flag == "--steps")
+      steps = std::atol(argv[i + 1]);
+    else if (flag == "--metrics")
+      metrics = std::atol(argv[i + 1]);
+    else if (flag == "--prefix")
+      prefix = argv[i + 1];
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;
@@ -45,7 +49,8 @@ int main(int argc, char** argv) {
   Clock::duration in_log{0}, slowest{0};
   for (long step = 0; step < steps; ++step) {
     accel::Values values;
-    for (long k = 0; k < metrics; ++k) values.set(keys[static_cast<std::size_t>(k)], std::sin(0.001 * double(step)) + double(k));
+    for (long k = 0; k < metrics; ++k)
+      values.set(keys[static_cast<std::size_t>(k)], std::sin(0.001 * double(step)) + double(k));
     const auto call = Clock::now();
     hub.log(std::move(values), step);
     const auto took = Clock::now() - call;
@@ -62,7 +67,8 @@ int main(int argc, char** argv) {
   std::printf("%s\n", nlohmann::json{{"points", steps * metrics},
                                      {"seconds", seconds},
                                      {"log_seconds", std::chrono::duration<double>(in_log).count()},
-                                     {"slowest_log_us", std::chrono::duration<double, std::micro>(slowest).count()},
+                                     {"slowest_log_us",
+                                      std::chrono::duration<double, std::micro>(slowest).count()},
                                      {"requests", client->requests_sent()}}
                           .dump()
                           .c_str());

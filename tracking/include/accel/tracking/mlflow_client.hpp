@@ -8,7 +8,8 @@
 // Every request is retried on connection errors, 408, 429 and 5xx under config.retry (exponential
 // backoff with jitter, Retry-After honoured). Failures are reported as:
 //   accel::TrackerUnavailable  the server did not answer usefully after the retries (transient);
-//   accel::MlflowRequestError  the server rejected the request (4xx; carries MLflow's error_code and
+//   accel::MlflowRequestError  the server rejected the request (4xx; carries MLflow's error_code
+//   and
 //                              message, e.g. INVALID_PARAMETER_VALUE); a TrackerError;
 //   accel::TrackerError        credentials rejected (401/403), TLS verification failed, ...;
 //   accel::InvalidValue        a key or path that MLflow would reject, caught before sending.
@@ -18,13 +19,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <span>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/general_tracker.hpp"
@@ -94,8 +94,9 @@ class MlflowClient {
 
   // One attempt, no retries: does the server answer GET /health with 200? Never throws.
   bool reachable();
-  // When credentials are configured: one attempt, short timeout; throws accel::TrackerError when the
-  // server rejects them (401/403). Returns quietly otherwise, also when the server cannot be reached.
+  // When credentials are configured: one attempt, short timeout; throws accel::TrackerError when
+  // the server rejects them (401/403). Returns quietly otherwise, also when the server cannot be
+  // reached.
   void check_credentials();
 
   // GET runs/get for this run (the raw JSON "run" object).
@@ -122,10 +123,10 @@ class MlflowClient {
   void require_run() const;
 
   MlflowConfig config_;
-  mutable std::mutex http_mutex_;   // guards http_ and random_ for one attempt (not the backoff)
+  mutable std::mutex http_mutex_;  // guards http_ and random_ for one attempt (not the backoff)
   HttpClient http_;
   std::mt19937_64 random_;
-  mutable std::mutex run_mutex_;    // guards the run identity below
+  mutable std::mutex run_mutex_;  // guards the run identity below
   std::string run_id_, experiment_id_, artifact_uri_;
 };
 

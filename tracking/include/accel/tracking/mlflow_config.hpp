@@ -1,10 +1,10 @@
 #pragma once
-// accel::MlflowConfig: where and how the mlflow tracker talks to an MLflow tracking server, resolved
-// the way the mlflow Python client resolves it. Precedence: init_kwargs["mlflow"] > environment >
-// defaults. Environment variables read:
-//   MLFLOW_TRACKING_URI              http(s)://host[:port][/prefix] (required; file:/paths rejected)
-//   MLFLOW_EXPERIMENT_NAME / _ID     experiment (default: the project name given to init_trackers)
-//   MLFLOW_RUN_ID                    resume this run instead of creating one
+// accel::MlflowConfig: where and how the mlflow tracker talks to an MLflow tracking server,
+// resolved the way the mlflow Python client resolves it. Precedence: init_kwargs["mlflow"] >
+// environment > defaults. Environment variables read:
+//   MLFLOW_TRACKING_URI              http(s)://host[:port][/prefix] (required; file:/paths
+//   rejected) MLFLOW_EXPERIMENT_NAME / _ID     experiment (default: the project name given to
+//   init_trackers) MLFLOW_RUN_ID                    resume this run instead of creating one
 //   MLFLOW_TAGS                      JSON object of extra run tags
 //   MLFLOW_TRACKING_USERNAME/PASSWORD  HTTP Basic auth; else MLFLOW_TRACKING_TOKEN: Bearer auth
 //   MLFLOW_TRACKING_INSECURE_TLS     "true" turns TLS verification off (default: on)
@@ -15,10 +15,9 @@
 // configurations) and are never printed: to_string() shows whether they are set, not their value.
 // Thread-safety: a plain value.
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "accel/tracking/general_tracker.hpp"
 #include "accel/tracking/http_client.hpp"
@@ -27,12 +26,12 @@
 namespace accel {
 
 struct MlflowConfig {
-  std::string tracking_uri;        // normalised: no trailing slash
-  std::string experiment_name;     // used when experiment_id is empty
+  std::string tracking_uri;     // normalised: no trailing slash
+  std::string experiment_name;  // used when experiment_id is empty
   std::string experiment_id;
-  std::string run_id;              // resume this run when set
-  std::string run_name;            // empty: the server picks a name
-  std::string description;         // stored as the mlflow.note.content tag
+  std::string run_id;                              // resume this run when set
+  std::string run_name;                            // empty: the server picks a name
+  std::string description;                         // stored as the mlflow.note.content tag
   nlohmann::json tags = nlohmann::json::object();  // string → string
 
   std::string username, password, token;  // secrets: never print

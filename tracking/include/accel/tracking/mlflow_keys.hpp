@@ -2,11 +2,13 @@
 // MLflow's naming rules for metric, param and tag keys, and accel's mapping of any key onto them.
 //
 // MLflow (mlflow/utils/validation.py) accepts keys of at most 250 characters made of alphanumerics,
-// '_', '-', '.', ' ', ':' and '/', that are already in normal path form (no leading or trailing '/',
-// no '//', no '.' or '..' segment, not starting with ".."). sanitize_mlflow_key maps any key onto that set:
+// '_', '-', '.', ' ', ':' and '/', that are already in normal path form (no leading or trailing
+// '/', no '//', no '.' or '..' segment, not starting with ".."). sanitize_mlflow_key maps any key
+// onto that set:
 //   - every other character (one UTF-8 code point) becomes '_';
 //   - empty segments and '.' segments are dropped ("a//b/" → "a/b", "./a" → "a");
-//   - a '..' segment becomes "__" ("a/../b" → "a/__/b"), and so does a leading ".." ("..a" → "__a");
+//   - a '..' segment becomes "__" ("a/../b" → "a/__/b"), and so does a leading ".." ("..a" →
+//   "__a");
 //   - an empty result becomes "_";
 //   - keys longer than 250 characters are cut to 250.
 // MlflowKeyMapper makes the mapping one-to-one within a run: when two different keys map onto the

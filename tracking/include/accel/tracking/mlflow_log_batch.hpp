@@ -4,9 +4,8 @@
 // per request, and at most 1,000,000 bytes of JSON. Entities keep their order across chunks, so
 // metrics reach the server in the order they were logged.
 // Metric values that are NaN or ±Inf are sent as the JSON strings "NaN", "Infinity", "-Infinity",
-// which is what the mlflow Python client sends (protobuf JSON mapping); the server stores NaN as NaN
-// and ±Inf as ±1.7976931348623157e308.
-// Thread-safety: pure functions over values.
+// which is what the mlflow Python client sends (protobuf JSON mapping); the server stores NaN as
+// NaN and ±Inf as ±1.7976931348623157e308. Thread-safety: pure functions over values.
 #include <cstddef>
 #include <cstdint>
 #include <span>

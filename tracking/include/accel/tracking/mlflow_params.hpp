@@ -9,12 +9,11 @@
 // Keys are left as they are here; MlflowKeyMapper makes them valid.
 // Thread-safety: pure functions.
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace accel {
 
@@ -22,7 +21,8 @@ inline constexpr std::size_t kMlflowMaxParamValueLength = 6000;
 inline constexpr std::size_t kMlflowMaxTagValueLength = 8000;
 
 // (key, value) in the order nlohmann::json iterates (keys sorted within each object).
-std::vector<std::pair<std::string, std::string>> flatten_mlflow_params(const nlohmann::json& config);
+std::vector<std::pair<std::string, std::string>> flatten_mlflow_params(
+    const nlohmann::json& config);
 
 // How one JSON scalar or array is rendered as a param value (see above).
 std::string render_mlflow_param_value(const nlohmann::json& value);

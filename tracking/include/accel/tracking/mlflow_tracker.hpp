@@ -1,5 +1,6 @@
 #pragma once
-// accel::MlflowTracker: the built-in "mlflow" tracker. Speaks MLflow's REST API through MlflowClient.
+// accel::MlflowTracker: the built-in "mlflow" tracker. Speaks MLflow's REST API through
+// MlflowClient.
 //
 //   construction              resolves MlflowConfig (accel::InvalidValue for a bad configuration).
 //                             Through the registry (log_with = {"mlflow"}) the credentials are also
@@ -8,7 +9,8 @@
 //                             unreachable server is not fatal: one warning, then calls throw
 //                             TrackerUnavailable (TrackerHub journals them) until the server
 //                             answers; then the run is created and the journal replays into it.
-//   store_init_configuration  flattened params ("a/b"), keys made valid (MlflowKeyMapper), values cut
+//   store_init_configuration  flattened params ("a/b"), keys made valid (MlflowKeyMapper), values
+//   cut
 //                             to 6000 characters with one warning, sent in chunks of ≤ 100.
 //   log                       scalars → metrics (timestamp = record_time(), the training loop's
 //                             log time; step = step or 0), batched; ScalarGroup → one metric per
@@ -20,19 +22,19 @@
 // Batching and delivery guarantee (see docs/mlflow.md):
 //   Metrics of accepted log() calls wait in `pending` until max_batch_metrics points are pending or
 //   flush_interval has passed (checked on log() and by a small background flusher, so a quiet loop
-//   still gets its last points out), then go out as log-batch requests of ≤ 1000 points. Every log()
-//   call either is accepted whole (metrics pending or sent, artifacts uploaded) or throws
+//   still gets its last points out), then go out as log-batch requests of ≤ 1000 points. Every
+//   log() call either is accepted whole (metrics pending or sent, artifacts uploaded) or throws
 //   TrackerUnavailable having accepted nothing, so TrackerHub's journal replays exactly what the
-//   server has not got. A send that fails after retries keeps `pending` in memory, in order, and marks
-//   the server offline; while offline, each call first tries (at most once per probe interval, one
-//   attempt) to deliver `pending` and throws TrackerUnavailable, accepting nothing, if it cannot. So
-//   points are never dropped or reordered; and a resent request whose first attempt did reach the
-//   server stores nothing twice, because MLflow ignores a metric identical in key, value, step and
-//   timestamp to one it has.
+//   server has not got. A send that fails after retries keeps `pending` in memory, in order, and
+//   marks the server offline; while offline, each call first tries (at most once per probe
+//   interval, one attempt) to deliver `pending` and throws TrackerUnavailable, accepting nothing,
+//   if it cannot. So points are never dropped or reordered; and a resent request whose first
+//   attempt did reach the server stores nothing twice, because MLflow ignores a metric identical in
+//   key, value, step and timestamp to one it has.
 // Bad values (a 4xx from the server) are reported once with the server's message and dropped, not
 // retried. Thread-safety: TrackerHub calls it from one worker thread (GeneralTracker contract); an
-// internal mutex serialises those calls with the background flusher. The MlflowClient from tracker()
-// is thread-safe.
+// internal mutex serialises those calls with the background flusher. The MlflowClient from
+// tracker() is thread-safe.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>

@@ -6,19 +6,18 @@
 // thread and hand records to the on-disk journal instead of waiting minutes.
 // Thread-safety: a RetryPolicy is an immutable value; backoff() takes the caller's random engine.
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
-
-#include <nlohmann/json.hpp>
 
 namespace accel {
 
 struct RetryPolicy {
-  int max_attempts = 4;                                 // total attempts, the first one included
-  std::chrono::milliseconds initial_backoff{250};       // wait before the first retry
-  std::chrono::milliseconds max_backoff{4000};          // no single wait is longer than this
-  double jitter = 0.25;                                 // each wait is stretched by U[0, jitter)
-  std::chrono::milliseconds max_retry_after{30000};     // cap on a server's Retry-After
+  int max_attempts = 4;                              // total attempts, the first one included
+  std::chrono::milliseconds initial_backoff{250};    // wait before the first retry
+  std::chrono::milliseconds max_backoff{4000};       // no single wait is longer than this
+  double jitter = 0.25;                              // each wait is stretched by U[0, jitter)
+  std::chrono::milliseconds max_retry_after{30000};  // cap on a server's Retry-After
 
   // The wait before retry number `retry` (1 = the first retry): initial * 2^(retry-1), capped at
   // max_backoff, stretched by jitter. A Retry-After from the server replaces the computed wait
