@@ -103,8 +103,8 @@ bool is_clean_ascii_tag(std::string_view tag) {
   return clean;
 }
 
-// Nested config → ("a/b", value) leaves (key_rules' flatten_config); nulls are skipped like torch
-// does.
+// Nested config → ("a/b", value) leaves (key_rules' flatten_config); nulls are skipped, as torch
+// skips None.
 std::vector<std::pair<std::string, nlohmann::json>> flatten_hparams(const nlohmann::json& hparams) {
   if (!hparams.is_object()) {
     throw InvalidValue(
@@ -212,8 +212,7 @@ void fill_histogram(tensorboard::HistogramProto& proto, const Histogram& h, std:
   }
 }
 
-// A tag as a regular expression matching exactly that tag (Custom Scalars charts select tags by
-// regex).
+// A regular expression matching exactly this tag (Custom Scalars charts select tags by regex).
 std::string exact_tag_regex(std::string_view tag) {
   std::string out = "^";
   for (char c : tag) {

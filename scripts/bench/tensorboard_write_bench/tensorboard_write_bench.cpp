@@ -1,13 +1,11 @@
 // Writes tags x steps scalar points and prints one JSON line with the time it took:
 //
-//   tensorboard_write_bench writer  <dir> <tags> <steps>   TensorBoardWriter::add_scalar per point
-//   tensorboard_write_bench tracker <dir> <tags> <steps>   TensorBoardTracker::log, one call per
-//   step tensorboard_write_bench raw     <file> <out-file>      fwrite of <file>'s bytes, one call
-//   per record
+//   tensorboard_write_bench writer  <dir> <tags> <steps>  TensorBoardWriter::add_scalar per point
+//   tensorboard_write_bench tracker <dir> <tags> <steps>  TensorBoardTracker::log once per step
+//   tensorboard_write_bench raw     <file> <out-file>     fwrite of <file>'s bytes, once per record
 //
-// Timing covers the writes and handing the data to the OS (flush / fflush), not the final fsync,
-// for all three, so that they are compared on the same work. Used by
-// scripts/bench/tensorboard_write.
+// For all three, timing covers the writes and handing the data to the OS (flush / fflush), not the
+// final fsync, so that they are compared on the same work. Used by scripts/bench/tensorboard_write.
 #include <fmt/format.h>
 
 #include <chrono>
@@ -91,9 +89,8 @@ int run_tracker(const std::filesystem::path& dir, int tags, int64_t steps) {
   return 0;
 }
 
-// Replays the bytes of an events file with one fwrite per record through a stdio buffer as large as
-// the writer's: the same bytes, calls and write(2) sizes as the writer, with no encoding and no
-// checksums.
+// Replays the bytes of an events file with one fwrite per record, through a stdio buffer as large
+// as the writer's: the same bytes, calls and write(2) sizes, without encoding or checksums.
 int run_raw(const std::filesystem::path& source, const std::filesystem::path& target) {
   std::ifstream in(source, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

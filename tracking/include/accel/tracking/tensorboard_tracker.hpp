@@ -1,10 +1,9 @@
 #pragma once
-// accel::TensorBoardTracker ("tensorboard"): logs to TensorBoard event files through
+// accel::TensorBoardTracker ("tensorboard"): logs to TensorBoard event files through a
 // TensorBoardWriter.
 //
 //   <logging_dir>/<run_name>/events.out.tfevents.<secs>.<host>.<pid>.<n>   what TensorBoard reads
-//   <logging_dir>/<run_name>/hparams.yaml                                  the configuration,
-//   nested
+//   <logging_dir>/<run_name>/hparams.yaml                                  the configuration
 //
 // (the directory Accelerate's TensorBoardTracker uses: logging_dir joined with the project name,
 // made safe as one directory name). Values: int/float → scalar; string → text; Image → PNG image;

@@ -1,36 +1,35 @@
 #pragma once
 // accel::TensorBoardWriter: writes one TensorBoard events file
-// (events.out.tfevents.<secs>.<host>.<pid>.<n>) in a run directory — scalars, text, PNG images,
-// histograms and the HParams plugin's summaries — in the encodings torch.utils.tensorboard and
+// (events.out.tfevents.<secs>.<host>.<pid>.<n>) in a run directory: scalars, text, PNG images,
+// histograms and the HParams plugin's summaries, in the encodings torch.utils.tensorboard and
 // TensorBoard's own writers use, with no Python involved.
 //
 // What TensorBoard shows for each call:
-//   add_scalar     Scalars tab; float32 `simple_value` like SummaryWriter (double_precision=true: a
-//                  DT_DOUBLE tensor of plugin "scalars", like SummaryWriter(new_style,
-//                  double_precision)).
-//   add_scalars    one series per entry, tag "<main_tag>/<name>", in this same run (no sub-runs:
-//   torch's
-//                  add_scalars makes one extra run per entry), plus a Custom Scalars tab layout
-//                  with one chart per main_tag overlaying its series — the picture add_scalars is
-//                  used for.
+//   add_scalar     Scalars tab. float32 `simple_value` like SummaryWriter; with double_precision a
+//                  DT_DOUBLE tensor of plugin "scalars" (SummaryWriter new_style +
+//                  double_precision).
+//   add_scalars    one series per entry, tag "<main_tag>/<name>", in this same run (torch's
+//                  add_scalars makes one extra run per entry instead), plus a Custom Scalars layout
+//                  with one chart per main_tag overlaying its series.
 //   add_text       Text tab (plugin "text", DT_STRING tensor); the tag is kept as given.
 //   add_image      Images tab (Summary.Image holding PNG bytes).
-//   add_histogram  Histograms/Distributions tabs (HistogramProto; samples go into 30 equal-width
-//   buckets). add_hparams*   HParams tab (plugin "hparams": experiment, session_start_info,
+//   add_histogram  Histograms and Distributions tabs (HistogramProto; samples: 30 equal-width
+//                  buckets).
+//   add_hparams*   HParams tab (plugin "hparams": experiment, session_start_info,
 //   session_end_info).
-// Tags are cleaned the way SummaryWriter cleans them: characters other than letters, digits, '_',
-// '-',
-// '/', '.' (and non-ASCII UTF-8 letters) become '_' and leading '/' are dropped (see clean_tag).
+// Tags are cleaned the way SummaryWriter cleans them (see clean_tag): characters other than
+// letters, digits, '_', '-', '/', '.' (and non-ASCII UTF-8 letters) become '_', and leading '/'
+// are dropped.
 //
-// Durability: records are buffered and handed to the OS every flush_secs by a background thread, at
-// flush() and at close(); close() also fsyncs once. A process killed at any point leaves a file
+// Durability: records are buffered and handed to the OS every flush_secs by a background thread,
+// at flush() and at close(); close() also fsyncs once. A process killed at any point leaves a file
 // that TensorBoard reads up to the last flush. No fsync happens per record.
 //
 // Errors: bad input throws accel::InvalidValue (naming the tag and the problem) and writes nothing
-// for that call. An I/O failure (disk full, ...) is thrown once as accel::TrackerError from the
-// call that hits it or, when the background flush hit it, from the next call; the file keeps every
-// whole record written before the failure and nothing after it, later calls are dropped and error()
-// says why.
+// for that call. An I/O failure (disk full, ...) is thrown once as accel::TrackerError, from the
+// call that hits it or, when the background flush hit it, from the next call. The file keeps every
+// whole record written before the failure and nothing after it; later calls are dropped, and
+// error() says why.
 //
 // Thread-safety: every member function may be called from any thread (one internal mutex).
 #include <condition_variable>
