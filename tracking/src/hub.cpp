@@ -91,13 +91,23 @@ bool EndTrainingReport::complete() const {
   });
 }
 
-TrackerHub::TrackerHub(TrackerHubOptions options)
-    : options_(std::move(options)), errors_(std::make_shared<detail::ErrorSlot>()) {
-  if (options_.collectives) {
-    options_.rank = options_.collectives->rank();
-    options_.world_size = options_.collectives->world_size();
-    options_.is_main_process = options_.rank == 0;
+namespace {
+TrackerHubOptions resolved(TrackerHubOptions options) {
+  if (options.collectives) {
+    options.rank = options.collectives->rank();
+    options.world_size = options.collectives->world_size();
+    options.is_main_process = options.rank == 0;
   }
+  options.progress_bar.is_main_process = options.progress_bar.is_main_process && options.is_main_process;
+  return options;
+}
+}  // namespace
+
+TrackerHub::TrackerHub(TrackerHubOptions options)
+    : options_(resolved(std::move(options))),
+      errors_(std::make_shared<detail::ErrorSlot>()),
+      aggregator_(AggregatorOptions{.log_every_n_steps = options_.log_every_n_steps}),
+      progress_bar_(std::make_unique<ProgressBar>(options_.progress_bar)) {
   if (options_.queue_bytes == 0) {
     throw InvalidValue("TrackerHubOptions: queue_bytes = 0; give the queue room for at least one "
                        "record (default 64 MiB)");
@@ -333,6 +343,37 @@ void TrackerHub::enqueue(std::shared_ptr<const Values> values, std::optional<int
   if (!channels_.empty()) channels_.back()->push(std::move(record));
 }
 
+void TrackerHub::log(std::string_view name, double value, const LogOptions& options, Phase phase) {
+  aggregator_.log(name, value, options, phase);
+}
+
+void TrackerHub::log_dict(const Values& values, const LogOptions& options, Phase phase) {
+  aggregator_.log_dict(values, options, phase);
+}
+
+void TrackerHub::step_end(int64_t global_step) {
+  last_global_step_ = global_step;
+  Values due = aggregator_.step_values(global_step, options_.collectives);
+  if (!due.empty()) log(std::move(due), global_step);
+  if (progress_bar_->enabled()) {
+    if (progress_bar_->redraw_due()) progress_bar_->set_metrics(aggregator_.prog_bar_values());
+    progress_bar_->update(1);
+  }
+}
+
+void TrackerHub::start_epoch(int64_t epoch, std::optional<int64_t> total_steps) {
+  progress_bar_->start_epoch(epoch, total_steps);
+}
+
+void TrackerHub::epoch_end(std::optional<int64_t> step) {
+  Values values = aggregator_.epoch_end(options_.collectives);
+  if (!values.empty()) log(std::move(values), step ? step : last_global_step_);
+  if (progress_bar_->enabled()) {
+    progress_bar_->set_metrics(aggregator_.prog_bar_values());
+    progress_bar_->refresh();
+  }
+}
+
 bool TrackerHub::flush() {
   rethrow_pending_error();
   std::vector<std::shared_ptr<detail::TrackerChannel>> channels;
@@ -353,6 +394,7 @@ bool TrackerHub::flush() {
 
 EndTrainingReport TrackerHub::end_training(RunStatus status) {
   std::vector<std::shared_ptr<detail::TrackerChannel>> channels;
+  bool closing_from_signal = false;
   {
     std::unique_lock lock(state_mutex_);
     if (state_ == State::ending) {  // another thread (the signal helper) is ending the run
@@ -367,6 +409,7 @@ EndTrainingReport TrackerHub::end_training(RunStatus status) {
       return {};
     }
     state_ = State::ending;
+    closing_from_signal = ended_by_signal_;
     channels = channels_;
     const auto now = std::chrono::system_clock::now();
     for (auto& channel : channels) {
@@ -377,6 +420,7 @@ EndTrainingReport TrackerHub::end_training(RunStatus status) {
       channel->push(std::move(record));
     }
   }
+  if (!closing_from_signal) progress_bar_->close();  // the bar belongs to the training thread
   const auto deadline = detail::TrackerChannel::Clock::now() + options_.end_training_timeout;
   EndTrainingReport report;
   for (auto& channel : channels) {

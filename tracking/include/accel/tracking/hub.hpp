@@ -49,9 +49,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "accel/tracking/aggregation.hpp"
 #include "accel/tracking/collectives.hpp"
 #include "accel/tracking/general_tracker.hpp"
+#include "accel/tracking/log_options.hpp"
 #include "accel/tracking/log_with.hpp"
+#include "accel/tracking/progress_bar.hpp"
 #include "accel/tracking/values.hpp"
 
 namespace accel {
@@ -84,6 +87,12 @@ struct TrackerHubOptions {
   std::chrono::milliseconds retry_max_delay{5'000};
   // Flush and finish (RunStatus::killed) on SIGTERM/SIGINT, then let the signal end the process.
   bool handle_signals = true;
+  // Lightning-style logging (log(name, value, LogOptions), step_end, epoch_end): step values reach
+  // the trackers every log_every_n_steps steps (MetricAggregator). 0: never.
+  int64_t log_every_n_steps = 50;
+  // The console progress bar; drawn on the main process only, and only when its output is a
+  // terminal unless progress_bar.enabled forces it (see progress_bar.hpp).
+  ProgressBarOptions progress_bar{};
   // Collective operations for sync_dist; not owned; nullptr = this process only. When set, rank,
   // world_size and is_main_process (rank 0) are taken from it.
   Collectives* collectives = nullptr;
@@ -126,6 +135,25 @@ class TrackerHub {
   // Validates and enqueues one log call for every tracker. An empty Values is ignored.
   void log(const Values& values, std::optional<int64_t> step = std::nullopt);
   void log(Values&& values, std::optional<int64_t> step = std::nullopt);
+
+  // ---- Lightning's logging model (see aggregation.hpp and docs/logging.md) ----
+  //   hub.start_epoch(epoch, steps_per_epoch);
+  //   for each batch: hub.log("train/loss", loss, {.on_epoch = true, .prog_bar = true}); hub.step_end(step++);
+  //   hub.epoch_end();
+  // Records one value in the aggregator (nothing is sent yet). Throws as MetricAggregator::log.
+  void log(std::string_view name, double value, const LogOptions& options = {},
+           Phase phase = Phase::train);
+  void log_dict(const Values& values, const LogOptions& options, Phase phase = Phase::train);
+  // After each training step: sends the due step values (every log_every_n_steps) with
+  // step = global_step and advances the progress bar. Collective when sync_dist step values are due.
+  void step_end(int64_t global_step);
+  // Starts the progress bar line of an epoch.
+  void start_epoch(int64_t epoch, std::optional<int64_t> total_steps = std::nullopt);
+  // Sends the epoch values with step = `step`, or else the last global_step given to step_end
+  // (Lightning's convention). Collective when there are sync_dist metrics.
+  void epoch_end(std::optional<int64_t> step = std::nullopt);
+  MetricAggregator& aggregator() { return aggregator_; }
+  ProgressBar& progress_bar() { return *progress_bar_; }
 
   // Waits (up to flush_timeout) for every tracker to receive what was logged so far and flush it;
   // fsyncs journals. Returns false when some tracker did not catch up in time.
@@ -172,6 +200,10 @@ class TrackerHub {
   bool ended_by_signal_ = false;
   bool signals_attached_ = false;
   EndTrainingReport last_report_;
+
+  MetricAggregator aggregator_;
+  std::unique_ptr<ProgressBar> progress_bar_;
+  std::optional<int64_t> last_global_step_;
 };
 
 template <class H>
