@@ -238,6 +238,7 @@ struct MpiGroup::Impl {
 
   void communication_loop() {
     torch::NoGradGuard no_grad;  // results are written into leaf tensors (parameters)
+    at::init_num_threads();      // intra-op threads as the program configured them
     for (;;) {
       Operation op;
       {

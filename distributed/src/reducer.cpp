@@ -5,7 +5,7 @@
 //                         buckets whose pending reached 0 are launched in bucket order (the same order on
 //                         every rank, so the group's queues match).
 //   final callback     -> parameters without a hook call are settled, the rest is launched, all works are
-//                         waited for, buckets are divided by the world size, .grad = bucket views.
+//                         waited for (each bucket is averaged, ReduceOp::kAvg), .grad = bucket views.
 // The bucket order is fixed at construction; nothing about it depends on timing, so every rank issues
 // identical collectives.
 #include "accel/reducer.hpp"
@@ -172,7 +172,11 @@ struct Reducer::Impl {
       std::int64_t offset = 0;
       for (std::size_t i : bucket.members) {
         const at::Tensor& p = params[i].tensor;
-        views[i] = bucket.flat.narrow(0, offset, p.numel()).view(p.sizes());
+        // An alias of the bucket memory made with set_(), not an autograd view: LibTorch's
+        // Optimizer::zero_grad() calls detach_() on every gradient, which autograd refuses on views.
+        views[i] = torch::empty({0}, bucket.flat.options())
+                       .set_(bucket.flat.storage(), bucket.flat.storage_offset() + offset, p.sizes(),
+                             c10::contiguous_strides(p.sizes()));
         offset += p.numel();
         bucket_of[i] = static_cast<std::int64_t>(buckets.size());
         // Existing gradients move into the bucket, so autograd accumulates there from now on.
@@ -206,7 +210,7 @@ struct Reducer::Impl {
   void launch_ready_buckets() {
     while (next_to_launch < buckets.size() && buckets[next_to_launch].pending == 0) {
       Bucket& b = buckets[next_to_launch++];
-      b.work = group->allreduce(b.flat, ReduceOp::kSum);
+      b.work = group->allreduce(b.flat, ReduceOp::kAvg);  // averaged by the group, off this thread
     }
   }
 
@@ -256,9 +260,7 @@ struct Reducer::Impl {
       used = used.cpu();
     }
 
-    const int world = group->size();
     for (auto& b : buckets) {
-      if (world > 1) b.flat.div_(world);
       b.work.reset();
       b.pending = b.members.size();
     }

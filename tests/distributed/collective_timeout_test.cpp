@@ -1,7 +1,7 @@
 // A rank that skips a collective must not hang the job: with ACCEL_COLLECTIVE_TIMEOUT=2 the waiting rank
 // reports the operation, the tensor and the peer that has not arrived, then the job is aborted.
 // The test runs `mpiexec -n 2` on this executable ("[.timeout_child]") under a wall-clock bound.
-#include <catch2/catch.hpp>
+#include "torch_catch.hpp"  // first: see the header
 #include <sys/wait.h>
 #include <torch/torch.h>
 #include <unistd.h>

@@ -1,6 +1,6 @@
 // accel::ProcessGroupCollectives (tracking's Collectives over a ProcessGroup) under mpiexec: sums, maxima
 // and minima of a double buffer agree with the local computation on every rank.
-#include <catch2/catch.hpp>
+#include "torch_catch.hpp"  // first: see the header
 #include <torch/torch.h>
 
 #include <vector>

@@ -1,6 +1,6 @@
 // accel::MpiGroup under mpiexec (2 and 3 ranks): every collective's result is compared with the same
 // computation done locally from every rank's (deterministic) input.
-#include <catch2/catch.hpp>
+#include "torch_catch.hpp"  // first: see the header
 #include <torch/torch.h>
 
 #include <cstdlib>

@@ -1,6 +1,6 @@
 // accel::NcclGroup on one rank (the first GPU). Prints "SKIPPED: no CUDA device" (ctest: skipped) on a
 // machine without a GPU. Run as a plain process: the bootstrap group is then the single-process MpiGroup.
-#include <catch2/catch.hpp>
+#include "torch_catch.hpp"  // first: see the header
 #include <torch/torch.h>
 
 #include <iostream>

@@ -1,6 +1,6 @@
 // accel::Reducer under mpiexec (2 and 3 ranks): gradients after a synchronised backward equal those of
 // a single process that sees the union of all ranks' batches.
-#include <catch2/catch.hpp>
+#include "torch_catch.hpp"  // first: see the header
 #include <torch/torch.h>
 
 #include <string>

@@ -1,7 +1,7 @@
 // accel::DistributedSampler: same order as torch.utils.data.DistributedSampler (checked against the
 // real one from .venv), complete and disjoint shards, split_batches, skip_first_batches, and use as the
 // sampler of a LibTorch data loader.
-#include <catch2/catch.hpp>
+#include "torch_catch.hpp"  // first: see the header
 #include <torch/torch.h>
 
 #include <array>

@@ -1,6 +1,6 @@
 // accel::State under mpiexec ("[mpi]": agrees with the launcher and across ranks) and as a plain process
 // started without any launcher ("[single]": rank 0 of 1, no MPI).
-#include <catch2/catch.hpp>
+#include "torch_catch.hpp"  // first: see the header
 #include <mpi.h>
 #include <torch/torch.h>
 

@@ -11,16 +11,18 @@
 //      in which backward usually produces their gradients). A bucket holds parameters of one dtype and
 //      device in one flat contiguous tensor; the first bucket closes at first_bucket_bytes, the others at
 //      bucket_bytes (a parameter larger than the limit gets a bucket of its own). Each parameter's .grad is
-//      made a view into its bucket, so autograd accumulates straight into the bucket (no copy).
+//      made an alias of its slot in the bucket (same memory; not an autograd view, so
+//      Optimizer::zero_grad() with or without set_to_none works), so autograd accumulates straight
+//      into the bucket (no copy).
 //   4. a post-accumulate-grad hook is installed on every such parameter.
 // During backward (when sync is enabled, see no_sync):
 //   * when a parameter's gradient has been accumulated, its hook marks it ready (copying the gradient into
-//     its bucket slot first if .grad is not the bucket view, e.g. after zero_grad(set_to_none));
+//     its bucket slot first if .grad is not the slot alias, e.g. after zero_grad(set_to_none));
 //   * when every parameter of bucket i is ready and buckets 0..i-1 have been launched, bucket i's
-//     allreduce (sum) is launched asynchronously on the process group, while backward continues;
+//     allreduce (average) is launched asynchronously on the process group, while backward continues;
 //   * a callback queued on the autograd engine runs when backward finishes: it marks parameters whose hook
 //     did not fire (unused this step, see find_unused_parameters), launches the remaining buckets, waits
-//     for all of them, divides by the world size and leaves every .grad as the averaged bucket view, all
+//     for all of them (each averaged over ranks) and leaves every .grad as its averaged bucket slot, all
 //     before backward() returns. Gradients are then identical on every rank.
 // Unused parameters: with find_unused_parameters = false, a parameter that received no gradient in a
 //   synchronised backward is an error (accel::DistributedError naming it, thrown out of backward()); with
