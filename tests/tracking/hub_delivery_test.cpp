@@ -288,3 +288,27 @@ TEST_CASE("record_time gives trackers the time of the log call, not of delivery"
   CHECK(tracker->times[0] >= before);
   CHECK(tracker->times[0] <= after);
 }
+
+TEST_CASE("an unwritable journal loses only the overflow, with one warning, and delivery goes on") {
+  ScratchDir dir;
+  WarningCapture warnings;
+  auto tracker = std::make_shared<RecordingTracker>("stuck");
+  tracker->hang = true;
+  TrackerHubOptions o = options_in(dir);
+  o.queue_bytes = 4 * 1024;
+  o.journal_dir = dir.path() / "not-a-directory";
+  std::ofstream(o.journal_dir) << "a file where the journal directory should be";
+  TrackerHub hub(o);
+  hub.init_trackers("proj", {}, {tracker});
+  for (int64_t i = 0; i < 200; ++i) hub.log({{"i", i}, {"text", std::string(100, 'x')}}, i);
+  CHECK(warnings.count({"'stuck'", "cannot be kept", "lost"}) == 1);
+  tracker->hang = false;
+  CHECK(hub.flush());
+  const auto before = tracker->logs().size();
+  CHECK(before < 200);
+  for (int64_t i = 200; i < 210; ++i) hub.log({{"i", i}}, i);
+  auto report = hub.end_training();
+  CHECK(tracker->logs().size() == before + 10);  // the queue is used again once it has room
+  CHECK(report.trackers[0].undelivered == 200 - before);
+  CHECK(warnings.count({"'stuck'", "cannot be kept"}) == 1);
+}

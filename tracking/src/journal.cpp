@@ -150,7 +150,15 @@ JournalRecord decode_journal_record(std::span<const uint8_t> payload) {
 }
 
 JournalWriter::JournalWriter(std::filesystem::path path) : path_(std::move(path)) {
-  if (path_.has_parent_path()) std::filesystem::create_directories(path_.parent_path());
+  if (path_.has_parent_path()) {
+    std::error_code ec;
+    std::filesystem::create_directories(path_.parent_path(), ec);
+    if (ec) {
+      throw TrackerError(fmt::format("cannot create the journal directory '{}': {}; set another "
+                                     "journal directory",
+                                     path_.parent_path().string(), ec.message()));
+    }
+  }
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd_ < 0) {
     throw TrackerError(fmt::format("cannot open journal '{}': {}; check that the directory is "

@@ -61,11 +61,15 @@ bool TrackerChannel::journal_has_unread() const {
 void TrackerChannel::spill(const HubRecord& record) {
   try {
     journal().append(record.to_journal_record());
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     if (record.kind == RecordKind::log) ++logs_lost_;
     ++completed_;
-    warn(fmt::format("tracker '{}': a record could not be kept in its journal and is lost: {}", name_,
-                     e.what()));
+    if (!warned_journal_error_) {
+      warned_journal_error_ = true;
+      warn(fmt::format("tracker '{}': records that cannot be queued or delivered now cannot be kept "
+                       "in its journal either, and are lost: {}",
+                       name_, e.what()));
+    }
   }
 }
 
@@ -206,6 +210,7 @@ void TrackerChannel::worker_main() {
       replay_journal(lock);
       continue;
     }
+    journal_mode_ = false;  // nothing unread (also when the journal could not be written at all)
     if (flush_pending_) {
       uint64_t target = completed_;
       lock.unlock();

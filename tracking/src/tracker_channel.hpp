@@ -113,6 +113,7 @@ class TrackerChannel : public std::enable_shared_from_this<TrackerChannel> {
   std::string outage_reason_;
   uint64_t outage_replayed_ = 0;
   bool warned_spill_ = false;
+  bool warned_journal_error_ = false;
 
   uint64_t pushed_ = 0;       // records accepted
   uint64_t completed_ = 0;    // records delivered or given up (broken tracker)
