@@ -540,6 +540,7 @@ fs::path Accelerator::save_state(const std::optional<fs::path>& dir) {
       checkpoint::write_archive(temp_dir / "accelerator.pt", [&](auto& archive) {
         archive.write("step", torch::tensor(step_, torch::kInt64));
         archive.write("optimizer_steps", torch::tensor(gradient_state_->optimizer_steps, torch::kInt64));
+        archive.write("accumulation_step", torch::tensor(gradient_state_->step, torch::kInt64));
       });
     }
     checkpoint::save_rng_states(temp_dir / fmt::format("random_states_{}.pt", rank_), step_);
@@ -645,14 +646,16 @@ void Accelerator::load_state(const std::optional<fs::path>& dir) {
                              [&](auto& archive) { custom_modules_[i]->load(archive); }, device_);
   }
   checkpoint::read_archive(source / "accelerator.pt", [&](auto& archive) {
-    torch::Tensor step, optimizer_steps;
+    torch::Tensor step, optimizer_steps, accumulation_step;
     archive.read("step", step);
     archive.read("optimizer_steps", optimizer_steps);
+    archive.read("accumulation_step", accumulation_step);
     step_ = step.item<int64_t>();
     gradient_state_->optimizer_steps = optimizer_steps.item<int64_t>();
+    gradient_state_->step = accumulation_step.item<int64_t>();
   });
-  gradient_state_->step = 0;
   gradient_state_->sync_gradients = true;
+  gradient_state_->end_of_dataloader = false;
   const auto rng_file = source / fmt::format("random_states_{}.pt", rank_);
   if (fs::exists(rng_file)) {
     step_ = checkpoint::load_rng_states(rng_file);

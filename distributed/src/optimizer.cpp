@@ -23,7 +23,26 @@ void AcceleratedOptimizer::step() {
 }
 
 void AcceleratedOptimizer::zero_grad(bool set_to_none) {
-  if (state_->sync_gradients) optimizer_.zero_grad(set_to_none);
+  if (!state_->sync_gradients) return;
+  // Not torch::optim::Optimizer::zero_grad: it calls detach_() on every gradient, which fails on the
+  // Reducer's gradients (views into its buckets). This is Python's Optimizer.zero_grad instead.
+  torch::NoGradGuard no_grad;
+  for (auto& group : optimizer_.param_groups()) {
+    for (auto& param : group.params()) {
+      auto& grad = param.mutable_grad();
+      if (!grad.defined()) continue;
+      if (set_to_none) {
+        grad.reset();
+        continue;
+      }
+      if (grad.grad_fn()) {
+        grad = grad.detach();
+      } else {
+        grad.requires_grad_(false);
+      }
+      grad.zero_();
+    }
+  }
 }
 
 double AcceleratedOptimizer::lr(std::size_t group) const {

@@ -25,7 +25,7 @@ namespace {
 struct Flags {
   int64_t epochs = 10;
   int64_t batch_size = 64;
-  double lr = 2e-3;
+  double lr = 5e-3;
   std::string mixed_precision;  // empty: ACCELERATE_MIXED_PRECISION, else "no"
   int64_t gradient_accumulation_steps = 0;  // 0: ACCELERATE_GRADIENT_ACCUMULATION_STEPS, else 1
   std::string log_with = "csv";
@@ -194,8 +194,10 @@ int main(int argc, char** argv) {
   app.add_option("--resume_from", flags.resume_from, "Checkpoint directory to continue from");
   app.add_option("--seed", flags.seed, "Seed of initialisation, dropout and shuffling");
   app.add_option("--data", flags.data, "Digits data file (written by export_digits.py)");
-  app.add_flag("!--no_progress_bar", flags.progress_bar, "Do not draw the progress bar");
+  bool no_progress_bar = false;
+  app.add_flag("--no_progress_bar", no_progress_bar, "Do not draw the progress bar");
   CLI11_PARSE(app, argc, argv);
+  flags.progress_bar = !no_progress_bar;
   try {
     return run(flags);
   } catch (const accel::Error& e) {

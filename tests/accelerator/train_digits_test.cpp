@@ -51,7 +51,7 @@ TEST_CASE("train_digits learns, logs and resumes bit for bit on 2 processes", "[
   fs::remove_all(full);
   fs::remove_all(resumed);
 
-  REQUIRE(run_digits("--epochs 8 --checkpoint_every 30 --project_dir " + full.string()) == 0);
+  REQUIRE(run_digits("--epochs 10 --checkpoint_every 30 --project_dir " + full.string()) == 0);
   std::ifstream metrics_file(full / "final_metrics.json");
   REQUIRE(metrics_file.good());
   auto metrics = nlohmann::json::parse(metrics_file);
@@ -74,7 +74,7 @@ TEST_CASE("train_digits learns, logs and resumes bit for bit on 2 processes", "[
   // Step 30 is in the middle of epoch 2 (12 steps per epoch per process).
   const auto checkpoint = full / "checkpoints" / "checkpoint_0";
   REQUIRE(fs::exists(checkpoint / "accel_checkpoint.json"));
-  REQUIRE(run_digits("--epochs 8 --project_dir " + resumed.string() + " --resume_from " + checkpoint.string()) == 0);
+  REQUIRE(run_digits("--epochs 10 --project_dir " + resumed.string() + " --resume_from " + checkpoint.string()) == 0);
   auto a = load_weights(full / "model" / "model.pt");
   auto b = load_weights(resumed / "model" / "model.pt");
   REQUIRE(a.size() == b.size());

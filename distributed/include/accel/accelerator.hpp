@@ -66,30 +66,30 @@ class ProcessGroup;
 
 // Where checkpoints and logs go (Accelerate's ProjectConfiguration).
 struct ProjectConfiguration {
-  std::filesystem::path project_dir;   // default: AcceleratorOptions::project_dir, else "."
-  std::filesystem::path logging_dir;   // default: project_dir
+  std::filesystem::path project_dir{};   // default: AcceleratorOptions::project_dir, else "."
+  std::filesystem::path logging_dir{};   // default: project_dir
   // save_state() without a directory writes project_dir/checkpoints/checkpoint_<iteration>;
   // load_state() without one reads the newest of them.
   bool automatic_checkpoint_naming = false;
-  std::optional<int64_t> total_limit;  // keep at most this many automatic checkpoints (>= 1)
+  std::optional<int64_t> total_limit{};  // keep at most this many automatic checkpoints (>= 1)
   int64_t iteration = 0;               // index of the next automatic checkpoint
 };
 
 struct AcceleratorOptions {
-  std::optional<std::string> mixed_precision;           // "no" | "fp16" | "bf16"
-  std::optional<int64_t> gradient_accumulation_steps;   // >= 1
-  std::optional<bool> cpu;                              // force the CPU even when a GPU is present
+  std::optional<std::string> mixed_precision{};         // "no" | "fp16" | "bf16"
+  std::optional<int64_t> gradient_accumulation_steps{}; // >= 1
+  std::optional<bool> cpu{};                            // force the CPU even when a GPU is present
   bool device_placement = true;                         // move models and batches to device()
-  std::optional<bool> split_batches;                    // batch_size is the global batch
-  std::optional<bool> even_batches;                     // pad so every process gets as many batches
-  LogWith log_with;                                     // names ("csv", "all", ...) and/or objects
-  std::filesystem::path project_dir;
-  std::optional<ProjectConfiguration> project_config;
+  std::optional<bool> split_batches{};                  // batch_size is the global batch
+  std::optional<bool> even_batches{};                   // pad so every process gets as many batches
+  LogWith log_with{};                                   // names ("csv", "all", ...) and/or objects
+  std::filesystem::path project_dir{};
+  std::optional<ProjectConfiguration> project_config{};
   bool step_scheduler_with_optimizer = true;
-  std::optional<uint64_t> seed;                         // torch::manual_seed on every process
+  std::optional<uint64_t> seed{};                       // torch::manual_seed on every process
   int64_t log_every_n_steps = 50;                       // Lightning-style log(name, value, options)
-  GradScalerOptions scaler;                             // fp16 only
-  ReducerOptions reducer;
+  GradScalerOptions scaler{};                           // fp16 only
+  ReducerOptions reducer{};
 };
 
 class Accelerator {

@@ -62,8 +62,8 @@ struct DataLoaderSharding {
   int num_processes = 1;
   bool split_batches = false;
   bool even_batches = true;
-  std::optional<torch::Device> device;  // batches are moved here (non-blocking) when set
-  std::shared_ptr<GradientState> gradient_state;
+  std::optional<torch::Device> device{};  // batches are moved here (non-blocking) when set
+  std::shared_ptr<GradientState> gradient_state{};
 };
 
 class DataLoader {

@@ -22,6 +22,9 @@ class AcceleratedOptimizer {
   AcceleratedOptimizer& operator=(const AcceleratedOptimizer&) = delete;
 
   void step();
+  // Like Python's Optimizer.zero_grad (LibTorch's detach_()es gradients, which the Reducer's bucket
+  // views do not allow: always zero through this wrapper). set_to_none = false keeps the gradients
+  // as bucket views and saves the Reducer a copy per step.
   void zero_grad(bool set_to_none = true);
   bool step_was_skipped() const { return step_was_skipped_; }
   torch::optim::Optimizer& optimizer() { return optimizer_; }

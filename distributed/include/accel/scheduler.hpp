@@ -39,8 +39,8 @@ class LRScheduler {
 
   // Set by Accelerator::prepare (see the header comment).
   struct Preparation {
-    std::shared_ptr<GradientState> gradient_state;
-    std::function<bool()> optimizer_step_was_skipped;  // the fp16 scaler skipped the last step
+    std::shared_ptr<GradientState> gradient_state{};
+    std::function<bool()> optimizer_step_was_skipped{};  // the fp16 scaler skipped the last step
     int num_processes = 1;
     bool split_batches = false;
     bool step_with_optimizer = true;
