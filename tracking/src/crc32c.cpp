@@ -82,10 +82,13 @@ ExtendFn select_extend() {
   return &extend_portable;
 }
 
-// Chosen once, on first use (a function-local static, so no static-initialisation-order hazard).
+// Chosen when the library is loaded. Before that (a static initialiser of another library calling
+// crc32c) the pointer is still null and the choice is made on the spot.
+ExtendFn g_extend = select_extend();
+
 ExtendFn extend_fn() {
-  static const ExtendFn fn = select_extend();
-  return fn;
+  ExtendFn fn = g_extend;
+  return fn != nullptr ? fn : select_extend();
 }
 
 }  // namespace

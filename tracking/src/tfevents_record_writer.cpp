@@ -59,7 +59,12 @@ std::byte* TfeventsRecordWriter::reserve(std::size_t record_bytes) {
 
 void TfeventsRecordWriter::seal(std::byte* record, std::size_t size) {
   store_le64(record, size);
-  store_le32(record + 8, mask_crc32c(crc32c(record, 8)));
+  // Runs of records have the same length (one scalar tag after another): reuse the length's CRC.
+  if (size != last_length_) {
+    last_length_ = size;
+    last_length_crc_ = mask_crc32c(crc32c(record, 8));
+  }
+  store_le32(record + 8, last_length_crc_);
   store_le32(record + kHeaderBytes + size, mask_crc32c(crc32c(record + kHeaderBytes, size)));
 }
 

@@ -75,6 +75,8 @@ class TfeventsRecordWriter {
   std::vector<std::byte> buffer_;
   std::size_t used_ = 0;
   uint64_t written_ = 0;
+  std::size_t last_length_ = SIZE_MAX;  // the last record length and its masked CRC
+  uint32_t last_length_crc_ = 0;
   std::string failure_;
 };
 
