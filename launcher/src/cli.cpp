@@ -147,6 +147,7 @@ int run_cli(int argc, char** argv) {
   }
 
   std::vector<std::string> rest = app.remaining();
+  if (!rest.empty() && rest.front() == "--") rest.erase(rest.begin());  // `accel-launch -- ./prog`
   if (rest.empty()) {
     fmt::print(stderr, "{}", app.help());
     fmt::print(stderr, "\naccel-launch: error: no program given; usage: accel-launch [flags] "

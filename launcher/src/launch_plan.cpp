@@ -201,6 +201,7 @@ LaunchPlan resolve_launch_plan(const LaunchFlags& flags,
 
   auto accumulation = r.pick<int>("gradient_accumulation_steps", flags.gradient_accumulation_steps,
                                   &AccelerateConfig::gradient_accumulation_steps, 0, "not set");
+  if (accumulation.source == "not set") plan.sources.back().value = "";
   if (flags.gradient_accumulation_steps || (config && config->gradient_accumulation_steps)) {
     if (accumulation.value < 1) r.invalid("gradient_accumulation_steps", accumulation, "it must be at least 1");
     plan.gradient_accumulation_steps = accumulation.value;
@@ -279,6 +280,11 @@ LaunchPlan resolve_launch_plan(const LaunchFlags& flags,
   if (plan.num_processes > 1 || plan.num_machines > 1) {
     plan.main_process_ip = ip.value.empty() ? "127.0.0.1" : ip.value;
     plan.main_process_port = port.value;
+    if (ip.value.empty()) {
+      for (auto& source : plan.sources) {
+        if (source.name == "main_process_ip") source = {"main_process_ip", "127.0.0.1", "default"};
+      }
+    }
   }
 
   // Per-rank logs.

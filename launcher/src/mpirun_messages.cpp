@@ -7,6 +7,9 @@ namespace {
 
 constexpr std::size_t kMaxBlockLines = 200;
 
+// Open MPI frames its reports with lines of exactly 74 dashes.
+constexpr std::size_t kFrameWidth = 74;
+
 bool is_dash_line(const std::string& line) {
   std::size_t dashes = 0;
   for (char c : line) {
@@ -16,7 +19,7 @@ bool is_dash_line(const std::string& line) {
       return false;
     }
   }
-  return dashes >= 20;
+  return dashes == kFrameWidth;
 }
 
 std::string join(const std::vector<std::string>& lines) {

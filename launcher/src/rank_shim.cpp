@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -293,19 +294,14 @@ int run_rank_shim(int argc, char** argv) {
   };
   auto last_run_dir_check = std::chrono::steady_clock::now();
 
+  // Readable when the program exits (-1 on old kernels: the poll timeout then bounds the delay).
+  const int child_fd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
   while (!wait_status) {
-    pollfd fds[3] = {{signal_pipe[0], POLLIN, 0}, {streams[0].from, POLLIN, 0},
-                     {streams[1].from, POLLIN, 0}};
-    const bool streams_open = streams[0].from >= 0 || streams[1].from >= 0;
-    if (!streams_open) {
-      // Both streams are closed: the program is ending. Wait for it, still forwarding signals.
-      int status = 0;
-      pid_t done = waitpid(child, &status, 0);
-      if (done == child) wait_status = status;
-      handle_signals();
-      continue;
-    }
-    int ready = poll(fds, 3, kRunDirCheckMs);
+    pollfd fds[4] = {{signal_pipe[0], POLLIN, 0},
+                     {streams[0].from, POLLIN, 0},
+                     {streams[1].from, POLLIN, 0},
+                     {child_fd, POLLIN, 0}};
+    int ready = poll(fds, 4, kRunDirCheckMs);
     if (ready < 0 && errno != EINTR) break;
     if (fds[0].revents & POLLIN) handle_signals();
     for (int s = 0; s < 2; ++s) {
@@ -328,6 +324,7 @@ int run_rank_shim(int argc, char** argv) {
     }
     reap(WNOHANG);
   }
+  if (child_fd >= 0) close(child_fd);
   // Output that is still buffered in the pipes (grandchildren may keep them open: don't wait).
   for (auto& stream : streams) {
     if (stream.from < 0) continue;

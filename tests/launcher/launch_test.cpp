@@ -393,3 +393,18 @@ TEST_CASE("env prints versions, hardware and the resolved config", "[launcher]")
         std::string::npos);
   CHECK(r.out.find("\t- num_processes: 1 (default)") != std::string::npos);
 }
+
+#if !ACCEL_HAS_SANITY_CHECK
+TEST_CASE("accel-launch test says how to build the sanity program when it is missing", "[launcher]") {
+  auto r = run_accel_launch({"test"});
+  CHECK(r.exit_status == 127);
+  CHECK(r.err.find("-DACCEL_BUILD_DISTRIBUTED=ON") != std::string::npos);
+}
+#endif
+
+TEST_CASE("`--` before the program is accepted", "[launcher]") {
+  TempDir dir;
+  auto r = run_accel_launch({"--num_processes", "2", "--", kProbe, "env", dir.str()});
+  CHECK(r.exit_status == 0);
+  CHECK(fs::exists(dir / "rank1.env"));
+}

@@ -86,3 +86,9 @@ TEST_CASE("LineSplitter ends lines at newline and carriage return; LastLines kee
   last.add("three\n");
   CHECK(last.lines() == std::vector<std::string>{"two", "three"});
 }
+
+TEST_CASE("a program's own dashed lines are printed at once, not held as a report", "[launcher]") {
+  MpirunMessageFilter filter(false);
+  const std::string table = "------------------------------\nepoch | loss\n";
+  CHECK(filter.feed(table) == table);
+}
