@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <set>
 
 #include "accel/accelerator.hpp"

@@ -135,7 +135,7 @@ TEST_CASE("The last batch of a pass always synchronises", "[accelerator]") {
     auto sync = acc.accumulate();
     syncs.push_back(acc.sync_gradients());
   }
-  CHECK(syncs == std::vector<bool>{false, true, false, true, true});
+  CHECK((syncs == std::vector<bool>{false, true, false, true, true}));
 }
 
 TEST_CASE("clip_grad_norm_ returns the total norm as a tensor and clips", "[accelerator]") {
@@ -158,9 +158,9 @@ TEST_CASE("gather_for_metrics and the collectives are the identity on one proces
   for (const auto& batch : loader) rows += acc.gather_for_metrics(batch.target).size(0);
   CHECK(rows == 7);
   CHECK(acc.gather(torch::tensor(2.0)).sizes() == std::vector<int64_t>{1});
-  CHECK(acc.reduce(torch::tensor({1.0, 2.0}), "mean").equal(torch::tensor({1.0, 2.0})));
+  CHECK((acc.reduce(torch::tensor({1.0, 2.0}), "mean").equal(torch::tensor({1.0, 2.0}))));
   CHECK_THROWS_AS(acc.reduce(torch::tensor({1.0}), "median"), accel::InvalidValue);
-  CHECK(acc.split_between_processes(std::vector<int>{1, 2, 3}) == std::vector<int>{1, 2, 3});
+  CHECK((acc.split_between_processes(std::vector<int>{1, 2, 3}) == std::vector<int>{1, 2, 3}));
   CHECK_FALSE(acc.check_trigger());
   acc.set_trigger();
   CHECK(acc.check_trigger());
@@ -252,7 +252,7 @@ TEST_CASE("Automatic naming, total_limit pruning and loading the newest checkpoi
   std::vector<std::string> names;
   for (const auto& entry : fs::directory_iterator(dir / "checkpoints")) names.push_back(entry.path().filename());
   std::sort(names.begin(), names.end());
-  CHECK(names == std::vector<std::string>{"checkpoint_2", "checkpoint_3"});
+  CHECK((names == std::vector<std::string>{"checkpoint_2", "checkpoint_3"}));
   CHECK(acc.project_configuration().iteration == 4);
 
   Accelerator again({.cpu = true, .project_config = project});
@@ -342,7 +342,7 @@ TEST_CASE("Lightning-style log aggregates per step and per epoch", "[accelerator
       CHECK(values.find("acc")->as_double() == Approx(0.5));
     }
   }
-  CHECK(step_records == std::vector<int64_t>{1, 3});
+  CHECK((step_records == std::vector<int64_t>{1, 3}));
   CHECK(saw_epoch);
   CHECK(acc.callback_metrics().find("loss_epoch")->as_double() == Approx(1.5));
 }
@@ -353,7 +353,7 @@ TEST_CASE("accel::image and accel::histogram convert tensors", "[accelerator][tr
   CHECK(img.height == 4);
   CHECK(img.width == 5);
   CHECK(img.channels == 3);
-  CHECK(accel::image(torch::zeros({6, 7}, torch::kUInt8)).channels == 1);
+  CHECK((accel::image(torch::zeros({6, 7}, torch::kUInt8)).channels == 1));
   CHECK_THROWS_AS(accel::image(torch::zeros({2, 2, 2, 2})), accel::InvalidValue);
   CHECK(accel::histogram(torch::arange(10)).count() == 10);
 }

@@ -56,8 +56,8 @@ TEST_CASE("A single-process loader yields every sample once, in order, with a sh
     sizes.push_back(batch.data.size(0));
     for (int64_t i = 0; i < batch.target.size(0); ++i) ids.push_back(batch.target[i].item<int64_t>());
   }
-  CHECK(sizes == std::vector<int64_t>{4, 4, 2});
-  CHECK(ids == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  CHECK((sizes == std::vector<int64_t>{4, 4, 2}));
+  CHECK((ids == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
   CHECK(loader.epoch() == 1);  // a finished pass advances the epoch
 }
 
@@ -110,7 +110,7 @@ TEST_CASE("even_batches = false gives the remainder to the first ranks without p
     counts.push_back(all.size());
     ids.insert(all.begin(), all.end());
   }
-  CHECK(counts == std::vector<std::size_t>{4, 3, 3});
+  CHECK((counts == std::vector<std::size_t>{4, 3, 3}));
   CHECK(ids.size() == 10);
 }
 
@@ -139,7 +139,7 @@ TEST_CASE("The gradient state sees the last batch of a pass", "[data]") {
     ends.push_back(state->end_of_dataloader);
     CHECK(state->active_loader == &loader);
   }
-  CHECK(ends == std::vector<bool>{false, false, true});
+  CHECK((ends == std::vector<bool>{false, false, true}));
 }
 
 TEST_CASE("A saved loader resumes after the last batch it yielded, in the same epoch", "[data]") {
@@ -175,7 +175,7 @@ TEST_CASE("A saved loader resumes after the last batch it yielded, in the same e
 TEST_CASE("skip_first_batches applies to the next pass only", "[data]") {
   DataLoader loader(numbered(6), {.batch_size = 2});
   loader.skip_first_batches(2);
-  CHECK(one_pass(loader).first == std::vector<int64_t>{4, 5});
+  CHECK((one_pass(loader).first == std::vector<int64_t>{4, 5}));
   CHECK(one_pass(loader).first.size() == 6);
   CHECK_THROWS_AS(loader.skip_first_batches(-1), accel::InvalidValue);
 }

@@ -127,7 +127,7 @@ TEST_CASE("bf16 autocast on the CPU runs matmuls in bf16 and restores the previo
 
 TEST_CASE("A guard without dtype changes nothing", "[mixed_precision]") {
   accel::AutocastGuard guard(c10::DeviceType::CPU, std::nullopt);
-  CHECK(torch::mm(torch::randn({2, 2}), torch::randn({2, 2})).scalar_type() == torch::kFloat32);
+  CHECK((torch::mm(torch::randn({2, 2}), torch::randn({2, 2})).scalar_type() == torch::kFloat32));
 }
 
 TEST_CASE("mixed_precision values are parsed with clear errors", "[mixed_precision]") {
