@@ -1,5 +1,5 @@
-// CsvTracker: Lightning's layout, a header that widens by rewriting the file, scalars only, NaN/Inf,
-// unicode and quoting; checked with Python's csv module, pandas and PyYAML (real readers).
+// CsvTracker: Lightning's layout, a header that widens by rewriting the file, scalars only,
+// NaN/Inf, unicode and quoting; checked with Python's csv module, pandas and PyYAML (real readers).
 #include "accel/tracking/csv_tracker.hpp"
 
 #include <cmath>
@@ -46,14 +46,17 @@ TEST_CASE("csv writes Lightning's layout: version_N/metrics.csv and hparams.yaml
   ScratchDir dir;
   for (int run = 0; run < 2; ++run) {
     TrackerHub hub(options_in(dir));
-    hub.init_trackers("digits", {{"lr", 0.001}, {"model", {{"hidden", 128}, {"act", "relu"}}}}, {"csv"});
-    for (int64_t step = 0; step < 3; ++step) hub.log({{"loss", 1.0 / double(step + 1)}, {"epoch", step / 2}}, step);
+    hub.init_trackers("digits", {{"lr", 0.001}, {"model", {{"hidden", 128}, {"act", "relu"}}}},
+                      {"csv"});
+    for (int64_t step = 0; step < 3; ++step)
+      hub.log({{"loss", 1.0 / double(step + 1)}, {"epoch", step / 2}}, step);
     CHECK(hub.end_training().complete());
   }
   auto v0 = dir.path() / "digits" / "version_0";
   CHECK(std::filesystem::exists(v0 / "metrics.csv"));
   CHECK(std::filesystem::exists(dir.path() / "digits" / "version_1" / "metrics.csv"));
-  CHECK(test::read_file(v0 / "metrics.csv") == "step,loss,epoch\n0,1,0\n1,0.5,0\n2,0.3333333333333333,1\n");
+  CHECK(test::read_file(v0 / "metrics.csv") ==
+        "step,loss,epoch\n0,1,0\n1,0.5,0\n2,0.3333333333333333,1\n");
   auto parsed = read_csv(v0 / "metrics.csv");
   CHECK(parsed["header"] == nlohmann::json({"step", "loss", "epoch"}));
   CHECK(parsed["rows"][2]["loss"] == "0.3333333333333333");
@@ -61,7 +64,8 @@ TEST_CASE("csv writes Lightning's layout: version_N/metrics.csv and hparams.yaml
   auto yaml = test::run_python(R"PY(
 import json, sys, yaml
 print(json.dumps(yaml.safe_load(open(sys.argv[1], encoding="utf-8"))))
-)PY", v0 / "hparams.yaml");
+)PY",
+                               v0 / "hparams.yaml");
   CHECK(nlohmann::json::parse(yaml) ==
         nlohmann::json({{"lr", 0.001}, {"model", {{"hidden", 128}, {"act", "relu"}}}}));
 }
@@ -81,8 +85,10 @@ TEST_CASE("keys that appear later widen the header; the file stays one valid CSV
   auto parsed = read_csv(path);
   CHECK(parsed["header"] == nlohmann::json({"step", "train/loss", "val/acc", "lr"}));
   REQUIRE(parsed["rows"].size() == 4);
-  CHECK(parsed["rows"][0] == nlohmann::json({{"step", "0"}, {"train/loss", "0.5"}, {"val/acc", ""}, {"lr", ""}}));
-  CHECK(parsed["rows"][3] == nlohmann::json({{"step", "2"}, {"train/loss", "0.3"}, {"val/acc", ""}, {"lr", "0.01"}}));
+  CHECK(parsed["rows"][0] ==
+        nlohmann::json({{"step", "0"}, {"train/loss", "0.5"}, {"val/acc", ""}, {"lr", ""}}));
+  CHECK(parsed["rows"][3] ==
+        nlohmann::json({{"step", "2"}, {"train/loss", "0.3"}, {"val/acc", ""}, {"lr", "0.01"}}));
 }
 
 TEST_CASE("csv skips non-scalars with one warning per key and expands scalar groups") {
@@ -115,7 +121,12 @@ TEST_CASE("csv writes NaN and infinities as Python does, and quotes awkward unic
   TrackerHub hub(options_in(dir));
   hub.init_trackers("proj", {}, {"csv"});
   const double inf = std::numeric_limits<double>::infinity();
-  hub.log({{"nan", std::nan("")}, {"inf", inf}, {"ninf", -inf}, {"a,b \"q\"", 1}, {"损失\n第二行", 2}, {"big", int64_t{1} << 62}});
+  hub.log({{"nan", std::nan("")},
+           {"inf", inf},
+           {"ninf", -inf},
+           {"a,b \"q\"", 1},
+           {"损失\n第二行", 2},
+           {"big", int64_t{1} << 62}});
   hub.end_training();
   auto out = test::run_python(R"PY(
 import csv, json, math, sys
@@ -124,7 +135,8 @@ r = rows[0]
 assert math.isnan(float(r["nan"])) and float(r["inf"]) == math.inf and float(r["ninf"]) == -math.inf
 assert r["a,b \"q\""] == "1" and r["损失\n第二行"] == "2" and int(r["big"]) == 2**62 and r["step"] == ""
 print("ok")
-)PY", dir.path() / "proj" / "version_0" / "metrics.csv");
+)PY",
+                              dir.path() / "proj" / "version_0" / "metrics.csv");
   CHECK(out == "ok\n");
 }
 
@@ -144,7 +156,8 @@ import json, math, sys, yaml
 d = yaml.safe_load(open(sys.argv[1], encoding="utf-8"))
 assert math.isnan(d.pop("nan"))
 print(json.dumps(d, ensure_ascii=False))
-)PY", path);
+)PY",
+                              path);
   config.erase("nan");
   CHECK(nlohmann::json::parse(out) == config);
   CHECK(to_yaml(nlohmann::json::object()) == "{}\n");

@@ -8,7 +8,8 @@ using namespace accel;
 
 TEST_CASE("the custom tracker example writes csv, jsonl and its own best_values.json") {
   test::ScratchDir dir;
-  const std::string command = std::string(CUSTOM_TRACKER_EXE) + " '" + dir.path().string() + "' > /dev/null";
+  const std::string command =
+      std::string(CUSTOM_TRACKER_EXE) + " '" + dir.path().string() + "' > /dev/null";
   REQUIRE(std::system(command.c_str()) == 0);
 
   auto best = nlohmann::json::parse(test::read_file(dir.path() / "best_values.json"));
@@ -25,6 +26,7 @@ TEST_CASE("the custom tracker example writes csv, jsonl and its own best_values.
   auto jsonl = test::read_file(run / "metrics.jsonl");
   CHECK(std::count(jsonl.begin(), jsonl.end(), '\n') == 303);
 
-  auto registered = nlohmann::json::parse(test::read_file(dir.path() / "registered" / "best_values.json"));
+  auto registered =
+      nlohmann::json::parse(test::read_file(dir.path() / "registered" / "best_values.json"));
   CHECK(registered["best"].contains("loss"));
 }

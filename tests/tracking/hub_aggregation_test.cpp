@@ -1,6 +1,6 @@
-// TrackerHub with Lightning's logging model: log(name, value, LogOptions) + step_end + epoch_end send
-// step values every log_every_n_steps and epoch values at the epoch's last step; the progress bar
-// shows prog_bar metrics on the main process only.
+// TrackerHub with Lightning's logging model: log(name, value, LogOptions) + step_end + epoch_end
+// send step values every log_every_n_steps and epoch values at the epoch's last step; the progress
+// bar shows prog_bar metrics on the main process only.
 #include <sstream>
 
 #include "accel/tracking/hub.hpp"

@@ -111,7 +111,8 @@ TEST_CASE("a full queue spills to the journal and is replayed in order exactly o
 
   // The spilled records are on disk, private, and readable up to the last one.
   std::filesystem::path journal;
-  for (const auto& e : std::filesystem::directory_iterator(dir.path() / ".accel_journal")) journal = e.path();
+  for (const auto& e : std::filesystem::directory_iterator(dir.path() / ".accel_journal"))
+    journal = e.path();
   REQUIRE(!journal.empty());
   struct stat st {};
   REQUIRE(::stat(journal.c_str(), &st) == 0);
@@ -215,7 +216,8 @@ TEST_CASE("strict mode rethrows a tracker's error on the training thread") {
   TrackerHub hub(o);
   hub.init_trackers("proj", {}, {broken});
   hub.log({{"i", 0}}, 0);
-  CHECK_THAT(test::thrown<TrackerError>([&] { hub.flush(); }), Catch::Contains("'broken'") && Catch::Contains("disk on fire"));
+  CHECK_THAT(test::thrown<TrackerError>([&] { hub.flush(); }),
+             Catch::Contains("'broken'") && Catch::Contains("disk on fire"));
   // The nested original is reachable.
   try {
     hub.log({{"i", 1}}, 1);

@@ -19,7 +19,8 @@ JournalRecord log_record(int64_t step, Values values) {
   r.kind = RecordKind::log;
   r.step = step;
   r.values = std::move(values);
-  r.time = std::chrono::system_clock::time_point(std::chrono::milliseconds(1'764'000'000'000 + step));
+  r.time =
+      std::chrono::system_clock::time_point(std::chrono::milliseconds(1'764'000'000'000 + step));
   return r;
 }
 
@@ -106,7 +107,8 @@ TEST_CASE("a torn last record at any byte offset leaves every earlier record rea
   ScratchDir dir;
   auto path = dir.path() / "torn.journal";
   std::vector<JournalRecord> written;
-  for (int64_t i = 0; i < 5; ++i) written.push_back(log_record(i, {{"loss", 1.0 / double(i + 1)}, {"i", i}}));
+  for (int64_t i = 0; i < 5; ++i)
+    written.push_back(log_record(i, {{"loss", 1.0 / double(i + 1)}, {"i", i}}));
   uint64_t before_last = 0;
   {
     JournalWriter writer(path);

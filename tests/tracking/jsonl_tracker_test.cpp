@@ -62,7 +62,8 @@ assert v["group"] == {"train": 0.5, "val": 0.75}
 config = json.load(open(os.path.join(run, "config.json"), encoding="utf-8"))
 assert config == {"lr": 0.1, "nested": {"a": "NaN"}}, config
 print(a["time"])
-)PY", run);
+)PY",
+                              run);
   INFO("python said: " << out);
   const double time = std::stod(out);
   const double before_s = std::chrono::duration<double>(before.time_since_epoch()).count();

@@ -46,12 +46,10 @@ TEST_CASE("child_directory never leaves its base") {
 }
 
 TEST_CASE("nested config is flattened with a/b keys and non-JSON values stringified") {
-  nlohmann::json config = {{"lr", 0.001},
-                           {"model", {{"hidden", 128}, {"act", "relu"}, {"deep", {{"x", true}}}}},
-                           {"layers", {1, 2, 3}},
-                           {"bad", std::nan("")},
-                           {"inf", -HUGE_VAL},
-                           {"empty", nlohmann::json::object()}};
+  nlohmann::json config = {
+      {"lr", 0.001},         {"model", {{"hidden", 128}, {"act", "relu"}, {"deep", {{"x", true}}}}},
+      {"layers", {1, 2, 3}}, {"bad", std::nan("")},
+      {"inf", -HUGE_VAL},    {"empty", nlohmann::json::object()}};
   config["blob"] = nlohmann::json::binary({1, 2, 3});
   auto flat = flatten_config(config);
   std::map<std::string, nlohmann::json> m(flat.begin(), flat.end());
@@ -67,7 +65,8 @@ TEST_CASE("nested config is flattened with a/b keys and non-JSON values stringif
   CHECK(m.size() == 9);
   auto dotted = flatten_config({{"a", {{"b", 1}}}}, ".");
   CHECK(dotted.front().first == "a.b");
-  CHECK(flatten_config(nlohmann::json(5)).front() == std::pair<std::string, nlohmann::json>("config", 5));
+  CHECK(flatten_config(nlohmann::json(5)).front() ==
+        std::pair<std::string, nlohmann::json>("config", 5));
 }
 
 TEST_CASE("json_safe_config keeps nesting and stringifies what JSON cannot hold") {

@@ -21,22 +21,31 @@ TEST_CASE("csv and jsonl are built in") {
 
 TEST_CASE("a user class is registered under a name and can replace it") {
   register_tracker({.name = "registry_test_tracker",
-                    .factory = [](const TrackerInit& init) {
-                      return std::make_unique<test::RecordingTracker>(init.run_name);
-                    },
+                    .factory =
+                        [](const TrackerInit& init) {
+                          return std::make_unique<test::RecordingTracker>(init.run_name);
+                        },
                     .unavailable_reason = {}});
   auto found = find_tracker("registry_test_tracker");
   REQUIRE(found);
   CHECK(found->factory(TrackerInit{"first", {}, {}, ""})->name() == "first");
-  register_tracker({.name = "registry_test_tracker",
-                    .factory = [](const TrackerInit&) { return std::make_unique<test::RecordingTracker>("second"); },
-                    .unavailable_reason = [] { return std::optional<std::string>("no server"); }});
+  register_tracker(
+      {.name = "registry_test_tracker",
+       .factory =
+           [](const TrackerInit&) { return std::make_unique<test::RecordingTracker>("second"); },
+       .unavailable_reason = [] { return std::optional<std::string>("no server"); }});
   found = find_tracker("registry_test_tracker");
   CHECK(found->factory(TrackerInit{})->name() == "second");
   CHECK(found->unavailable_reason() == "no server");
 }
 
 TEST_CASE("registrations without a name or factory are rejected") {
-  CHECK_THROWS_AS(register_tracker({.name = "", .factory = [](const TrackerInit&) { return std::make_unique<test::RecordingTracker>(); }, .unavailable_reason = {}}), InvalidValue);
-  CHECK_THROWS_AS(register_tracker({.name = "nofactory", .factory = {}, .unavailable_reason = {}}), InvalidValue);
+  CHECK_THROWS_AS(
+      register_tracker(
+          {.name = "",
+           .factory = [](const TrackerInit&) { return std::make_unique<test::RecordingTracker>(); },
+           .unavailable_reason = {}}),
+      InvalidValue);
+  CHECK_THROWS_AS(register_tracker({.name = "nofactory", .factory = {}, .unavailable_reason = {}}),
+                  InvalidValue);
 }

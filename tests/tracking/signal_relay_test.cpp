@@ -1,5 +1,6 @@
-// SIGTERM/SIGINT during training: the hub flushes and finishes every tracker with RunStatus::killed,
-// then the process ends by the same signal. Each case runs in a forked child process.
+// SIGTERM/SIGINT during training: the hub flushes and finishes every tracker with
+// RunStatus::killed, then the process ends by the same signal. Each case runs in a forked child
+// process.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -69,7 +70,8 @@ void log_then_signal(const std::filesystem::path& dir, int signo) {
 
 }  // namespace
 
-TEST_CASE("SIGTERM: trackers are flushed and finished as killed, then the process dies by SIGTERM") {
+TEST_CASE(
+    "SIGTERM: trackers are flushed and finished as killed, then the process dies by SIGTERM") {
   ScratchDir dir;
   int status = run_in_child([&] { log_then_signal(dir.path(), SIGTERM); });
   REQUIRE(WIFSIGNALED(status));
@@ -87,7 +89,8 @@ TEST_CASE("SIGINT: same, and the process dies by SIGINT") {
   CHECK(test::read_file(dir.path() / "status.txt") == "killed 200");
 }
 
-TEST_CASE("a program that ignores SIGTERM keeps ignoring it; handle_signals=false installs nothing") {
+TEST_CASE(
+    "a program that ignores SIGTERM keeps ignoring it; handle_signals=false installs nothing") {
   ScratchDir dir;
   int status = run_in_child([&] {
     ::signal(SIGTERM, SIG_IGN);

@@ -1,8 +1,7 @@
-// TrackerHub: lifecycle, log_with resolution ("all", names, objects, registry), main-process gating,
-// get_tracker, input validation, steps going backwards, run-name sanitising.
-#include "accel/tracking/hub.hpp"
-
+// TrackerHub: lifecycle, log_with resolution ("all", names, objects, registry), main-process
+// gating, get_tracker, input validation, steps going backwards, run-name sanitising.
 #include "accel/tracking/csv_tracker.hpp"
+#include "accel/tracking/hub.hpp"
 #include "accel/tracking/registry.hpp"
 #include "tracking_test_support.hpp"
 
@@ -25,12 +24,18 @@ TrackerHubOptions options_in(const ScratchDir& dir) {
 TEST_CASE("log before init_trackers and after end_training is a UsageError") {
   ScratchDir dir;
   TrackerHub hub(options_in(dir));
-  CHECK_THAT(test::thrown<UsageError>([&] { hub.log({{"loss", 1.0}}, 0); }), Catch::Contains("before init_trackers"));
+  CHECK_THAT(test::thrown<UsageError>([&] {
+               hub.log({{"loss", 1.0}}, 0);
+             }),
+             Catch::Contains("before init_trackers"));
   hub.init_trackers("proj", {}, {std::make_shared<RecordingTracker>()});
   hub.log({{"loss", 1.0}}, 0);
   auto report = hub.end_training();
   CHECK(report.complete());
-  CHECK_THAT(test::thrown<UsageError>([&] { hub.log({{"loss", 1.0}}, 1); }), Catch::Contains("after end_training"));
+  CHECK_THAT(test::thrown<UsageError>([&] {
+               hub.log({{"loss", 1.0}}, 1);
+             }),
+             Catch::Contains("after end_training"));
   CHECK_THROWS_AS(hub.end_training(), UsageError);
   CHECK_THROWS_AS(hub.init_trackers("again"), UsageError);
 }
@@ -69,8 +74,11 @@ TEST_CASE("a custom tracker gets start, config, every log in order, flush and fi
 TEST_CASE("unknown tracker names list the registered ones") {
   ScratchDir dir;
   TrackerHub hub(options_in(dir));
-  CHECK_THAT(test::thrown<InvalidValue>([&] { hub.init_trackers("proj", {}, {"csv", "nope"}); }), Catch::Contains("unknown tracker 'nope'") &&
-                                                Catch::Contains("csv") && Catch::Contains("jsonl"));
+  CHECK_THAT(test::thrown<InvalidValue>([&] {
+               hub.init_trackers("proj", {}, {"csv", "nope"});
+             }),
+             Catch::Contains("unknown tracker 'nope'") && Catch::Contains("csv") &&
+                 Catch::Contains("jsonl"));
   // Nothing was started: the hub can still be initialised properly.
   hub.init_trackers("proj", {}, {"jsonl"});
   CHECK(hub.trackers().size() == 1);
@@ -79,8 +87,12 @@ TEST_CASE("unknown tracker names list the registered ones") {
 TEST_CASE("\"all\" starts every available tracker and reports the skipped ones once") {
   ScratchDir dir;
   register_tracker({.name = "test_unavailable",
-                    .factory = [](const TrackerInit&) { return std::make_unique<RecordingTracker>("test_unavailable"); },
-                    .unavailable_reason = [] { return std::optional<std::string>("TEST_SERVER_URI is not set"); }});
+                    .factory =
+                        [](const TrackerInit&) {
+                          return std::make_unique<RecordingTracker>("test_unavailable");
+                        },
+                    .unavailable_reason =
+                        [] { return std::optional<std::string>("TEST_SERVER_URI is not set"); }});
   WarningCapture warnings;
   TrackerHub hub(options_in(dir));
   hub.init_trackers("proj", {}, {"all"});
@@ -109,7 +121,8 @@ TEST_CASE("\"all\" without a logging directory skips file trackers; naming one i
     CHECK(warnings.count({"csv (needs a logging directory"}) == 1);
   }
   TrackerHub hub(o);
-  CHECK_THAT(test::thrown<InvalidValue>([&] { hub.init_trackers("proj", {}, {"csv"}); }), Catch::Contains("logging directory"));
+  CHECK_THAT(test::thrown<InvalidValue>([&] { hub.init_trackers("proj", {}, {"csv"}); }),
+             Catch::Contains("logging directory"));
 }
 
 TEST_CASE("a registered custom class is found by name and gets its init_kwargs") {
@@ -117,17 +130,21 @@ TEST_CASE("a registered custom class is found by name and gets its init_kwargs")
   auto seen = std::make_shared<nlohmann::json>();
   auto made = std::make_shared<std::shared_ptr<RecordingTracker>>();
   register_tracker({.name = "test_custom",
-                    .factory = [seen, made](const TrackerInit& init) {
-                      *seen = {{"run", init.run_name}, {"dir", init.logging_dir.string()}, {"kw", init.init_kwargs}};
-                      auto t = std::make_unique<RecordingTracker>("test_custom");
-                      return t;
-                    },
+                    .factory =
+                        [seen, made](const TrackerInit& init) {
+                          *seen = {{"run", init.run_name},
+                                   {"dir", init.logging_dir.string()},
+                                   {"kw", init.init_kwargs}};
+                          auto t = std::make_unique<RecordingTracker>("test_custom");
+                          return t;
+                        },
                     .unavailable_reason = {}});
   auto names = registered_tracker_names();
   CHECK(std::find(names.begin(), names.end(), "test_custom") != names.end());
   CHECK(std::is_sorted(names.begin(), names.end()));
   TrackerHub hub(options_in(dir));
-  hub.init_trackers("proj", {}, {"test_custom"}, {{"test_custom", {{"entity", "me"}}}, {"csv", {{"unused", 1}}}});
+  hub.init_trackers("proj", {}, {"test_custom"},
+                    {{"test_custom", {{"entity", "me"}}}, {"csv", {{"unused", 1}}}});
   CHECK((*seen)["run"] == "proj");
   CHECK((*seen)["dir"] == dir.path().string());
   CHECK((*seen)["kw"] == nlohmann::json{{"entity", "me"}});
@@ -148,12 +165,14 @@ TEST_CASE("bad init_kwargs and duplicate names are rejected") {
   }
   {
     TrackerHub hub(options_in(dir));
-    CHECK_THROWS_AS(hub.init_trackers("proj", {}, {"csv"}, {{"csv", {{"flush_every", 0}}}}), InvalidValue);
+    CHECK_THROWS_AS(hub.init_trackers("proj", {}, {"csv"}, {{"csv", {{"flush_every", 0}}}}),
+                    InvalidValue);
   }
   {
     TrackerHub hub(options_in(dir));
-    CHECK_THROWS_WITH(hub.init_trackers("proj", {}, {std::make_shared<RecordingTracker>("x"),
-                                                      std::make_shared<RecordingTracker>("x")}),
+    CHECK_THROWS_WITH(hub.init_trackers("proj", {},
+                                        {std::make_shared<RecordingTracker>("x"),
+                                         std::make_shared<RecordingTracker>("x")}),
                       Catch::Contains("two trackers are named 'x'"));
   }
   {
@@ -198,7 +217,8 @@ TEST_CASE("get_tracker on the main process: unknown names are an error") {
   TrackerHub hub(options_in(dir));
   CHECK_THROWS_AS(hub.get_tracker("csv"), UsageError);
   hub.init_trackers("proj", {}, {"csv"});
-  CHECK_THAT(test::thrown<InvalidValue>([&] { hub.get_tracker("jsonl"); }), Catch::Contains("'jsonl'") && Catch::Contains("[csv]"));
+  CHECK_THAT(test::thrown<InvalidValue>([&] { hub.get_tracker("jsonl"); }),
+             Catch::Contains("'jsonl'") && Catch::Contains("[csv]"));
   hub.flush();
   auto handle = hub.get_tracker_handle("csv");
   REQUIRE(std::any_cast<std::filesystem::path>(&handle) != nullptr);
@@ -217,7 +237,8 @@ TEST_CASE("every bad value is rejected before anything is logged") {
   bad_image.width = 2;
   bad_image.channels = 3;
   bad_image.pixels.resize(5);
-  CHECK_THROWS_WITH(hub.log({{"img", bad_image}}, 0), Catch::Contains("img") && Catch::Contains("2x2x3"));
+  CHECK_THROWS_WITH(hub.log({{"img", bad_image}}, 0),
+                    Catch::Contains("img") && Catch::Contains("2x2x3"));
   Histogram bad_hist;
   bad_hist.bucket_limits = {1, 2};
   bad_hist.bucket_counts = {1};

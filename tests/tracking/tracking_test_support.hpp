@@ -4,20 +4,19 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
 
 #include "accel/tracking/general_tracker.hpp"
 #include "accel/tracking/warnings.hpp"
@@ -91,7 +90,8 @@ inline std::string run_python(const std::string& code, const std::filesystem::pa
   auto script = std::filesystem::temp_directory_path() /
                 ("accel_tracking_test_" + std::to_string(::getpid()) + ".py");
   std::ofstream(script) << code;
-  std::string command = std::string(ACCEL_PYTHON) + " -W ignore " + script.string() + " '" + arg.string() + "' 2>&1";
+  std::string command =
+      std::string(ACCEL_PYTHON) + " -W ignore " + script.string() + " '" + arg.string() + "' 2>&1";
   std::string output;
   FILE* pipe = ::popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
@@ -188,10 +188,10 @@ class RecordingTracker : public GeneralTracker {
   int64_t logs_seen() const { return logs_seen_.load(); }
 
   // Behaviour knobs (set before use).
-  std::chrono::microseconds delay{0};          // every config/log call sleeps this long
-  std::atomic<bool> hang{false};               // config/log calls block while true
-  int64_t throw_after_logs = -1;               // log throws std::runtime_error after n logs
-  std::atomic<int> unavailable_calls{0};       // the next n log calls throw TrackerUnavailable
+  std::chrono::microseconds delay{0};     // every config/log call sleeps this long
+  std::atomic<bool> hang{false};          // config/log calls block while true
+  int64_t throw_after_logs = -1;          // log throws std::runtime_error after n logs
+  std::atomic<int> unavailable_calls{0};  // the next n log calls throw TrackerUnavailable
 
  private:
   static Call call(std::string what) {

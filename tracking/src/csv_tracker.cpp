@@ -1,10 +1,10 @@
 #include "accel/tracking/csv_tracker.hpp"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <iterator>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/key_rules.hpp"
@@ -103,13 +103,14 @@ std::string to_yaml(const json& value) {
 
 CsvTracker::CsvTracker(TrackerInit init) : init_(std::move(init)) {
   if (init_.logging_dir.empty()) {
-    throw InvalidValue("the csv tracker writes files and needs a logging directory; set project_dir "
-                       "or logging_dir");
+    throw InvalidValue(
+        "the csv tracker writes files and needs a logging directory; set project_dir "
+        "or logging_dir");
   }
   if (auto it = init_.init_kwargs.find("flush_every"); it != init_.init_kwargs.end()) {
     if (!it->is_number_integer() || it->get<int64_t>() < 1) {
-      throw InvalidValue(fmt::format("csv: init_kwargs flush_every = {} must be an integer >= 1",
-                                     dump(*it)));
+      throw InvalidValue(
+          fmt::format("csv: init_kwargs flush_every = {} must be an integer >= 1", dump(*it)));
     }
     flush_every_ = it->get<int64_t>();
   }
@@ -123,7 +124,8 @@ TrackerRegistration CsvTracker::registration() {
 }
 
 void CsvTracker::start() {
-  log_dir_ = create_version_directory(child_directory(init_.logging_dir, init_.run_name), init_.run_id);
+  log_dir_ =
+      create_version_directory(child_directory(init_.logging_dir, init_.run_name), init_.run_id);
   metrics_path_ = log_dir_ / "metrics.csv";
 }
 
@@ -138,11 +140,13 @@ void CsvTracker::log(const Values& values, std::optional<int64_t> step) {
     if (value.is_scalar()) {
       cells.emplace_back(key, format_scalar(value));
     } else if (const auto* group = value.get_if<ScalarGroup>()) {
-      for (const auto& [series, x] : group->series) cells.emplace_back(key + "/" + series, format_scalar(Value(x)));
+      for (const auto& [series, x] : group->series)
+        cells.emplace_back(key + "/" + series, format_scalar(Value(x)));
     } else if (warned_keys_.insert(key).second) {
-      warn(fmt::format("csv: key '{}' holds a {}; the csv tracker writes scalars only, so it is "
-                       "skipped (log it to jsonl or tensorboard to keep it)",
-                       key, value.kind()));
+      warn(
+          fmt::format("csv: key '{}' holds a {}; the csv tracker writes scalars only, so it is "
+                      "skipped (log it to jsonl or tensorboard to keep it)",
+                      key, value.kind()));
     }
   }
   if (cells.empty()) return;
@@ -179,7 +183,8 @@ void CsvTracker::add_columns(const std::vector<std::string>& keys) {
 
   if (!out_.is_open()) {
     out_.open(metrics_path_, std::ios::binary | std::ios::trunc);
-    if (!out_) throw TrackerError(fmt::format("cannot open '{}' for writing", metrics_path_.string()));
+    if (!out_)
+      throw TrackerError(fmt::format("cannot open '{}' for writing", metrics_path_.string()));
     out_ << header;
     header_bytes_ = header.size();
     return;

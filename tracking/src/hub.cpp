@@ -1,5 +1,7 @@
 #include "accel/tracking/hub.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -7,9 +9,6 @@
 #include <cctype>
 #include <exception>
 #include <set>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/key_rules.hpp"
@@ -38,7 +37,8 @@ class NoOpTracker final : public GeneralTracker {
 };
 
 bool is_blank(std::string_view key) {
-  return std::all_of(key.begin(), key.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
+  return std::all_of(key.begin(), key.end(),
+                     [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
 }
 
 void validate_values(const Values& values) {
@@ -51,28 +51,31 @@ void validate_values(const Values& values) {
       image->validate(key);
     } else if (const auto* histogram = value.get_if<Histogram>()) {
       if (histogram->bucket_limits.size() != histogram->bucket_counts.size()) {
-        throw InvalidValue(fmt::format("log: histogram '{}' has {} bucket limits and {} counts; use "
-                                       "Histogram::from_bins or from_samples",
-                                       key, histogram->bucket_limits.size(),
-                                       histogram->bucket_counts.size()));
+        throw InvalidValue(
+            fmt::format("log: histogram '{}' has {} bucket limits and {} counts; use "
+                        "Histogram::from_bins or from_samples",
+                        key, histogram->bucket_limits.size(), histogram->bucket_counts.size()));
       }
       if (histogram->count() == 0 && histogram->samples.empty() && !histogram->is_binned()) {
-        throw InvalidValue(fmt::format("log: histogram '{}' is empty; give at least one sample", key));
+        throw InvalidValue(
+            fmt::format("log: histogram '{}' is empty; give at least one sample", key));
       }
     } else if (const auto* table = value.get_if<Table>()) {
       for (std::size_t r = 0; r < table->rows.size(); ++r) {
         if (table->rows[r].size() != table->columns.size()) {
-          throw InvalidValue(fmt::format("log: table '{}' has {} columns but row {} has {} cells; "
-                                         "give every row one cell per column",
-                                         key, table->columns.size(), r, table->rows[r].size()));
+          throw InvalidValue(
+              fmt::format("log: table '{}' has {} columns but row {} has {} cells; "
+                          "give every row one cell per column",
+                          key, table->columns.size(), r, table->rows[r].size()));
         }
       }
     } else if (const auto* group = value.get_if<ScalarGroup>()) {
       for (const auto& [series, x] : group->series) {
         if (is_blank(series)) {
-          throw InvalidValue(fmt::format("log: scalar group '{}' has a series with an empty name; "
-                                         "name every series",
-                                         key));
+          throw InvalidValue(
+              fmt::format("log: scalar group '{}' has a series with an empty name; "
+                          "name every series",
+                          key));
         }
       }
     }
@@ -98,7 +101,8 @@ TrackerHubOptions resolved(TrackerHubOptions options) {
     options.world_size = options.collectives->world_size();
     options.is_main_process = options.rank == 0;
   }
-  options.progress_bar.is_main_process = options.progress_bar.is_main_process && options.is_main_process;
+  options.progress_bar.is_main_process =
+      options.progress_bar.is_main_process && options.is_main_process;
   return options;
 }
 }  // namespace
@@ -109,8 +113,9 @@ TrackerHub::TrackerHub(TrackerHubOptions options)
       aggregator_(AggregatorOptions{.log_every_n_steps = options_.log_every_n_steps}),
       progress_bar_(std::make_unique<ProgressBar>(options_.progress_bar)) {
   if (options_.queue_bytes == 0) {
-    throw InvalidValue("TrackerHubOptions: queue_bytes = 0; give the queue room for at least one "
-                       "record (default 64 MiB)");
+    throw InvalidValue(
+        "TrackerHubOptions: queue_bytes = 0; give the queue room for at least one "
+        "record (default 64 MiB)");
   }
 }
 
@@ -153,18 +158,20 @@ void TrackerHub::init_trackers(std::string_view project_name, const json& config
                                    project_name));
   }
   if (!init_kwargs.is_object() && !init_kwargs.is_null()) {
-    throw InvalidValue(fmt::format("init_trackers: init_kwargs must be an object keyed by tracker "
-                                   "name, e.g. {{\"csv\": {{...}}}}, not {}",
-                                   init_kwargs.dump()));
+    throw InvalidValue(
+        fmt::format("init_trackers: init_kwargs must be an object keyed by tracker "
+                    "name, e.g. {{\"csv\": {{...}}}}, not {}",
+                    init_kwargs.dump()));
   }
   const std::filesystem::path dir = logging_dir();
   auto kwargs_for = [&](const std::string& name) {
     if (init_kwargs.is_object()) {
       if (auto it = init_kwargs.find(name); it != init_kwargs.end()) {
         if (!it->is_object()) {
-          throw InvalidValue(fmt::format("init_trackers: init_kwargs[\"{}\"] must be an object, not "
-                                         "{}",
-                                         name, it->dump()));
+          throw InvalidValue(
+              fmt::format("init_trackers: init_kwargs[\"{}\"] must be an object, not "
+                          "{}",
+                          name, it->dump()));
         }
         return *it;
       }
@@ -173,23 +180,25 @@ void TrackerHub::init_trackers(std::string_view project_name, const json& config
   };
 
   static std::atomic<uint64_t> runs{0};
-  const std::string run_id = fmt::format(
-      "{}-{}-{}", ::getpid(),
-      std::chrono::system_clock::now().time_since_epoch().count(), runs.fetch_add(1));
+  const std::string run_id =
+      fmt::format("{}-{}-{}", ::getpid(),
+                  std::chrono::system_clock::now().time_since_epoch().count(), runs.fetch_add(1));
   std::vector<std::shared_ptr<GeneralTracker>> selected;
   std::set<std::string, std::less<>> names;
   std::vector<std::string> skipped;
   auto add = [&](std::shared_ptr<GeneralTracker> tracker) {
     std::string name = tracker->name();
     if (!names.insert(name).second) {
-      throw InvalidValue(fmt::format("init_trackers: two trackers are named '{}'; tracker names must "
-                                     "be unique",
-                                     name));
+      throw InvalidValue(
+          fmt::format("init_trackers: two trackers are named '{}'; tracker names must "
+                      "be unique",
+                      name));
     }
     if (tracker->requires_logging_directory() && dir.empty()) {
-      throw InvalidValue(fmt::format("init_trackers: tracker '{}' writes files and needs a logging "
-                                     "directory; set project_dir or logging_dir",
-                                     name));
+      throw InvalidValue(
+          fmt::format("init_trackers: tracker '{}' writes files and needs a logging "
+                      "directory; set project_dir or logging_dir",
+                      name));
     }
     if (!options_.is_main_process && tracker->main_process_only()) return;
     selected.push_back(std::move(tracker));
@@ -220,8 +229,8 @@ void TrackerHub::init_trackers(std::string_view project_name, const json& config
     const std::string name = spec.name();
     if (name == "all") {
       for (const auto& candidate : registered_tracker_names()) {
-        if (names.contains(candidate) ||
-            std::find(explicit_names.begin(), explicit_names.end(), candidate) != explicit_names.end()) {
+        if (names.contains(candidate) || std::find(explicit_names.begin(), explicit_names.end(),
+                                                   candidate) != explicit_names.end()) {
           continue;
         }
         auto registration = find_tracker(candidate);
@@ -242,15 +251,16 @@ void TrackerHub::init_trackers(std::string_view project_name, const json& config
     if (names.contains(name)) continue;  // listed twice: once is enough
     auto registration = find_tracker(name);
     if (!registration) {
-      throw InvalidValue(fmt::format("init_trackers: unknown tracker '{}'; known trackers: {} (or "
-                                     "\"all\", or pass a GeneralTracker object, or register_tracker "
-                                     "your class first)",
-                                     name, known_names_text()));
+      throw InvalidValue(
+          fmt::format("init_trackers: unknown tracker '{}'; known trackers: {} (or "
+                      "\"all\", or pass a GeneralTracker object, or register_tracker "
+                      "your class first)",
+                      name, known_names_text()));
     }
     if (registration->unavailable_reason) {
       if (auto reason = registration->unavailable_reason()) {
-        throw InvalidValue(fmt::format("init_trackers: tracker '{}' cannot be used here: {}", name,
-                                       *reason));
+        throw InvalidValue(
+            fmt::format("init_trackers: tracker '{}' cannot be used here: {}", name, *reason));
       }
     }
     add_registered(*registration);
@@ -260,19 +270,21 @@ void TrackerHub::init_trackers(std::string_view project_name, const json& config
   }
 
   const auto now = std::chrono::system_clock::now();
-  const auto stamp = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  const auto stamp =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   auto shared_config = std::make_shared<const json>(config);
   for (auto& tracker : selected) {
     detail::ChannelSettings settings;
     settings.queue_bytes = options_.queue_bytes;
-    settings.journal_path =
-        journal_dir() / fmt::format("{}-rank{}-{}-{}.journal", sanitize_path_component(tracker->name()),
-                                    options_.rank, ::getpid(), stamp);
+    settings.journal_path = journal_dir() / fmt::format("{}-rank{}-{}-{}.journal",
+                                                        sanitize_path_component(tracker->name()),
+                                                        options_.rank, ::getpid(), stamp);
     settings.retry_initial_delay = options_.retry_initial_delay;
     settings.retry_max_delay = options_.retry_max_delay;
     settings.strict = options_.strict;
     settings.errors = errors_;
-    auto channel = std::make_shared<detail::TrackerChannel>(std::move(tracker), std::move(settings));
+    auto channel =
+        std::make_shared<detail::TrackerChannel>(std::move(tracker), std::move(settings));
     detail::HubRecord record;
     record.kind = RecordKind::config;
     record.config = shared_config;
@@ -327,11 +339,12 @@ void TrackerHub::enqueue(std::shared_ptr<const Values> values, std::optional<int
   std::lock_guard lock(state_mutex_);
   if (state_ != State::active) {
     if (ended_by_signal_) return;  // the process is ending; nothing more can be delivered
-    throw UsageError(state_ == State::created
-                         ? "log was called before init_trackers; call init_trackers(project, config, "
-                           "log_with) first"
-                         : "log was called after end_training; the run is over, start a new hub "
-                           "for a new run");
+    throw UsageError(
+        state_ == State::created
+            ? "log was called before init_trackers; call init_trackers(project, config, "
+              "log_with) first"
+            : "log was called after end_training; the run is over, start a new hub "
+              "for a new run");
   }
   detail::HubRecord record;
   record.kind = RecordKind::log;
@@ -430,9 +443,11 @@ EndTrainingReport TrackerHub::end_training(RunStatus status) {
   }
   for (const auto& t : report.trackers) {
     if (t.undelivered == 0 && t.error.empty()) continue;
-    std::string where = t.journal.empty() ? std::string() : fmt::format("; kept in '{}'", t.journal.string());
-    warn(fmt::format("end_training: tracker '{}': {} of {} log records were not delivered{}{}", t.name,
-                     t.undelivered, t.logged, t.error.empty() ? "" : " (" + t.error + ")", where));
+    std::string where =
+        t.journal.empty() ? std::string() : fmt::format("; kept in '{}'", t.journal.string());
+    warn(fmt::format("end_training: tracker '{}': {} of {} log records were not delivered{}{}",
+                     t.name, t.undelivered, t.logged, t.error.empty() ? "" : " (" + t.error + ")",
+                     where));
   }
   {
     std::lock_guard lock(state_mutex_);
@@ -469,7 +484,9 @@ GeneralTracker& TrackerHub::get_tracker(std::string_view name) {
   if (!options_.is_main_process) {
     auto it = no_op_trackers_.find(name);
     if (it == no_op_trackers_.end()) {
-      it = no_op_trackers_.emplace(std::string(name), std::make_unique<NoOpTracker>(std::string(name))).first;
+      it = no_op_trackers_
+               .emplace(std::string(name), std::make_unique<NoOpTracker>(std::string(name)))
+               .first;
     }
     return *it->second;
   }
@@ -478,12 +495,15 @@ GeneralTracker& TrackerHub::get_tracker(std::string_view name) {
   }
   std::vector<std::string> started;
   for (auto& channel : channels_) started.push_back(channel->name());
-  throw InvalidValue(fmt::format("get_tracker: no tracker named '{}' was started; started trackers: "
-                                 "[{}]",
-                                 name, fmt::join(started, ", ")));
+  throw InvalidValue(
+      fmt::format("get_tracker: no tracker named '{}' was started; started trackers: "
+                  "[{}]",
+                  name, fmt::join(started, ", ")));
 }
 
-std::any TrackerHub::get_tracker_handle(std::string_view name) { return get_tracker(name).tracker(); }
+std::any TrackerHub::get_tracker_handle(std::string_view name) {
+  return get_tracker(name).tracker();
+}
 
 std::vector<GeneralTracker*> TrackerHub::trackers() {
   std::lock_guard lock(state_mutex_);

@@ -1,20 +1,20 @@
 #pragma once
-// What TrackerHub hands a tracker's worker: one record, sharing its payload with the other trackers,
-// and RecordQueue, the byte-bounded FIFO between the training thread and one worker.
+// What TrackerHub hands a tracker's worker: one record, sharing its payload with the other
+// trackers, and RecordQueue, the byte-bounded FIFO between the training thread and one worker.
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "accel/tracking/journal.hpp"
 #include "accel/tracking/values.hpp"
 
 namespace accel::detail {
 
-// One record. values/config are immutable and shared by every tracker's queue (one copy per log call).
+// One record. values/config are immutable and shared by every tracker's queue (one copy per log
+// call).
 struct HubRecord {
   RecordKind kind = RecordKind::log;
   std::optional<int64_t> step;

@@ -1,13 +1,12 @@
 #include "accel/tracking/journal.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "accel/tracking/crc32c.hpp"
 #include "accel/tracking/errors.hpp"
@@ -15,8 +14,8 @@
 namespace accel {
 namespace {
 
-constexpr std::size_t kHeaderSize = 8;             // length + checksum
-constexpr std::size_t kMaxPayload = 1U << 30;      // a length above this is damage, not data
+constexpr std::size_t kHeaderSize = 8;         // length + checksum
+constexpr std::size_t kMaxPayload = 1U << 30;  // a length above this is damage, not data
 constexpr std::size_t kFlushThreshold = 64 * 1024;
 
 using json = nlohmann::json;
@@ -94,32 +93,39 @@ Value decode_value(const json& j) {
   }
   if (auto it = j.find("group"); it != j.end()) {
     ScalarGroup g;
-    for (const auto& pair : *it) g.series.emplace_back(pair[0].get<std::string>(), pair[1].get<double>());
+    for (const auto& pair : *it)
+      g.series.emplace_back(pair[0].get<std::string>(), pair[1].get<double>());
     return Value(std::move(g));
   }
   throw TrackerError("journal: value of unknown kind");
 }
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 }  // namespace
 
 std::vector<uint8_t> encode_journal_record(const JournalRecord& record) {
   json j;
   j["kind"] = static_cast<int>(record.kind);
-  j["time_ns"] = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                     record.time.time_since_epoch())
-                     .count();
+  j["time_ns"] =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(record.time.time_since_epoch()).count();
   switch (record.kind) {
-    case RecordKind::config: j["config"] = record.config; break;
+    case RecordKind::config:
+      j["config"] = record.config;
+      break;
     case RecordKind::log: {
       if (record.step) j["step"] = *record.step;
       json entries = json::array();
-      for (const auto& [key, value] : record.values) entries.push_back(json{key, encode_value(value)});
+      for (const auto& [key, value] : record.values)
+        entries.push_back(json{key, encode_value(value)});
       j["values"] = std::move(entries);
       break;
     }
-    case RecordKind::finish: j["status"] = static_cast<int>(record.status); break;
+    case RecordKind::finish:
+      j["status"] = static_cast<int>(record.status);
+      break;
   }
   return json::to_cbor(j);
 }
@@ -129,19 +135,25 @@ JournalRecord decode_journal_record(std::span<const uint8_t> payload) {
     json j = json::from_cbor(payload.begin(), payload.end());
     JournalRecord record;
     int kind = j.at("kind").get<int>();
-    if (kind < 1 || kind > 3) throw TrackerError(fmt::format("journal: unknown record kind {}", kind));
+    if (kind < 1 || kind > 3)
+      throw TrackerError(fmt::format("journal: unknown record kind {}", kind));
     record.kind = static_cast<RecordKind>(kind);
-    record.time = std::chrono::system_clock::time_point(std::chrono::duration_cast<
-        std::chrono::system_clock::duration>(std::chrono::nanoseconds(j.at("time_ns").get<int64_t>())));
+    record.time = std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::nanoseconds(j.at("time_ns").get<int64_t>())));
     switch (record.kind) {
-      case RecordKind::config: record.config = j.at("config"); break;
+      case RecordKind::config:
+        record.config = j.at("config");
+        break;
       case RecordKind::log:
         if (auto it = j.find("step"); it != j.end()) record.step = it->get<int64_t>();
         for (const auto& entry : j.at("values")) {
           record.values.set(entry.at(0).get<std::string>(), decode_value(entry.at(1)));
         }
         break;
-      case RecordKind::finish: record.status = static_cast<RunStatus>(j.at("status").get<int>()); break;
+      case RecordKind::finish:
+        record.status = static_cast<RunStatus>(j.at("status").get<int>());
+        break;
     }
     return record;
   } catch (const json::exception& e) {
@@ -154,16 +166,18 @@ JournalWriter::JournalWriter(std::filesystem::path path) : path_(std::move(path)
     std::error_code ec;
     std::filesystem::create_directories(path_.parent_path(), ec);
     if (ec) {
-      throw TrackerError(fmt::format("cannot create the journal directory '{}': {}; set another "
-                                     "journal directory",
-                                     path_.parent_path().string(), ec.message()));
+      throw TrackerError(
+          fmt::format("cannot create the journal directory '{}': {}; set another "
+                      "journal directory",
+                      path_.parent_path().string(), ec.message()));
     }
   }
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd_ < 0) {
-    throw TrackerError(fmt::format("cannot open journal '{}': {}; check that the directory is "
-                                   "writable or set another journal directory",
-                                   path_.string(), errno_text()));
+    throw TrackerError(
+        fmt::format("cannot open journal '{}': {}; check that the directory is "
+                    "writable or set another journal directory",
+                    path_.string(), errno_text()));
   }
   ::fchmod(fd_, 0600);
   struct stat st {};
@@ -179,7 +193,9 @@ JournalWriter::~JournalWriter() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void JournalWriter::append(const JournalRecord& record) { append_payload(encode_journal_record(record)); }
+void JournalWriter::append(const JournalRecord& record) {
+  append_payload(encode_journal_record(record));
+}
 
 void JournalWriter::append_payload(std::span<const uint8_t> payload) {
   put_u32(buffer_, static_cast<uint32_t>(payload.size()));
@@ -196,7 +212,8 @@ void JournalWriter::flush() {
       if (errno == EINTR) continue;
       buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(written));
       file_size_ += written;
-      throw TrackerError(fmt::format("cannot write journal '{}': {}", path_.string(), errno_text()));
+      throw TrackerError(
+          fmt::format("cannot write journal '{}': {}", path_.string(), errno_text()));
     }
     written += static_cast<std::size_t>(n);
   }
@@ -214,7 +231,8 @@ void JournalWriter::sync() {
 void JournalWriter::clear() {
   buffer_.clear();
   if (::ftruncate(fd_, 0) != 0) {
-    throw TrackerError(fmt::format("cannot truncate journal '{}': {}", path_.string(), errno_text()));
+    throw TrackerError(
+        fmt::format("cannot truncate journal '{}': {}", path_.string(), errno_text()));
   }
   file_size_ = 0;
 }

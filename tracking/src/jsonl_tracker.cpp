@@ -1,11 +1,10 @@
 #include "accel/tracking/jsonl_tracker.hpp"
 
+#include <fmt/format.h>
 #include <png.h>
 
 #include <cctype>
 #include <cmath>
-
-#include <fmt/format.h>
 
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/key_rules.hpp"
@@ -29,9 +28,8 @@ json numbers(const std::vector<double>& xs) {
 
 // A file-name-safe form of a key for media files.
 std::string file_stem(std::string_view key) {
-  return sanitize_key(key, [](unsigned char c) {
-    return std::isalnum(c) || c == '-' || c == '_' || c == '.';
-  });
+  return sanitize_key(
+      key, [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; });
 }
 
 void write_png(const std::filesystem::path& path, const Image& image) {
@@ -54,8 +52,9 @@ void write_png(const std::filesystem::path& path, const Image& image) {
 
 JsonlTracker::JsonlTracker(TrackerInit init) : init_(std::move(init)) {
   if (init_.logging_dir.empty()) {
-    throw InvalidValue("the jsonl tracker writes files and needs a logging directory; set "
-                       "project_dir or logging_dir");
+    throw InvalidValue(
+        "the jsonl tracker writes files and needs a logging directory; set "
+        "project_dir or logging_dir");
   }
 }
 
@@ -67,9 +66,12 @@ TrackerRegistration JsonlTracker::registration() {
 }
 
 void JsonlTracker::start() {
-  log_dir_ = create_version_directory(child_directory(init_.logging_dir, init_.run_name), init_.run_id);
+  log_dir_ =
+      create_version_directory(child_directory(init_.logging_dir, init_.run_name), init_.run_id);
   out_.open(log_dir_ / "metrics.jsonl", std::ios::binary | std::ios::app);
-  if (!out_) throw TrackerError(fmt::format("jsonl: cannot open '{}'", (log_dir_ / "metrics.jsonl").string()));
+  if (!out_)
+    throw TrackerError(
+        fmt::format("jsonl: cannot open '{}'", (log_dir_ / "metrics.jsonl").string()));
 }
 
 void JsonlTracker::store_init_configuration(const json& config) {
@@ -100,12 +102,16 @@ void JsonlTracker::log(const Values& values, std::optional<int64_t> step) {
         auto relative = std::filesystem::path("media") /
                         fmt::format("{}-{}-{}.png", self.line_, index, file_stem(key));
         write_png(self.log_dir_ / relative, image);
-        return json{{"type", "image"},       {"height", image.height}, {"width", image.width},
-                    {"channels", image.channels}, {"file", relative.generic_string()}};
+        return json{{"type", "image"},
+                    {"height", image.height},
+                    {"width", image.width},
+                    {"channels", image.channels},
+                    {"file", relative.generic_string()}};
       }
       json operator()(const Histogram& h) const {
-        json out = {{"type", "histogram"}, {"count", h.count()},  {"min", number(h.min)},
-                    {"max", number(h.max)},  {"sum", number(h.sum)}, {"sum_squares", number(h.sum_squares)}};
+        json out = {{"type", "histogram"},  {"count", h.count()},
+                    {"min", number(h.min)}, {"max", number(h.max)},
+                    {"sum", number(h.sum)}, {"sum_squares", number(h.sum_squares)}};
         if (h.is_binned()) {
           out["bucket_limits"] = numbers(h.bucket_limits);
           out["bucket_counts"] = numbers(h.bucket_counts);
@@ -129,7 +135,9 @@ void JsonlTracker::log(const Values& values, std::optional<int64_t> step) {
   out_ << line.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
   out_.flush();
   ++line_;
-  if (!out_) throw TrackerError(fmt::format("jsonl: cannot write '{}'", (log_dir_ / "metrics.jsonl").string()));
+  if (!out_)
+    throw TrackerError(
+        fmt::format("jsonl: cannot write '{}'", (log_dir_ / "metrics.jsonl").string()));
 }
 
 void JsonlTracker::flush() {

@@ -1,13 +1,13 @@
 #include "accel/tracking/key_rules.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <map>
 #include <mutex>
 #include <system_error>
-
-#include <fmt/format.h>
 
 #include "accel/tracking/errors.hpp"
 
@@ -17,9 +17,10 @@ void validate_key(std::string_view key) {
   for (char c : key) {
     if (!std::isspace(static_cast<unsigned char>(c))) return;
   }
-  throw InvalidValue(fmt::format("log: key '{}' is empty or only whitespace; give every value a "
-                                 "name such as \"train/loss\"",
-                                 key));
+  throw InvalidValue(
+      fmt::format("log: key '{}' is empty or only whitespace; give every value a "
+                  "name such as \"train/loss\"",
+                  key));
 }
 
 std::string sanitize_key(std::string_view key, const std::function<bool(unsigned char)>& allowed,
@@ -50,9 +51,10 @@ std::filesystem::path child_directory(const std::filesystem::path& base, std::st
   auto normal_base = base.lexically_normal();
   auto relative = child.lexically_normal().lexically_relative(normal_base);
   if (relative.empty() || *relative.begin() == "..") {
-    throw InvalidValue(fmt::format("run name '{}' would leave the logging directory '{}'; use a "
-                                   "plain name",
-                                   name, base.string()));
+    throw InvalidValue(
+        fmt::format("run name '{}' would leave the logging directory '{}'; use a "
+                    "plain name",
+                    name, base.string()));
   }
   return child;
 }
@@ -69,7 +71,8 @@ nlohmann::json safe_scalar(const nlohmann::json& value) {
   return value;
 }
 
-void flatten_into(const nlohmann::json& value, const std::string& prefix, std::string_view separator,
+void flatten_into(const nlohmann::json& value, const std::string& prefix,
+                  std::string_view separator,
                   std::vector<std::pair<std::string, nlohmann::json>>& out) {
   if (value.is_object() && !value.empty()) {
     for (const auto& [key, child] : value.items()) {
@@ -134,8 +137,8 @@ std::filesystem::path create_version_directory(const std::filesystem::path& base
       return dir;
     }
     if (ec) {
-      throw TrackerError(fmt::format("cannot create run directory '{}': {}", dir.string(),
-                                     ec.message()));
+      throw TrackerError(
+          fmt::format("cannot create run directory '{}': {}", dir.string(), ec.message()));
     }
   }
 }

@@ -17,7 +17,8 @@ struct Registry {
 // Built-ins are listed on first use, so user registrations made later replace them by name.
 Registry& registry() {
   static Registry* instance = [] {
-    auto* r = new Registry();  // never destroyed: trackers may be looked up during static destruction
+    auto* r =
+        new Registry();  // never destroyed: trackers may be looked up during static destruction
     for (auto& registration : detail::builtin_trackers()) {
       std::string name = registration.name;
       r->trackers.insert_or_assign(std::move(name), std::move(registration));
@@ -31,8 +32,9 @@ Registry& registry() {
 
 void register_tracker(TrackerRegistration registration) {
   if (registration.name.empty()) {
-    throw InvalidValue("register_tracker: the tracker name is empty; register it under the name "
-                       "log_with will use, e.g. \"my_tracker\"");
+    throw InvalidValue(
+        "register_tracker: the tracker name is empty; register it under the name "
+        "log_with will use, e.g. \"my_tracker\"");
   }
   if (!registration.factory) {
     throw InvalidValue("register_tracker: tracker '" + registration.name +

@@ -30,7 +30,7 @@ extern "C" void relay_signal_handler(int signo) {
 struct Relay {
   std::recursive_mutex mutex;  // a callback may detach while the helper holds it
   std::map<const void*, std::function<void()>> subscribers;
-  pid_t owner = 0;             // the process that created the pipe and helper (fork-safe)
+  pid_t owner = 0;  // the process that created the pipe and helper (fork-safe)
   int read_fd = -1;
   bool installed[2] = {false, false};
 };
@@ -102,8 +102,8 @@ void detach_signal_subscriber(const void* key) {
   for (int i = 0; i < 2; ++i) {
     if (!r.installed[i]) continue;
     struct sigaction current {};
-    if (::sigaction(kSignals[i], nullptr, &current) == 0 &&
-        (current.sa_flags & SA_SIGINFO) == 0 && current.sa_handler == relay_signal_handler) {
+    if (::sigaction(kSignals[i], nullptr, &current) == 0 && (current.sa_flags & SA_SIGINFO) == 0 &&
+        current.sa_handler == relay_signal_handler) {
       ::signal(kSignals[i], SIG_DFL);
     }
     r.installed[i] = false;

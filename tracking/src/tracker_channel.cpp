@@ -1,8 +1,8 @@
 #include "tracker_channel.hpp"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/warnings.hpp"
@@ -19,15 +19,17 @@ std::chrono::system_clock::time_point record_time() {
 namespace detail {
 namespace {
 
-// While records keep coming the worker polls every kPollInterval, so log() never pays for a wake-up;
-// after kPollsBeforeSleep empty polls it sleeps until push() wakes it.
+// While records keep coming the worker polls every kPollInterval, so log() never pays for a
+// wake-up; after kPollsBeforeSleep empty polls it sleeps until push() wakes it.
 constexpr auto kPollInterval = std::chrono::milliseconds(2);
 constexpr int kPollsBeforeSleep = 50;
 // While end_training waits, retries of an unavailable backend are at least this frequent.
 constexpr auto kClosingRetryDelay = std::chrono::milliseconds(200);
 
 struct RecordTimeScope {
-  explicit RecordTimeScope(std::chrono::system_clock::time_point time) { current_record_time = time; }
+  explicit RecordTimeScope(std::chrono::system_clock::time_point time) {
+    current_record_time = time;
+  }
   ~RecordTimeScope() { current_record_time.reset(); }
   RecordTimeScope(const RecordTimeScope&) = delete;
   RecordTimeScope& operator=(const RecordTimeScope&) = delete;
@@ -36,18 +38,22 @@ struct RecordTimeScope {
 }  // namespace
 
 TrackerChannel::TrackerChannel(std::shared_ptr<GeneralTracker> tracker, ChannelSettings settings)
-    : tracker_(std::move(tracker)), name_(tracker_->name()), settings_(std::move(settings)),
+    : tracker_(std::move(tracker)),
+      name_(tracker_->name()),
+      settings_(std::move(settings)),
       retry_delay_(settings_.retry_initial_delay) {}
 
 TrackerChannel::~TrackerChannel() {
-  if (worker_.joinable()) worker_.detach();  // only reachable when the worker itself held the last ref
+  if (worker_.joinable())
+    worker_.detach();  // only reachable when the worker itself held the last ref
 }
 
 void TrackerChannel::start_worker() {
   worker_ = std::thread([self = shared_from_this()] { self->worker_main(); });
 }
 
-// ---- training-thread side -------------------------------------------------------------------------
+// ---- training-thread side
+// -------------------------------------------------------------------------
 
 JournalWriter& TrackerChannel::journal() {
   if (!journal_) journal_.emplace(settings_.journal_path);
@@ -66,9 +72,10 @@ void TrackerChannel::spill(const HubRecord& record) {
     ++completed_;
     if (!warned_journal_error_) {
       warned_journal_error_ = true;
-      warn(fmt::format("tracker '{}': records that cannot be queued or delivered now cannot be kept "
-                       "in its journal either, and are lost: {}",
-                       name_, e.what()));
+      warn(
+          fmt::format("tracker '{}': records that cannot be queued or delivered now cannot be kept "
+                      "in its journal either, and are lost: {}",
+                      name_, e.what()));
     }
   }
 }
@@ -88,10 +95,11 @@ void TrackerChannel::push(HubRecord record) {
   if (journal_mode_ || queue_.bytes() + in_flight_bytes_ + record.bytes > settings_.queue_bytes) {
     if (!journal_mode_ && !warned_spill_) {
       warned_spill_ = true;
-      warn(fmt::format("tracker '{}' is behind: its queue holds {} bytes (queue_bytes = {}); new "
-                       "records are kept in the journal '{}' and delivered in order when it catches up",
-                       name_, queue_.bytes() + in_flight_bytes_, settings_.queue_bytes,
-                       settings_.journal_path.string()));
+      warn(fmt::format(
+          "tracker '{}' is behind: its queue holds {} bytes (queue_bytes = {}); new "
+          "records are kept in the journal '{}' and delivered in order when it catches up",
+          name_, queue_.bytes() + in_flight_bytes_, settings_.queue_bytes,
+          settings_.journal_path.string()));
     }
     journal_mode_ = true;
     spill(record);
@@ -190,7 +198,8 @@ TrackerDelivery TrackerChannel::report() {
   return out;
 }
 
-// ---- worker side ----------------------------------------------------------------------------------
+// ---- worker side
+// ----------------------------------------------------------------------------------
 
 bool TrackerChannel::has_work() const {
   return !queue_.empty() || journal_has_unread() || flush_pending_ || abandoned_ ||
@@ -275,8 +284,9 @@ void TrackerChannel::deliver_batch(std::unique_lock<std::mutex>& lock) {
     }
   }
   lock.lock();
-  std::vector<HubRecord> rest(std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(i)),
-                              std::make_move_iterator(batch.end()));
+  std::vector<HubRecord> rest(
+      std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(i)),
+      std::make_move_iterator(batch.end()));
   for (const auto& record : rest) in_flight_bytes_ -= record.bytes;
   if (outcome == Outcome::unavailable) {
     handle_unavailable(lock, rest);
@@ -291,9 +301,10 @@ void TrackerChannel::handle_unavailable(std::unique_lock<std::mutex>& lock,
   if (!in_outage_) {
     in_outage_ = true;
     outage_replayed_ = 0;
-    warn(fmt::format("tracker '{}': backend unavailable ({}); records are kept in the journal '{}' "
-                     "and retried",
-                     name_, outage_reason_, settings_.journal_path.string()));
+    warn(
+        fmt::format("tracker '{}': backend unavailable ({}); records are kept in the journal '{}' "
+                    "and retried",
+                    name_, outage_reason_, settings_.journal_path.string()));
   }
   if (!journal_has_unread()) {
     // Everything in memory is older than anything new: move it all to the journal, in order, then
@@ -364,8 +375,8 @@ void TrackerChannel::replay_journal(std::unique_lock<std::mutex>& lock) {
     journal_mode_ = false;
     if (in_outage_) {
       in_outage_ = false;
-      warn(fmt::format("tracker '{}': backend is back; {} journaled records delivered in order", name_,
-                       outage_replayed_));
+      warn(fmt::format("tracker '{}': backend is back; {} journaled records delivered in order",
+                       name_, outage_replayed_));
     }
   }
 }
@@ -388,7 +399,9 @@ TrackerChannel::Outcome TrackerChannel::deliver(const HubRecord& record) {
       started_ = true;
     }
     switch (record.kind) {
-      case RecordKind::config: tracker_->store_init_configuration(*record.config); break;
+      case RecordKind::config:
+        tracker_->store_init_configuration(*record.config);
+        break;
       case RecordKind::log:
         if (record.step) check_steps(*record.values, *record.step);
         tracker_->log(*record.values, record.step);
@@ -419,9 +432,10 @@ void TrackerChannel::check_steps(const Values& values, int64_t step) {
     if (inserted) continue;
     if (step < it->second) {
       if (warned_backwards_.insert(key).second) {
-        warn(fmt::format("tracker '{}': step {} for key '{}' is lower than an earlier step {}; the "
-                         "value is still logged (steps should not go backwards)",
-                         name_, step, key, it->second));
+        warn(
+            fmt::format("tracker '{}': step {} for key '{}' is lower than an earlier step {}; the "
+                        "value is still logged (steps should not go backwards)",
+                        name_, step, key, it->second));
       }
     } else {
       it->second = step;
@@ -434,9 +448,10 @@ void TrackerChannel::mark_broken(std::string message, std::exception_ptr error) 
   if (broken_) return;
   broken_ = true;
   error_ = message;
-  warn(fmt::format("tracker '{}' failed and is disabled: {}. The other trackers go on; set "
-                   "strict = true to make this fatal",
-                   name_, message));
+  warn(
+      fmt::format("tracker '{}' failed and is disabled: {}. The other trackers go on; set "
+                  "strict = true to make this fatal",
+                  name_, message));
   if (settings_.strict && settings_.errors) {
     std::lock_guard slot_lock(settings_.errors->mutex);
     if (!settings_.errors->error && !settings_.errors->pending) {

@@ -1,13 +1,14 @@
 #pragma once
-// accel::detail::TrackerChannel: one tracker, its worker thread, its byte-bounded queue and its journal.
+// accel::detail::TrackerChannel: one tracker, its worker thread, its byte-bounded queue and its
+// journal.
 //
 // Order: records reach the tracker in the order push() received them. Records waiting in the queue
 // are always older than records in the journal: once the queue overflows (or the backend is
 // unreachable) every new record goes to the journal until the worker has replayed it to the end.
 //
 // Delivery outcomes per record: delivered; TrackerUnavailable → kept (journal) and retried with
-// exponential backoff; any other exception → the tracker is disabled ("broken"), the error is reported
-// once and, in strict mode, handed to the hub's ErrorSlot.
+// exponential backoff; any other exception → the tracker is disabled ("broken"), the error is
+// reported once and, in strict mode, handed to the hub's ErrorSlot.
 //
 // Thread-safety: push/request_flush/wait_*/abandon/report come from hub threads; the worker thread
 // is the only caller of the tracker. All shared state is guarded by mutex_.
@@ -66,7 +67,8 @@ class TrackerChannel : public std::enable_shared_from_this<TrackerChannel> {
   // Training thread: queue the record, or append it to the journal when the queue is full or the
   // journal is in use. Never waits for the tracker.
   void push(HubRecord record);
-  // Asks the worker to deliver everything pushed so far and call tracker.flush(); fsyncs the journal.
+  // Asks the worker to deliver everything pushed so far and call tracker.flush(); fsyncs the
+  // journal.
   void request_flush();
   // Waits until the flush asked for has happened (true), the tracker broke, or deadline (false).
   bool wait_flushed(Clock::time_point deadline);
@@ -107,30 +109,30 @@ class TrackerChannel : public std::enable_shared_from_this<TrackerChannel> {
   std::size_t in_flight_bytes_ = 0;
   std::optional<JournalWriter> journal_;
   uint64_t journal_read_offset_ = 0;
-  bool journal_mode_ = false;   // new records go to the journal
-  bool in_outage_ = false;      // the backend said it is unavailable; retrying
+  bool journal_mode_ = false;  // new records go to the journal
+  bool in_outage_ = false;     // the backend said it is unavailable; retrying
   std::chrono::milliseconds retry_delay_{};
   std::string outage_reason_;
   uint64_t outage_replayed_ = 0;
   bool warned_spill_ = false;
   bool warned_journal_error_ = false;
 
-  uint64_t pushed_ = 0;       // records accepted
-  uint64_t completed_ = 0;    // records delivered or given up (broken tracker)
+  uint64_t pushed_ = 0;     // records accepted
+  uint64_t completed_ = 0;  // records delivered or given up (broken tracker)
   uint64_t flush_target_ = 0;
   uint64_t flushed_upto_ = 0;
   bool flush_pending_ = false;
   bool flush_sync_journal_ = false;
   uint64_t logs_pushed_ = 0;
   uint64_t logs_delivered_ = 0;
-  uint64_t logs_lost_ = 0;    // could not even be journaled (disk error) or arrived after the end
+  uint64_t logs_lost_ = 0;  // could not even be journaled (disk error) or arrived after the end
 
   bool worker_sleeping_ = false;
   int idle_polls_ = 0;
-  bool started_ = false;      // tracker.start() succeeded (worker only)
-  bool finished_ = false;     // finish record delivered
+  bool started_ = false;   // tracker.start() succeeded (worker only)
+  bool finished_ = false;  // finish record delivered
   bool broken_ = false;
-  bool closed_ = false;       // finish record pushed
+  bool closed_ = false;  // finish record pushed
   bool abandoned_ = false;
   bool exited_ = false;
   std::string error_;

@@ -5,18 +5,18 @@
 //
 // Prints one JSON line: median/p99/p99.9/max/mean nanoseconds of hub.log(values, step) over the
 // timed iterations (after 1,000 warm-up calls), and what end_training reported.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "accel/tracking/hub.hpp"
 
@@ -82,11 +82,13 @@ int main(int argc, char** argv) {
   std::vector<int64_t> samples;
   samples.reserve(static_cast<std::size_t>(iterations));
   for (long step = 0; step < warmup + iterations; ++step) {
-    for (int k = 0; k < 10; ++k) values.set(keys[static_cast<std::size_t>(k)], std::sin(0.001 * double(step)) + k);
+    for (int k = 0; k < 10; ++k)
+      values.set(keys[static_cast<std::size_t>(k)], std::sin(0.001 * double(step)) + k);
     const auto t0 = Clock::now();
     hub.log(values, step);
     const auto t1 = Clock::now();
-    if (step >= warmup) samples.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+    if (step >= warmup)
+      samples.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
   }
   slow->delay_us = 0;  // timing is over: let the slow tracker drain its backlog quickly
   const auto end_start = Clock::now();
@@ -98,7 +100,8 @@ int main(int argc, char** argv) {
   for (auto s : samples) mean += double(s);
   mean /= double(samples.size());
   nlohmann::json delivered = nlohmann::json::object();
-  for (const auto& t : report.trackers) delivered[t.name] = {{"logged", t.logged}, {"delivered", t.delivered}};
+  for (const auto& t : report.trackers)
+    delivered[t.name] = {{"logged", t.logged}, {"delivered", t.delivered}};
   nlohmann::json out = {{"setup", setup},
                         {"iterations", iterations},
                         {"median_ns", percentile(samples, 0.5)},

@@ -1,23 +1,23 @@
 #pragma once
 // accel::CsvTracker ("csv"): Lightning's CSVLogger layout.
 //
-//   <logging_dir>/<project>/version_<N>/metrics.csv    header "step,<key>,..." then one row per log call
-//   <logging_dir>/<project>/version_<N>/hparams.yaml   the configuration, nested as given
+//   <logging_dir>/<project>/version_<N>/metrics.csv    header "step,<key>,..." then one row per log
+//   call <logging_dir>/<project>/version_<N>/hparams.yaml   the configuration, nested as given
 //
-// N is one more than the highest existing version_<i> (0 for the first run); trackers started by the
-// same init_trackers (csv and jsonl) share that directory. <project> is the run name
-// made safe as one directory name (see sanitize_path_component). Columns are "step" followed by the
-// keys in the order they first appeared; a row leaves the cells of keys it does not have empty. When a
-// key appears for the first time after rows were written, the file is rewritten with the wider header
+// N is one more than the highest existing version_<i> (0 for the first run); trackers started by
+// the same init_trackers (csv and jsonl) share that directory. <project> is the run name made safe
+// as one directory name (see sanitize_path_component). Columns are "step" followed by the keys in
+// the order they first appeared; a row leaves the cells of keys it does not have empty. When a key
+// appears for the first time after rows were written, the file is rewritten with the wider header
 // (through a temporary file and rename), so metrics.csv is always a valid CSV with one header line.
-// Only scalars are written: a string, image, histogram or table is skipped with one warning per key;
-// a ScalarGroup becomes one column per series ("<key>/<series>"). Floats use the shortest text that
-// reads back to the same double; NaN and infinities are written "nan", "inf", "-inf" (as Python's csv
-// module writes them). A row without step has an empty step cell. Keys are written as given (UTF-8),
-// quoted per RFC 4180 when they contain a comma, quote or line break.
+// Only scalars are written: a string, image, histogram or table is skipped with one warning per
+// key; a ScalarGroup becomes one column per series ("<key>/<series>"). Floats use the shortest text
+// that reads back to the same double; NaN and infinities are written "nan", "inf", "-inf" (as
+// Python's csv module writes them). A row without step has an empty step cell. Keys are written as
+// given (UTF-8), quoted per RFC 4180 when they contain a comma, quote or line break.
 //
-// init_kwargs: {"flush_every": N} flushes the file every N rows (default 1: every row reaches the OS).
-// Thread-safety: as GeneralTracker (one worker thread).
+// init_kwargs: {"flush_every": N} flushes the file every N rows (default 1: every row reaches the
+// OS). Thread-safety: as GeneralTracker (one worker thread).
 #include <cstdint>
 #include <filesystem>
 #include <fstream>

@@ -7,47 +7,51 @@
 //   auto report = hub.end_training();   // flush, finish, report what could not be delivered
 //
 // Promises:
-//   - log() only validates, copies the values once (shared by every tracker) and enqueues. Each tracker
+//   - log() only validates, copies the values once (shared by every tracker) and enqueues. Each
+//   tracker
 //     has its own worker thread and a queue bounded by bytes (queue_bytes); a slow or hung tracker
 //     never slows log() or the other trackers.
-//   - No value is lost silently: when a queue is full, or a tracker throws accel::TrackerUnavailable,
-//     records go to that tracker's on-disk journal (see journal.hpp; 0600, fsynced by flush()) and are
-//     delivered in order, exactly once, when the backend is back (retried with exponential backoff) or
-//     at end_training. What is still undelivered when end_training's timeout passes is reported (and
-//     printed), and its journal file is kept.
+//   - No value is lost silently: when a queue is full, or a tracker throws
+//   accel::TrackerUnavailable,
+//     records go to that tracker's on-disk journal (see journal.hpp; 0600, fsynced by flush()) and
+//     are delivered in order, exactly once, when the backend is back (retried with exponential
+//     backoff) or at end_training. What is still undelivered when end_training's timeout passes is
+//     reported (and printed), and its journal file is kept.
 //   - A tracker that throws anything else is disabled with one warning naming it and the error; the
-//     others go on. With strict = true the error is instead thrown (accel::TrackerError, nesting the
-//     original) from the next log(), flush() or end_training() on the training thread.
-//   - Main-process gating: on a non-main process only trackers whose main_process_only() is false are
+//     others go on. With strict = true the error is instead thrown (accel::TrackerError, nesting
+//     the original) from the next log(), flush() or end_training() on the training thread.
+//   - Main-process gating: on a non-main process only trackers whose main_process_only() is false
+//   are
 //     created; get_tracker there returns a no-op tracker for the others and never throws.
-//   - With handle_signals (default), SIGTERM/SIGINT make the hub flush and finish every tracker with
+//   - With handle_signals (default), SIGTERM/SIGINT make the hub flush and finish every tracker
+//   with
 //     RunStatus::killed, then the signal's default action proceeds (the process ends as it would
-//     have). The work is done on a helper thread; the handler itself only writes one byte to a pipe.
-//     Only installed when the signal's disposition is the default one.
+//     have). The work is done on a helper thread; the handler itself only writes one byte to a
+//     pipe. Only installed when the signal's disposition is the default one.
 //
-// Bad input: empty/whitespace keys, malformed images/histograms/tables → accel::InvalidValue (nothing
-// is logged); log before init_trackers or after end_training → accel::UsageError; unknown tracker names →
-// accel::InvalidValue listing the registered ones. Steps that go backwards are logged anyway, with one
-// warning per tracker and key.
+// Bad input: empty/whitespace keys, malformed images/histograms/tables → accel::InvalidValue
+// (nothing is logged); log before init_trackers or after end_training → accel::UsageError; unknown
+// tracker names → accel::InvalidValue listing the registered ones. Steps that go backwards are
+// logged anyway, with one warning per tracker and key.
 //
 // Thread-safety: init_trackers, log, flush and end_training are meant for the training thread; they
-// are internally synchronised (end_training may also come from the signal helper thread). get_tracker
-// returns the tracker the worker thread is using: calling into it is the caller's responsibility.
+// are internally synchronised (end_training may also come from the signal helper thread).
+// get_tracker returns the tracker the worker thread is using: calling into it is the caller's
+// responsibility.
 #include <any>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
-#include <condition_variable>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "accel/tracking/aggregation.hpp"
 #include "accel/tracking/collectives.hpp"
@@ -106,7 +110,7 @@ struct TrackerDelivery {
   uint64_t undelivered = 0;  // logged - delivered
   std::string error;         // why the tracker was disabled, or why records remain; empty if none
   std::filesystem::path journal;  // the journal kept on disk with undelivered records, if any
-  bool timed_out = false;    // the tracker did not finish within end_training_timeout
+  bool timed_out = false;         // the tracker did not finish within end_training_timeout
 };
 
 struct EndTrainingReport {
@@ -125,8 +129,8 @@ class TrackerHub {
 
   // Creates the trackers named in log_with (see log_with.hpp), starts them and sends them config.
   // init_kwargs is an object keyed by tracker name; each tracker receives its own entry.
-  // Throws accel::InvalidValue (unknown name, bad init_kwargs, duplicate tracker names, a tracker that
-  // needs a logging directory when none is set) and accel::UsageError when called twice.
+  // Throws accel::InvalidValue (unknown name, bad init_kwargs, duplicate tracker names, a tracker
+  // that needs a logging directory when none is set) and accel::UsageError when called twice.
   void init_trackers(std::string_view project_name,
                      const nlohmann::json& config = nlohmann::json::object(),
                      const LogWith& log_with = {},
@@ -138,14 +142,15 @@ class TrackerHub {
 
   // ---- Lightning's logging model (see aggregation.hpp and docs/logging.md) ----
   //   hub.start_epoch(epoch, steps_per_epoch);
-  //   for each batch: hub.log("train/loss", loss, {.on_epoch = true, .prog_bar = true}); hub.step_end(step++);
-  //   hub.epoch_end();
+  //   for each batch: hub.log("train/loss", loss, {.on_epoch = true, .prog_bar = true});
+  //   hub.step_end(step++); hub.epoch_end();
   // Records one value in the aggregator (nothing is sent yet). Throws as MetricAggregator::log.
   void log(std::string_view name, double value, const LogOptions& options = {},
            Phase phase = Phase::train);
   void log_dict(const Values& values, const LogOptions& options, Phase phase = Phase::train);
   // After each training step: sends the due step values (every log_every_n_steps) with
-  // step = global_step and advances the progress bar. Collective when sync_dist step values are due.
+  // step = global_step and advances the progress bar. Collective when sync_dist step values are
+  // due.
   void step_end(int64_t global_step);
   // Starts the progress bar line of an epoch.
   void start_epoch(int64_t epoch, std::optional<int64_t> total_steps = std::nullopt);
@@ -163,9 +168,9 @@ class TrackerHub {
   // and returns what could not be delivered. Throws accel::UsageError when called twice.
   EndTrainingReport end_training(RunStatus status = RunStatus::finished);
 
-  // The tracker named name. On the main process: throws accel::InvalidValue when no such tracker was
-  // started (or accel::UsageError before init_trackers). On other processes: a no-op tracker when
-  // this rank does not run it; never throws.
+  // The tracker named name. On the main process: throws accel::InvalidValue when no such tracker
+  // was started (or accel::UsageError before init_trackers). On other processes: a no-op tracker
+  // when this rank does not run it; never throws.
   GeneralTracker& get_tracker(std::string_view name);
   // The backend's own handle (GeneralTracker::tracker()); empty on processes that do not run it.
   std::any get_tracker_handle(std::string_view name);

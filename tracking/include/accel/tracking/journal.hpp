@@ -1,7 +1,7 @@
 #pragma once
 // accel's tracker journal: an append-only file of the records one tracker has not delivered yet
-// (values spilled from a full queue, or kept while the backend was unreachable). Modelled on leveldb's
-// log format, without fragmentation:
+// (values spilled from a full queue, or kept while the backend was unreachable). Modelled on
+// leveldb's log format, without fragmentation:
 //
 //   file    := record*
 //   record  := length:uint32le  checksum:uint32le  payload[length]
@@ -17,12 +17,11 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "accel/tracking/general_tracker.hpp"
 #include "accel/tracking/values.hpp"
@@ -34,10 +33,10 @@ enum class RecordKind : uint8_t { config = 1, log = 2, finish = 3 };
 
 struct JournalRecord {
   RecordKind kind = RecordKind::log;
-  std::optional<int64_t> step;                // log
-  Values values;                              // log
-  nlohmann::json config;                      // config
-  RunStatus status = RunStatus::finished;     // finish
+  std::optional<int64_t> step;                   // log
+  Values values;                                 // log
+  nlohmann::json config;                         // config
+  RunStatus status = RunStatus::finished;        // finish
   std::chrono::system_clock::time_point time{};  // wall time of the call that produced it
 
   friend bool operator==(const JournalRecord&, const JournalRecord&) = default;
@@ -48,8 +47,8 @@ std::vector<uint8_t> encode_journal_record(const JournalRecord& record);
 // Throws accel::TrackerError when the payload is not a record this version wrote.
 JournalRecord decode_journal_record(std::span<const uint8_t> payload);
 
-// Appends framed records to a journal file. Records are buffered in memory and written to the file by
-// flush() (or when the buffer passes 64 KiB); sync() also fsyncs.
+// Appends framed records to a journal file. Records are buffered in memory and written to the file
+// by flush() (or when the buffer passes 64 KiB); sync() also fsyncs.
 class JournalWriter {
  public:
   // Opens (creating with mode 0600) path for appending; its parent directories are created.

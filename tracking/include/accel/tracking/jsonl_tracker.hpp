@@ -1,14 +1,16 @@
 #pragma once
 // accel::JsonlTracker ("jsonl"): one JSON object per log call, easy to read from any language.
 //
-//   <logging_dir>/<project>/version_<N>/metrics.jsonl   {"step": 3, "time": 1764100000.25, "values": {...}}
-//   <logging_dir>/<project>/version_<N>/config.json     the configuration, nested as given
-//   <logging_dir>/<project>/version_<N>/media/          PNG files of logged images
+//   <logging_dir>/<project>/version_<N>/metrics.jsonl   {"step": 3, "time": 1764100000.25,
+//   "values": {...}} <logging_dir>/<project>/version_<N>/config.json     the configuration, nested
+//   as given <logging_dir>/<project>/version_<N>/media/          PNG files of logged images
 //
 // Started with csv by one init_trackers, both write into the same version_<N> directory.
-// "step" is null when the call had none; "time" is the wall time of the log call in seconds since the
-// Unix epoch. Values keep their key (any UTF-8; invalid UTF-8 bytes become U+FFFD) and are encoded as:
-//   int, float        a JSON number; NaN, +Inf, -Inf (not JSON) become the strings "NaN", "Infinity",
+// "step" is null when the call had none; "time" is the wall time of the log call in seconds since
+// the Unix epoch. Values keep their key (any UTF-8; invalid UTF-8 bytes become U+FFFD) and are
+// encoded as:
+//   int, float        a JSON number; NaN, +Inf, -Inf (not JSON) become the strings "NaN",
+//   "Infinity",
 //                     "-Infinity" (the spelling Python's json module reads back as floats)
 //   string            a JSON string
 //   ScalarGroup       {"<series>": number, ...}
@@ -16,8 +18,8 @@
 //   Histogram         {"type": "histogram", "count", "min", "max", "sum", "sum_squares",
 //                      "bucket_limits", "bucket_counts"} (pre-binned) or "samples" (raw)
 //   Table             {"type": "table", "columns": [...], "rows": [[...], ...]}
-// The same non-finite rule applies inside config.json. Every line is flushed to the OS when written.
-// Thread-safety: as GeneralTracker (one worker thread).
+// The same non-finite rule applies inside config.json. Every line is flushed to the OS when
+// written. Thread-safety: as GeneralTracker (one worker thread).
 #include <filesystem>
 #include <fstream>
 

@@ -1,6 +1,7 @@
 #pragma once
-// accel::TrackerSpec / accel::LogWith: what `log_with` lists — a tracker name ("csv", "tensorboard",
-// a name given to register_tracker), "all", or a tracker object the user constructed.
+// accel::TrackerSpec / accel::LogWith: what `log_with` lists — a tracker name ("csv",
+// "tensorboard", a name given to register_tracker), "all", or a tracker object the user
+// constructed.
 //
 //   hub.init_trackers("proj", config, {"csv", "jsonl", std::make_shared<MyTracker>()});
 //
@@ -19,9 +20,9 @@ namespace accel {
 
 class TrackerSpec {
  public:
-  TrackerSpec(const char* name) : name_(name) {}                // NOLINT: implicit on purpose
-  TrackerSpec(std::string name) : name_(std::move(name)) {}     // NOLINT
-  TrackerSpec(std::string_view name) : name_(name) {}           // NOLINT
+  TrackerSpec(const char* name) : name_(name) {}             // NOLINT: implicit on purpose
+  TrackerSpec(std::string name) : name_(std::move(name)) {}  // NOLINT
+  TrackerSpec(std::string_view name) : name_(name) {}        // NOLINT
   template <std::derived_from<GeneralTracker> T>
   TrackerSpec(std::shared_ptr<T> tracker) : tracker_(std::move(tracker)) {}  // NOLINT
   template <std::derived_from<GeneralTracker> T>
