@@ -5,6 +5,7 @@
 
 #include <set>
 
+#include "accel/tracking/errors.hpp"
 #include "accel/data.hpp"
 
 using accel::DataLoader;

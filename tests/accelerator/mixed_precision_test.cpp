@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include "accel/tracking/errors.hpp"
 #include "accel/mixed_precision.hpp"
 
 using accel::GradScaler;

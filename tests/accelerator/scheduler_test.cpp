@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include "accel/tracking/errors.hpp"
 #include "accel/scheduler.hpp"
 
 namespace {
