@@ -16,6 +16,7 @@
 #include "accel/process_group.hpp"
 #include "accel/state.hpp"
 #include "accelerator_tracking.hpp"
+#include "remove_tree.hpp"
 
 namespace accel {
 namespace fs = std::filesystem;
@@ -497,7 +498,7 @@ fs::path Accelerator::save_state(const std::optional<fs::path>& dir) {
               final_dir.string()));
         }
       }
-      fs::remove_all(temp_dir);
+      checkpoint::remove_tree(temp_dir);
       fs::create_directories(temp_dir);
     } catch (const std::exception& e) {
       ok = false;
@@ -567,11 +568,11 @@ fs::path Accelerator::save_state(const std::optional<fs::path>& dir) {
       };
       if (fs::exists(final_dir)) {
         replaced = final_dir.parent_path() / ("." + final_dir.filename().string() + ".old");
-        fs::remove_all(replaced);
+        checkpoint::remove_tree(replaced);
         fs::rename(final_dir, replaced);
       }
       checkpoint::commit(temp_dir, final_dir, metadata);
-      if (!replaced.empty()) fs::remove_all(replaced);
+      if (!replaced.empty()) checkpoint::remove_tree(replaced);
     } catch (const std::exception& e) {
       ok = false;
       error = e.what();

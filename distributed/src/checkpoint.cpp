@@ -1,7 +1,9 @@
 #include "accel/checkpoint.hpp"
+#include "remove_tree.hpp"
 
 #include <ATen/Context.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <fmt/format.h>
 #include <torch/cuda.h>
 #include <unistd.h>
@@ -24,7 +26,17 @@ void fsync_path(const fs::path& path, bool directory) {
   if (rc != 0) throw CheckpointError(fmt::format("fsync of {} failed: is the disk full?", path.string()));
 }
 
+int remove_entry(const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); }
+
 }  // namespace
+
+void remove_tree(const fs::path& path) {
+  struct stat info {};
+  if (::lstat(path.c_str(), &info) != 0) return;  // nothing there
+  if (::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+    throw CheckpointError(fmt::format("cannot delete {}: check its permissions", path.string()));
+  }
+}
 
 fs::path temp_dir_for(const fs::path& final_dir) {
   auto clean = final_dir.lexically_normal();
@@ -187,12 +199,7 @@ std::vector<fs::path> prune(const fs::path& root, int64_t keep) {
   auto found = automatic_checkpoints(root);
   const int64_t excess = static_cast<int64_t>(found.size()) - std::max<int64_t>(keep, 0);
   for (int64_t i = 0; i < excess; ++i) {
-    std::error_code ec;
-    fs::remove_all(found[static_cast<std::size_t>(i)].second, ec);
-    if (ec) {
-      throw CheckpointError(fmt::format("cannot delete old checkpoint {}: {}",
-                                        found[static_cast<std::size_t>(i)].second.string(), ec.message()));
-    }
+    remove_tree(found[static_cast<std::size_t>(i)].second);
     deleted.push_back(found[static_cast<std::size_t>(i)].second);
   }
   return deleted;
