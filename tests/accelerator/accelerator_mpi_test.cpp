@@ -1,7 +1,6 @@
 // The Accelerator across processes (run under mpiexec with 2 and 3 ranks): gradient equality,
 // accumulation equivalence, gather_for_metrics, collectives, checkpoints and tracker gating.
 #include <ATen/CPUGeneratorImpl.h>
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -11,6 +10,8 @@
 #include "accel/accelerator.hpp"
 #include "accel/process_group.hpp"
 #include "recording_tracker.hpp"
+// After LibTorch: c10 defines a one-argument CHECK that would replace Catch's.
+#include <catch2/catch.hpp>
 
 namespace fs = std::filesystem;
 using accel::Accelerator;

@@ -1,5 +1,4 @@
 // The Accelerator in one process: options and environment, accumulation, checkpoints, tracking.
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -8,6 +7,8 @@
 
 #include "accel/accelerator.hpp"
 #include "recording_tracker.hpp"
+// After LibTorch: c10 defines a one-argument CHECK that would replace Catch's.
+#include <catch2/catch.hpp>
 
 namespace fs = std::filesystem;
 using accel::Accelerator;

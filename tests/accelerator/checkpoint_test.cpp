@@ -1,11 +1,12 @@
 // Checkpoint directories: atomic commit, completion marker, automatic naming, pruning, RNG states.
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
 #include <unistd.h>
 
 #include <fstream>
 
 #include "accel/checkpoint.hpp"
+// After LibTorch: c10 defines a one-argument CHECK that would replace Catch's.
+#include <catch2/catch.hpp>
 
 namespace fs = std::filesystem;
 namespace ckpt = accel::checkpoint;

@@ -1,12 +1,13 @@
 // TensorDataset and DataLoader: batching, sharding across simulated ranks, padding bookkeeping,
 // split_batches, drop_last, even_batches, epochs and resume positions.
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
 
 #include <set>
 
 #include "accel/tracking/errors.hpp"
 #include "accel/data.hpp"
+// After LibTorch: c10 defines a one-argument CHECK that would replace Catch's.
+#include <catch2/catch.hpp>
 
 using accel::DataLoader;
 using accel::TensorDataset;

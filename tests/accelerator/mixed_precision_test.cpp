@@ -1,10 +1,11 @@
 // GradScaler (skip on inf, back-off, growth, recovery, state round trip) and the autocast guard.
 #include <ATen/autocast_mode.h>
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
 
 #include "accel/tracking/errors.hpp"
 #include "accel/mixed_precision.hpp"
+// After LibTorch: c10 defines a one-argument CHECK that would replace Catch's.
+#include <catch2/catch.hpp>
 
 using accel::GradScaler;
 using accel::GradScalerOptions;

@@ -1,13 +1,14 @@
 // The train_digits example end to end, on 2 processes under mpiexec: it learns (>= 95% held-out
 // accuracy on every validation sample exactly once), writes its CSV log, and a run resumed from a
 // mid-epoch checkpoint ends with exactly the weights of the uninterrupted run.
-#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
+// After LibTorch: c10 defines a one-argument CHECK that would replace Catch's.
+#include <catch2/catch.hpp>
 
 namespace fs = std::filesystem;
 
