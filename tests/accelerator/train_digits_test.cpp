@@ -32,14 +32,25 @@ int run_digits(const std::string& args) {
   return std::system(command.c_str());
 }
 
+// Every tensor of a module archive (children are nested archives), keyed by dotted name.
+void collect(torch::serialize::InputArchive& archive, const std::string& prefix,
+             std::map<std::string, torch::Tensor>& out) {
+  for (const auto& key : archive.keys()) {
+    torch::Tensor tensor;
+    if (archive.try_read(key, tensor)) {
+      out[prefix + key] = tensor;
+      continue;
+    }
+    torch::serialize::InputArchive child;
+    if (archive.try_read(key, child)) collect(child, prefix + key + ".", out);
+  }
+}
+
 std::map<std::string, torch::Tensor> load_weights(const fs::path& file) {
   torch::serialize::InputArchive archive;
   archive.load_from(file.string());
   std::map<std::string, torch::Tensor> weights;
-  for (const auto& key : archive.keys()) {
-    torch::Tensor tensor;
-    if (archive.try_read(key, tensor)) weights[key] = tensor;
-  }
+  collect(archive, "", weights);
   return weights;
 }
 
