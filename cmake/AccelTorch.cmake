@@ -100,3 +100,5 @@ endif()
 # LibTorch lives outside accel's install prefix, so its paths are recorded, not exported.
 set(ACCEL_TORCH_LIB_DIR "${_torch_lib_dir}")
 message(STATUS "accel: LibTorch at ${_accel_torch_root}; CUDA/NCCL: ${ACCEL_CUDA_ENABLED}")
+# CMake leaves directories inside the source tree (.venv) out of install RPATHs: add LibTorch's.
+list(APPEND CMAKE_INSTALL_RPATH "${_torch_lib_dir}")
