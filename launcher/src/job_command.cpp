@@ -1,5 +1,7 @@
 #include "job_command.hpp"
 
+#include <cstdlib>
+
 #include <fmt/format.h>
 
 namespace accel::launch {
@@ -59,6 +61,9 @@ EnvironmentList rank_environment(const LaunchPlan& plan) {
   }
   if (plan.main_process_ip) env.emplace_back("MASTER_ADDR", *plan.main_process_ip);
   if (plan.main_process_port) env.emplace_back("MASTER_PORT", std::to_string(*plan.main_process_port));
+  if (plan.yield_when_idle && std::getenv("OMPI_MCA_mpi_yield_when_idle") == nullptr) {
+    env.emplace_back("OMPI_MCA_mpi_yield_when_idle", "1");
+  }
   return env;
 }
 

@@ -230,6 +230,11 @@ LaunchPlan resolve_launch_plan(const LaunchFlags& flags,
              "default");
   }
 
+  {
+    const int per_machine = std::max(1, plan.num_processes / plan.num_machines);
+    plan.yield_when_idle = plan.oversubscribe || per_machine > host.physical_cores;
+  }
+
   auto hostfile = r.pick<std::string>("mpirun_hostfile", flags.mpirun_hostfile,
                                       &AccelerateConfig::mpirun_hostfile, "", "not set");
   if (!hostfile.value.empty()) plan.hostfile = hostfile.value;

@@ -41,6 +41,9 @@ struct LaunchPlan {
   int tee = 0;  // bit 1 = stdout, bit 2 = stderr copied to log_dir
   bool use_slurm = false;
   bool oversubscribe = false;
+  // More processes on a machine than it has cores: ranks waiting in MPI must yield the CPU instead
+  // of spinning (OMPI_MCA_mpi_yield_when_idle=1), or they starve the ranks doing the work.
+  bool yield_when_idle = false;
   std::vector<std::string> extra_mpirun_args;
   std::string program;
   std::vector<std::string> program_args;
