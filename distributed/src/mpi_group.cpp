@@ -188,6 +188,9 @@ struct MpiGroup::Impl {
   MPI_Comm comm = MPI_COMM_NULL;
   MPI_Comm control = MPI_COMM_NULL;
 
+  // Held while an operation runs, by the communication thread or by a caller running a small
+  // operation inline (see submit): operations run one at a time, in sequence order.
+  std::mutex execute_mutex;
   std::mutex queue_mutex;
   std::condition_variable queue_changed;
   std::deque<Operation> queue;
@@ -210,8 +213,28 @@ struct MpiGroup::Impl {
   std::thread watchdog_thread;
   std::uint64_t registry_id = 0;
 
-  WorkPtr submit(std::string name, Run run) {
+  // Small operations (inline_bytes > 0 and at most kInlineBytes) run on the caller's thread when the
+  // communication thread is idle and nothing is queued: the hand-off to the communication thread and
+  // back (two thread wake-ups, several microseconds) would cost more than the operation itself.
+  // Order is kept: the caller holds execute_mutex and takes the next sequence number only when the
+  // queue is empty, and the communication thread pops an operation only while holding execute_mutex.
+  static constexpr std::size_t kInlineBytes = 64 * 1024;
+
+  WorkPtr submit(std::string name, Run run, std::size_t inline_bytes = 0) {
     auto work = std::make_shared<MpiWork>();
+    if (!local && inline_bytes > 0 && inline_bytes <= kInlineBytes) {
+      std::unique_lock execute(execute_mutex, std::try_to_lock);
+      if (execute.owns_lock()) {
+        std::unique_lock lock(queue_mutex);
+        if (queue.empty() && !stopping) {
+          Operation op{next_sequence++, std::move(name), std::move(run), work};
+          lock.unlock();
+          torch::NoGradGuard no_grad;  // results are written into leaf tensors (parameters)
+          execute_operation(op);
+          return work;
+        }
+      }
+    }
     if (local) {
       std::vector<at::Tensor> result;
       std::string error;
@@ -240,35 +263,46 @@ struct MpiGroup::Impl {
     torch::NoGradGuard no_grad;  // results are written into leaf tensors (parameters)
     at::init_num_threads();      // intra-op threads as the program configured them
     for (;;) {
-      Operation op;
       {
         std::unique_lock lock(queue_mutex);
         queue_changed.wait(lock, [&] { return stopping || !queue.empty(); });
         if (queue.empty()) return;
+      }
+      std::lock_guard execute(execute_mutex);
+      Operation op;
+      {
+        std::lock_guard lock(queue_mutex);
+        if (queue.empty()) continue;
         op = std::move(queue.front());
         queue.pop_front();
       }
-      {
-        std::lock_guard lock(progress_mutex);
-        progress.started = op.sequence;
-        std::snprintf(progress.operation, sizeof(progress.operation), "%s", op.name.c_str());
-        started_at = Clock::now();
-        busy = true;
-      }
-      std::vector<at::Tensor> result;
-      std::string error;
-      try {
-        result = op.run();
-      } catch (const std::exception& e) {
-        error = e.what();
-      }
-      {
-        std::lock_guard lock(progress_mutex);
-        progress.completed = op.sequence;
-        busy = false;
-      }
-      op.work->finish(std::move(result), std::move(error));
+      execute_operation(op);
     }
+  }
+
+  // Runs one operation and completes its Work; progress is what the watchdog reports on timeout.
+  // Precondition: execute_mutex is held by the calling thread.
+  void execute_operation(Operation& op) {
+    {
+      std::lock_guard lock(progress_mutex);
+      progress.started = op.sequence;
+      std::snprintf(progress.operation, sizeof(progress.operation), "%s", op.name.c_str());
+      started_at = Clock::now();
+      busy = true;
+    }
+    std::vector<at::Tensor> result;
+    std::string error;
+    try {
+      result = op.run();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    {
+      std::lock_guard lock(progress_mutex);
+      progress.completed = op.sequence;
+      busy = false;
+    }
+    op.work->finish(std::move(result), std::move(error));
   }
 
   ProgressReport snapshot() {
@@ -525,8 +559,9 @@ WorkPtr MpiGroup::allreduce(const at::Tensor& tensor, ReduceOp op) {
     if (!buffer.is_same(tensor)) tensor.copy_(buffer);
     return {tensor};
   };
+  const auto bytes = static_cast<std::size_t>(tensor.numel()) * tensor.element_size();
   return impl->submit(fmt::format("allreduce({}) of {}", to_string(op), describe_tensor(tensor)),
-                      std::move(run));
+                      std::move(run), std::max<std::size_t>(bytes, 1));
 }
 
 WorkPtr MpiGroup::broadcast(const at::Tensor& tensor, int root) {
