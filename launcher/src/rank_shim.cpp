@@ -21,7 +21,10 @@
 
 #include "machine_info.hpp"
 #include "output_lines.hpp"
+#include "launch_error.hpp"
 #include "rank_status.hpp"
+#include "signal_pipe.hpp"
+#include "write_all.hpp"
 
 namespace accel::launch {
 namespace {
@@ -30,15 +33,6 @@ namespace fs = std::filesystem;
 
 constexpr int kForwardedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 constexpr int kRunDirCheckMs = 100;
-
-int g_signal_pipe_write = -1;
-
-void on_signal(int signal) {
-  const unsigned char byte = static_cast<unsigned char>(signal);
-  const int saved = errno;
-  [[maybe_unused]] ssize_t n = write(g_signal_pipe_write, &byte, 1);
-  errno = saved;
-}
 
 struct ShimOptions {
   fs::path run_dir;
@@ -118,15 +112,6 @@ struct Stream {
   std::ofstream log;
   LineSplitter splitter;
 };
-
-void write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // the reader is gone; keep running, the status file still gets written
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-}
 
 class Relay {
  public:
@@ -229,14 +214,12 @@ int run_rank_shim(int argc, char** argv) {
   const RankIdentity id = export_rank_identity();
   const pid_t parent = getppid();
 
-  int signal_pipe[2];
-  if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return 1;
-  g_signal_pipe_write = signal_pipe[1];
-  struct sigaction action{};
-  action.sa_handler = on_signal;
-  sigemptyset(&action.sa_mask);
-  for (int signal : kForwardedSignals) sigaction(signal, &action, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  std::optional<SignalPipe> signals;
+  try {
+    signals.emplace(kForwardedSignals);
+  } catch (const LaunchError&) {
+    return 1;
+  }
 
   int out_pipe[2], err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) return 1;
@@ -278,12 +261,11 @@ int run_rank_shim(int argc, char** argv) {
     kill(-child, signal);
   };
   auto handle_signals = [&] {
-    unsigned char byte;
-    while (read(signal_pipe[0], &byte, 1) == 1) {
-      if (byte == SIGINT || byte == SIGTERM) {
-        request_stop(signal_to_forward(byte, options.run_dir));
+    while (const auto signal = signals->next()) {
+      if (*signal == SIGINT || *signal == SIGTERM) {
+        request_stop(signal_to_forward(*signal, options.run_dir));
       } else {
-        kill(-child, byte);
+        kill(-child, *signal);
       }
     }
   };
@@ -297,7 +279,7 @@ int run_rank_shim(int argc, char** argv) {
   // Readable when the program exits (-1 on old kernels: the poll timeout then bounds the delay).
   const int child_fd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
   while (!wait_status) {
-    pollfd fds[4] = {{signal_pipe[0], POLLIN, 0},
+    pollfd fds[4] = {{signals->read_fd(), POLLIN, 0},
                      {streams[0].from, POLLIN, 0},
                      {streams[1].from, POLLIN, 0},
                      {child_fd, POLLIN, 0}};

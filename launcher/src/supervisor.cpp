@@ -17,6 +17,8 @@
 #include "launch_error.hpp"
 #include "mpirun_messages.hpp"
 #include "rank_status.hpp"
+#include "signal_pipe.hpp"
+#include "write_all.hpp"
 
 namespace accel::launch {
 namespace {
@@ -27,23 +29,6 @@ using Clock = std::chrono::steady_clock;
 constexpr int kInterruptSignals[] = {SIGINT, SIGTERM, SIGHUP};
 constexpr int kPollMs = 100;
 
-int g_signal_pipe_write = -1;
-
-void on_signal(int signal) {
-  const unsigned char byte = static_cast<unsigned char>(signal);
-  const int saved = errno;
-  [[maybe_unused]] ssize_t n = write(g_signal_pipe_write, &byte, 1);
-  errno = saved;
-}
-
-void write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-}
 
 [[noreturn]] void exec_job(const JobCommand& job, int stderr_write) {
   setpgid(0, 0);
@@ -102,17 +87,11 @@ std::string failure_summary(const RankStatus& failed, const std::vector<RankStat
 }  // namespace
 
 int supervise(const JobCommand& job, const SupervisorOptions& options) {
-  int signal_pipe[2];
+  std::optional<SignalPipe> signals(std::in_place, kInterruptSignals);
   int stderr_pipe[2];
-  if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0 || pipe2(stderr_pipe, O_CLOEXEC) != 0) {
+  if (pipe2(stderr_pipe, O_CLOEXEC) != 0) {
     throw LaunchError(fmt::format("cannot create pipes: {}", std::strerror(errno)));
   }
-  g_signal_pipe_write = signal_pipe[1];
-  struct sigaction action{};
-  action.sa_handler = on_signal;
-  sigemptyset(&action.sa_mask);
-  for (int signal : kInterruptSignals) sigaction(signal, &action, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
 
   const pid_t launcher = fork();
   if (launcher < 0) throw LaunchError(fmt::format("cannot fork: {}", std::strerror(errno)));
@@ -140,17 +119,16 @@ int supervise(const JobCommand& job, const SupervisorOptions& options) {
   // poll timeout then bounds the delay).
   const int launcher_fd = static_cast<int>(syscall(SYS_pidfd_open, launcher, 0));
   while (!wait_status || stderr_fd >= 0) {
-    pollfd fds[3] = {{signal_pipe[0], POLLIN, 0},
+    pollfd fds[3] = {{signals->read_fd(), POLLIN, 0},
                      {stderr_fd, POLLIN, 0},
                      {wait_status ? -1 : launcher_fd, POLLIN, 0}};
     const int ready = poll(fds, 3, wait_status ? 0 : kPollMs);
     if (ready < 0 && errno != EINTR) break;
 
-    unsigned char signal_byte;
-    while (read(signal_pipe[0], &signal_byte, 1) == 1) {
+    while (const auto signal = signals->next()) {
       if (wait_status) continue;
       if (interrupt_signal == 0) {
-        interrupt_signal = signal_byte;
+        interrupt_signal = *signal;
         std::ofstream(options.run_dir / "interrupt") << interrupt_signal << '\n';
         write_all(STDERR_FILENO,
                   fmt::format("accel-launch: {} received: stopping every rank (again to kill "
@@ -206,10 +184,8 @@ int supervise(const JobCommand& job, const SupervisorOptions& options) {
     }
     wait_status = status;
   }
-  for (int signal : kInterruptSignals) std::signal(signal, SIG_DFL);
+  signals.reset();  // default signal actions again while the summary is written
   if (launcher_fd >= 0) close(launcher_fd);
-  close(signal_pipe[0]);
-  close(signal_pipe[1]);
 
   const int launcher_status = WIFEXITED(*wait_status) ? WEXITSTATUS(*wait_status)
                                                       : 128 + WTERMSIG(*wait_status);

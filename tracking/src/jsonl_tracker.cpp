@@ -1,13 +1,14 @@
 #include "accel/tracking/jsonl_tracker.hpp"
 
 #include <fmt/format.h>
-#include <png.h>
 
 #include <cctype>
 #include <cmath>
+#include <fstream>
 
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/key_rules.hpp"
+#include "accel/tracking/png_encoder.hpp"
 
 namespace accel {
 namespace {
@@ -33,18 +34,11 @@ std::string file_stem(std::string_view key) {
 }
 
 void write_png(const std::filesystem::path& path, const Image& image) {
-  png_image png{};
-  png.version = PNG_IMAGE_VERSION;
-  png.width = static_cast<png_uint_32>(image.width);
-  png.height = static_cast<png_uint_32>(image.height);
-  png.format = image.channels == 1   ? PNG_FORMAT_GRAY
-               : image.channels == 3 ? PNG_FORMAT_RGB
-                                     : PNG_FORMAT_RGBA;
-  if (!png_image_write_to_file(&png, path.c_str(), 0, image.pixels.data(),
-                               static_cast<png_int_32>(image.width * image.channels), nullptr)) {
-    std::string message = png.message;
-    png_image_free(&png);
-    throw TrackerError(fmt::format("jsonl: cannot write image '{}': {}", path.string(), message));
+  const std::string png = encode_png(image, "jsonl");
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  file.write(png.data(), static_cast<std::streamsize>(png.size()));
+  if (!file.flush()) {
+    throw TrackerError(fmt::format("jsonl: cannot write image '{}'", path.string()));
   }
 }
 
