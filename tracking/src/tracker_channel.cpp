@@ -109,17 +109,20 @@ void TrackerChannel::push(HubRecord record) {
   if (worker_sleeping_) work_cv_.notify_one();
 }
 
+void TrackerChannel::sync_journal() {
+  if (!journal_) return;
+  try {
+    journal_->sync();
+  } catch (const Error& e) {
+    warn(fmt::format("tracker '{}': {}", name_, e.what()));
+  }
+}
+
 void TrackerChannel::request_flush() {
   std::unique_lock lock(mutex_);
   flush_target_ = pushed_;
   flush_pending_ = true;
-  if (journal_) {
-    try {
-      journal_->sync();
-    } catch (const Error& e) {
-      warn(fmt::format("tracker '{}': {}", name_, e.what()));
-    }
-  }
+  sync_journal();
   work_cv_.notify_all();
 }
 
@@ -146,13 +149,7 @@ void TrackerChannel::abandon() {
     queue_.drain_into(rest);
     for (const auto& record : rest) spill(record);
   }
-  if (journal_) {
-    try {
-      journal_->sync();
-    } catch (const Error& e) {
-      warn(fmt::format("tracker '{}': {}", name_, e.what()));
-    }
-  }
+  sync_journal();
   work_cv_.notify_all();
 }
 

@@ -97,6 +97,8 @@ class TrackerChannel : public std::enable_shared_from_this<TrackerChannel> {
   JournalWriter& journal();
   bool journal_has_unread() const;
   void spill(const HubRecord& record);
+  // fsyncs the journal, if any; a failure is warned about, not thrown. Caller holds mutex_.
+  void sync_journal();
 
   std::shared_ptr<GeneralTracker> tracker_;
   std::string name_;
