@@ -14,12 +14,6 @@ using test::WarningCapture;
 
 namespace {
 
-TrackerHubOptions options_in(const ScratchDir& dir) {
-  TrackerHubOptions o;
-  o.project_dir = dir.path();
-  o.handle_signals = false;
-  return o;
-}
 
 // Python prints the rows as JSON: header + list of dicts (csv.DictReader), plus a pandas check.
 const char* kReadCsv = R"PY(
@@ -45,7 +39,7 @@ nlohmann::json read_csv(const std::filesystem::path& path) {
 TEST_CASE("csv writes Lightning's layout: version_N/metrics.csv and hparams.yaml") {
   ScratchDir dir;
   for (int run = 0; run < 2; ++run) {
-    TrackerHub hub(options_in(dir));
+    TrackerHub hub(test::hub_options_in(dir));
     hub.init_trackers("digits", {{"lr", 0.001}, {"model", {{"hidden", 128}, {"act", "relu"}}}},
                       {"csv"});
     for (int64_t step = 0; step < 3; ++step)
@@ -72,7 +66,7 @@ print(json.dumps(yaml.safe_load(open(sys.argv[1], encoding="utf-8"))))
 
 TEST_CASE("keys that appear later widen the header; the file stays one valid CSV") {
   ScratchDir dir;
-  TrackerHub hub(options_in(dir));
+  TrackerHub hub(test::hub_options_in(dir));
   hub.init_trackers("proj", {}, {"csv"});
   hub.log({{"train/loss", 0.5}}, 0);
   hub.log({{"train/loss", 0.4}}, 1);
@@ -94,7 +88,7 @@ TEST_CASE("keys that appear later widen the header; the file stays one valid CSV
 TEST_CASE("csv skips non-scalars with one warning per key and expands scalar groups") {
   ScratchDir dir;
   WarningCapture warnings;
-  TrackerHub hub(options_in(dir));
+  TrackerHub hub(test::hub_options_in(dir));
   hub.init_trackers("proj", {}, {"csv"});
   std::vector<uint8_t> px(4, 255);
   for (int64_t step = 0; step < 3; ++step) {
@@ -118,7 +112,7 @@ TEST_CASE("csv skips non-scalars with one warning per key and expands scalar gro
 
 TEST_CASE("csv writes NaN and infinities as Python does, and quotes awkward unicode keys") {
   ScratchDir dir;
-  TrackerHub hub(options_in(dir));
+  TrackerHub hub(test::hub_options_in(dir));
   hub.init_trackers("proj", {}, {"csv"});
   const double inf = std::numeric_limits<double>::infinity();
   hub.log({{"nan", std::nan("")},

@@ -12,19 +12,13 @@ using test::ScratchDir;
 
 namespace {
 
-TrackerHubOptions options_in(const ScratchDir& dir) {
-  TrackerHubOptions o;
-  o.project_dir = dir.path();
-  o.handle_signals = false;
-  return o;
-}
 
 }  // namespace
 
 TEST_CASE("step values every log_every_n_steps, epoch values at the last step") {
   ScratchDir dir;
   auto tracker = std::make_shared<RecordingTracker>();
-  TrackerHubOptions o = options_in(dir);
+  TrackerHubOptions o = test::hub_options_in(dir);
   o.log_every_n_steps = 2;
   TrackerHub hub(o);
   hub.init_trackers("proj", {}, {tracker});
@@ -58,7 +52,7 @@ TEST_CASE("step values every log_every_n_steps, epoch values at the last step") 
 TEST_CASE("both log forms read naturally side by side") {
   ScratchDir dir;
   auto tracker = std::make_shared<RecordingTracker>();
-  TrackerHub hub(options_in(dir));
+  TrackerHub hub(test::hub_options_in(dir));
   hub.init_trackers("proj", {}, {tracker});
   hub.log({{"a", 1.0}}, 3);
   hub.log({{"a", 1.0}, {"b", 2}});
@@ -76,7 +70,7 @@ TEST_CASE("the progress bar shows prog_bar metrics on the main process only") {
   ScratchDir dir;
   std::ostringstream main_out, other_out;
   for (bool main : {true, false}) {
-    TrackerHubOptions o = options_in(dir);
+    TrackerHubOptions o = test::hub_options_in(dir);
     o.is_main_process = main;
     o.progress_bar.stream = main ? &main_out : &other_out;
     o.progress_bar.enabled = true;

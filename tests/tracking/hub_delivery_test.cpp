@@ -18,9 +18,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 TrackerHubOptions options_in(const ScratchDir& dir) {
-  TrackerHubOptions o;
-  o.project_dir = dir.path();
-  o.handle_signals = false;
+  TrackerHubOptions o = test::hub_options_in(dir);
   o.retry_initial_delay = 5ms;
   o.retry_max_delay = 40ms;
   return o;

@@ -12,18 +12,12 @@ using test::WarningCapture;
 
 namespace {
 
-TrackerHubOptions options_in(const ScratchDir& dir) {
-  TrackerHubOptions o;
-  o.project_dir = dir.path();
-  o.handle_signals = false;
-  return o;
-}
 
 }  // namespace
 
 TEST_CASE("log before init_trackers and after end_training is a UsageError") {
   ScratchDir dir;
-  TrackerHub hub(options_in(dir));
+  TrackerHub hub(test::hub_options_in(dir));
   CHECK_THAT(test::thrown<UsageError>([&] {
                hub.log({{"loss", 1.0}}, 0);
              }),
@@ -44,7 +38,7 @@ TEST_CASE("a custom tracker gets start, config, every log in order, flush and fi
   ScratchDir dir;
   auto tracker = std::make_shared<RecordingTracker>();
   {
-    TrackerHub hub(options_in(dir));
+    TrackerHub hub(test::hub_options_in(dir));
     hub.init_trackers("proj", {{"lr", 0.1}}, {tracker});
     for (int64_t i = 0; i < 100; ++i) hub.log({{"i", i}, {"half", 0.5 * double(i)}}, i);
     hub.log({{"nostep", 1}});
@@ -73,7 +67,7 @@ TEST_CASE("a custom tracker gets start, config, every log in order, flush and fi
 
 TEST_CASE("unknown tracker names list the registered ones") {
   ScratchDir dir;
-  TrackerHub hub(options_in(dir));
+  TrackerHub hub(test::hub_options_in(dir));
   CHECK_THAT(test::thrown<InvalidValue>([&] {
                hub.init_trackers("proj", {}, {"csv", "nope"});
              }),
@@ -94,7 +88,7 @@ TEST_CASE("\"all\" starts every available tracker and reports the skipped ones o
                     .unavailable_reason =
                         [] { return std::optional<std::string>("TEST_SERVER_URI is not set"); }});
   WarningCapture warnings;
-  TrackerHub hub(options_in(dir));
+  TrackerHub hub(test::hub_options_in(dir));
   hub.init_trackers("proj", {}, {"all"});
   std::vector<std::string> names;
   for (auto* t : hub.trackers()) names.push_back(t->name());
@@ -104,7 +98,7 @@ TEST_CASE("\"all\" starts every available tracker and reports the skipped ones o
   CHECK(warnings.count({"all", "test_unavailable", "TEST_SERVER_URI is not set"}) == 1);
   hub.end_training();
   // Named explicitly, an unavailable tracker is an error with the reason.
-  TrackerHub other(options_in(dir));
+  TrackerHub other(test::hub_options_in(dir));
   CHECK_THROWS_WITH(other.init_trackers("proj", {}, {"test_unavailable"}),
                     Catch::Contains("TEST_SERVER_URI is not set"));
 }
@@ -142,7 +136,7 @@ TEST_CASE("a registered custom class is found by name and gets its init_kwargs")
   auto names = registered_tracker_names();
   CHECK(std::find(names.begin(), names.end(), "test_custom") != names.end());
   CHECK(std::is_sorted(names.begin(), names.end()));
-  TrackerHub hub(options_in(dir));
+  TrackerHub hub(test::hub_options_in(dir));
   hub.init_trackers("proj", {}, {"test_custom"},
                     {{"test_custom", {{"entity", "me"}}}, {"csv", {{"unused", 1}}}});
   CHECK((*seen)["run"] == "proj");
@@ -156,31 +150,31 @@ TEST_CASE("a registered custom class is found by name and gets its init_kwargs")
 TEST_CASE("bad init_kwargs and duplicate names are rejected") {
   ScratchDir dir;
   {
-    TrackerHub hub(options_in(dir));
+    TrackerHub hub(test::hub_options_in(dir));
     CHECK_THROWS_AS(hub.init_trackers("proj", {}, {"csv"}, nlohmann::json::array()), InvalidValue);
   }
   {
-    TrackerHub hub(options_in(dir));
+    TrackerHub hub(test::hub_options_in(dir));
     CHECK_THROWS_AS(hub.init_trackers("proj", {}, {"csv"}, {{"csv", 3}}), InvalidValue);
   }
   {
-    TrackerHub hub(options_in(dir));
+    TrackerHub hub(test::hub_options_in(dir));
     CHECK_THROWS_AS(hub.init_trackers("proj", {}, {"csv"}, {{"csv", {{"flush_every", 0}}}}),
                     InvalidValue);
   }
   {
-    TrackerHub hub(options_in(dir));
+    TrackerHub hub(test::hub_options_in(dir));
     CHECK_THROWS_WITH(hub.init_trackers("proj", {},
                                         {std::make_shared<RecordingTracker>("x"),
                                          std::make_shared<RecordingTracker>("x")}),
                       Catch::Contains("two trackers are named 'x'"));
   }
   {
-    TrackerHub hub(options_in(dir));
+    TrackerHub hub(test::hub_options_in(dir));
     CHECK_THROWS_AS(hub.init_trackers("  ", {}, {"csv"}), InvalidValue);
   }
   {
-    TrackerHub hub(options_in(dir));
+    TrackerHub hub(test::hub_options_in(dir));
     hub.init_trackers("proj", {}, {"csv", "csv"});  // listed twice: started once
     CHECK(hub.trackers().size() == 1);
   }
@@ -190,7 +184,7 @@ TEST_CASE("non-main ranks start only trackers that opt out of main-process gatin
   ScratchDir dir;
   auto main_only = std::make_shared<RecordingTracker>("main_only");
   auto everywhere = std::make_shared<RecordingTracker>("everywhere", /*main_only=*/false);
-  TrackerHubOptions o = options_in(dir);
+  TrackerHubOptions o = test::hub_options_in(dir);
   o.is_main_process = false;
   o.rank = 1;
   o.world_size = 2;
@@ -214,7 +208,7 @@ TEST_CASE("non-main ranks start only trackers that opt out of main-process gatin
 
 TEST_CASE("get_tracker on the main process: unknown names are an error") {
   ScratchDir dir;
-  TrackerHub hub(options_in(dir));
+  TrackerHub hub(test::hub_options_in(dir));
   CHECK_THROWS_AS(hub.get_tracker("csv"), UsageError);
   hub.init_trackers("proj", {}, {"csv"});
   CHECK_THAT(test::thrown<InvalidValue>([&] { hub.get_tracker("jsonl"); }),
@@ -228,7 +222,7 @@ TEST_CASE("get_tracker on the main process: unknown names are an error") {
 TEST_CASE("every bad value is rejected before anything is logged") {
   ScratchDir dir;
   auto tracker = std::make_shared<RecordingTracker>();
-  TrackerHub hub(options_in(dir));
+  TrackerHub hub(test::hub_options_in(dir));
   hub.init_trackers("proj", {}, {tracker});
   CHECK_THROWS_AS(hub.log({{"", 1.0}}, 0), InvalidValue);
   CHECK_THROWS_AS(hub.log({{"ok", 1.0}, {" \t", 1.0}}, 0), InvalidValue);
@@ -260,7 +254,7 @@ TEST_CASE("a step that goes backwards is logged, with one warning per tracker an
   WarningCapture warnings;
   auto a = std::make_shared<RecordingTracker>("a");
   auto b = std::make_shared<RecordingTracker>("b");
-  TrackerHub hub(options_in(dir));
+  TrackerHub hub(test::hub_options_in(dir));
   hub.init_trackers("proj", {}, {a, b});
   hub.log({{"loss", 1.0}, {"acc", 0.1}}, 10);
   hub.log({{"loss", 2.0}}, 5);
@@ -277,7 +271,7 @@ TEST_CASE("a step that goes backwards is logged, with one warning per tracker an
 TEST_CASE("run names with .. / or control characters stay inside the logging dir") {
   ScratchDir dir;
   auto logs = dir.path() / "logs";
-  TrackerHubOptions o = options_in(dir);
+  TrackerHubOptions o = test::hub_options_in(dir);
   o.project_dir = logs;
   TrackerHub hub(o);
   hub.init_trackers("../../escape\n/..", {}, {"csv", "jsonl"});
@@ -298,7 +292,7 @@ TEST_CASE("run names with .. / or control characters stay inside the logging dir
 
 TEST_CASE("logging_dir overrides project_dir and journals go under it") {
   ScratchDir dir;
-  TrackerHubOptions o = options_in(dir);
+  TrackerHubOptions o = test::hub_options_in(dir);
   o.logging_dir = dir.path() / "elsewhere";
   TrackerHub hub(o);
   CHECK(hub.logging_dir() == dir.path() / "elsewhere");
@@ -316,7 +310,7 @@ TEST_CASE("options are validated") {
 TEST_CASE("csv and jsonl of one run share its version directory; the next run gets the next one") {
   ScratchDir dir;
   for (int run = 0; run < 2; ++run) {
-    TrackerHub hub(options_in(dir));
+    TrackerHub hub(test::hub_options_in(dir));
     hub.init_trackers("proj", {}, {"csv", "jsonl"});
     hub.log({{"x", run}}, 0);
     hub.end_training();

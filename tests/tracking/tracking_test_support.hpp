@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "accel/tracking/general_tracker.hpp"
+#include "accel/tracking/hub.hpp"
 #include "accel/tracking/warnings.hpp"
 
 namespace accel::test {
@@ -44,6 +45,14 @@ class ScratchDir {
  private:
   std::filesystem::path path_;
 };
+
+// Hub options for tests: files under dir, no process-wide signal handlers.
+inline TrackerHubOptions hub_options_in(const ScratchDir& dir) {
+  TrackerHubOptions o;
+  o.project_dir = dir.path();
+  o.handle_signals = false;
+  return o;
+}
 
 // Collects accel::warn messages while alive.
 class WarningCapture {
