@@ -10,11 +10,6 @@ using namespace accel;
 using test::RecordingTracker;
 using test::ScratchDir;
 
-namespace {
-
-
-}  // namespace
-
 TEST_CASE("step values every log_every_n_steps, epoch values at the last step") {
   ScratchDir dir;
   auto tracker = std::make_shared<RecordingTracker>();

@@ -10,11 +10,6 @@ using test::RecordingTracker;
 using test::ScratchDir;
 using test::WarningCapture;
 
-namespace {
-
-
-}  // namespace
-
 TEST_CASE("log before init_trackers and after end_training is a UsageError") {
   ScratchDir dir;
   TrackerHub hub(test::hub_options_in(dir));
