@@ -30,6 +30,7 @@
 #include "accel/state.hpp"
 #include "accel/tracking/errors.hpp"
 #include "group_registry.hpp"
+#include "shm_allreduce.hpp"
 
 namespace accel {
 namespace {
@@ -208,6 +209,9 @@ struct MpiGroup::Impl {
   bool watchdog_stop = false;
   std::uint64_t query_payload = 0;
   MPI_Request query_request = MPI_REQUEST_NULL;
+
+  std::unique_ptr<detail::ShmAllreduce> shm;  // null: every allreduce uses MPI
+  std::string shm_status = "off: a single process";
 
   std::thread comm_thread;
   std::thread watchdog_thread;
@@ -426,12 +430,29 @@ struct MpiGroup::Impl {
     size = state.world_size();
     local = !state.uses_mpi();
     if (local) return;
+    const bool shm_wanted = detail::shm_allreduce_enabled_from_env();
     check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &comm), "MPI_Comm_dup");
     check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &control), "MPI_Comm_dup");
     MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+    start_shared_memory(shm_wanted);
     comm_thread = std::thread([this] { communication_loop(); });
     watchdog_thread = std::thread([this] { watchdog_loop(); });
     registry_id = detail::register_group_shutdown([this] { stop(); });
+  }
+
+  // Collective: every rank takes the same decision (a rank whose environment says 0 turns it off for
+  // all).
+  void start_shared_memory(bool wanted) {
+    int mine = wanted ? 1 : 0;
+    int all = 0;
+    check_mpi(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
+    if (all == 0) {
+      shm_status = "off: ACCEL_SHM_ALLREDUCE=0";
+      return;
+    }
+    std::string why;
+    shm = detail::ShmAllreduce::create(comm, &why);
+    shm_status = shm ? std::string("on: every rank runs on this machine") : "off: " + why;
   }
 
   void stop() {
@@ -450,6 +471,7 @@ struct MpiGroup::Impl {
     }
     watchdog_wake.notify_all();
     if (watchdog_thread.joinable()) watchdog_thread.join();
+    shm.reset();
     if (detail::mpi_usable()) {
       MPI_Comm_free(&comm);
       MPI_Comm_free(&control);
@@ -549,6 +571,17 @@ WorkPtr MpiGroup::allreduce(const at::Tensor& tensor, ReduceOp op) {
         c10::toString(type)));
   }
   Impl* impl = impl_.get();
+  const auto bytes = static_cast<std::size_t>(tensor.numel()) * tensor.element_size();
+  if (impl->shm && detail::ShmAllreduce::supports(type)) {
+    auto run = [impl, tensor, op]() -> std::vector<at::Tensor> {
+      const at::Tensor buffer = tensor.contiguous();
+      impl->shm->allreduce(buffer, op);
+      if (!buffer.is_same(tensor)) tensor.copy_(buffer);
+      return {tensor};
+    };
+    return impl->submit(fmt::format("allreduce({}) of {}", to_string(op), describe_tensor(tensor)),
+                        std::move(run), std::max<std::size_t>(bytes, 1));
+  }
   const int world = impl->size;
   auto run = [impl, tensor, op, mpi_type, world]() -> std::vector<at::Tensor> {
     const bool widen = tensor.scalar_type() == at::kHalf || tensor.scalar_type() == at::kBFloat16;
@@ -559,7 +592,6 @@ WorkPtr MpiGroup::allreduce(const at::Tensor& tensor, ReduceOp op) {
     if (!buffer.is_same(tensor)) tensor.copy_(buffer);
     return {tensor};
   };
-  const auto bytes = static_cast<std::size_t>(tensor.numel()) * tensor.element_size();
   return impl->submit(fmt::format("allreduce({}) of {}", to_string(op), describe_tensor(tensor)),
                       std::move(run), std::max<std::size_t>(bytes, 1));
 }
@@ -655,6 +687,28 @@ WorkPtr MpiGroup::allgather(const at::Tensor& tensor) {
   };
   return impl->submit(fmt::format("allgather of {}", describe_tensor(tensor)), std::move(run));
 }
+
+at::Tensor MpiGroup::allocate_reduction_buffer(std::int64_t numel, at::ScalarType dtype) {
+  if (numel < 0) {
+    throw InvalidValue(fmt::format(
+        "MpiGroup::allocate_reduction_buffer: numel is {}; pass a count of elements >= 0.", numel));
+  }
+  Impl* impl = impl_.get();
+  if (!impl->shm || !detail::ShmAllreduce::supports(dtype)) {
+    return ProcessGroup::allocate_reduction_buffer(numel, dtype);
+  }
+  auto out = std::make_shared<at::Tensor>();
+  impl->submit(fmt::format("allocate_reduction_buffer of {} {}", numel, c10::toString(dtype)),
+               [impl, out, numel, dtype]() -> std::vector<at::Tensor> {
+                 *out = impl->shm->allocate(numel, dtype);
+                 return {};
+               })
+      ->wait();
+  return *out;
+}
+
+bool MpiGroup::uses_shared_memory() const { return impl_->shm != nullptr; }
+std::string MpiGroup::shared_memory_status() const { return impl_->shm_status; }
 
 WorkPtr MpiGroup::barrier() {
   Impl* impl = impl_.get();

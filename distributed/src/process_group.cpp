@@ -1,6 +1,8 @@
 // ProcessGroup helpers shared by the backends: op names, the timeout setting, the process-wide groups.
 #include "accel/process_group.hpp"
 
+#include <torch/torch.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -45,6 +47,14 @@ std::chrono::milliseconds collective_timeout_from_env() {
                        "(10 minutes) or unset it for the default of 1800.");
   }
   return std::chrono::milliseconds(static_cast<long long>(std::ceil(seconds * 1000.0)));
+}
+
+at::Tensor ProcessGroup::allocate_reduction_buffer(std::int64_t numel, at::ScalarType dtype) {
+  if (numel < 0) {
+    throw InvalidValue("ProcessGroup::allocate_reduction_buffer: numel is " + std::to_string(numel) +
+                       "; pass a count of elements >= 0.");
+  }
+  return torch::zeros({numel}, torch::TensorOptions().dtype(dtype).device(device()));
 }
 
 std::shared_ptr<ProcessGroup> cpu_process_group() {

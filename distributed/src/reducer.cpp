@@ -168,7 +168,8 @@ struct Reducer::Impl {
       const at::Tensor& first = params[bucket.members.front()].tensor;
       std::int64_t total = 0;
       for (std::size_t i : bucket.members) total += params[i].tensor.numel();
-      bucket.flat = torch::zeros({total}, first.options().requires_grad(false));
+      // Memory the group reduces fastest (shared between the ranks of one machine for MpiGroup).
+      bucket.flat = group->allocate_reduction_buffer(total, first.scalar_type());
       std::int64_t offset = 0;
       for (std::size_t i : bucket.members) {
         const at::Tensor& p = params[i].tensor;

@@ -9,8 +9,13 @@
 // arrived before MPI_Abort. In a single process without MPI (see State) every operation is local.
 // fp16/bf16 are converted to fp32 for the reduction and back (MPI has no such types); non-contiguous
 // tensors go through a contiguous copy that is written back.
+// Shared memory: when every rank runs on this machine, floating-point allreduces (float32/64, fp16,
+// bf16; every op) go through memory the ranks share instead of MPI (see src/shm_allreduce.hpp): tensors
+// from allocate_reduction_buffer() are reduced in place with no copies, others through a staging area.
+// Integer tensors, and jobs spanning machines, use MPI. ACCEL_SHM_ALLREDUCE=0 turns it off.
 // Thread-safety: see ProcessGroup. Destruction joins the thread after the queued operations finished.
 #include <memory>
+#include <string>
 
 #include "accel/process_group.hpp"
 
@@ -35,6 +40,13 @@ class MpiGroup final : public ProcessGroup {
   WorkPtr broadcast(const at::Tensor& tensor, int root = 0) override;
   WorkPtr allgather(const at::Tensor& tensor) override;
   WorkPtr barrier() override;
+  // Shared memory when uses_shared_memory(), else an ordinary zero-filled tensor. Collective.
+  at::Tensor allocate_reduction_buffer(std::int64_t numel, at::ScalarType dtype) override;
+
+  // Whether allreduce goes through shared memory (every rank on this machine, more than one rank,
+  // ACCEL_SHM_ALLREDUCE not 0, and the memory could be set up), and if not, why.
+  bool uses_shared_memory() const;
+  std::string shared_memory_status() const;
 
   std::string broadcast_object(const std::string& bytes, int root = 0) override;
   std::vector<std::string> gather_object(const std::string& bytes, int root = 0) override;

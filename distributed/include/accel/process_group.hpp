@@ -87,6 +87,14 @@ class ProcessGroup {
   // Completes when every rank has called barrier.
   virtual WorkPtr barrier() = 0;
 
+  // A zero-filled 1-D tensor of `numel` elements on device(), for data this group allreduces over and
+  // over (the Reducer's gradient buckets). Collective: every rank calls it with the same arguments, in
+  // the same order as its other collectives. A backend may place it where it reduces fastest: MpiGroup,
+  // when every rank runs on one machine, returns memory all ranks map, which its allreduce then reduces
+  // in place without copies. Otherwise (and by default) an ordinary tensor. Either way it is a normal
+  // tensor for the caller; slices of it may be allreduced too.
+  virtual at::Tensor allocate_reduction_buffer(std::int64_t numel, at::ScalarType dtype);
+
   // Object collectives on opaque bytes (e.g. a serialised config); blocking, same timeout.
   // Every rank receives root's bytes.
   virtual std::string broadcast_object(const std::string& bytes, int root = 0) = 0;

@@ -2,9 +2,10 @@
 // step) of a ~25M-parameter MLP on CPU, in one of two modes:
 //   accel  - accel::Reducer (bucketed allreduce overlapping backward on the communication thread);
 //   raw    - the same compute, then ONE MPI_Allreduce of all gradients in a flat buffer (no overlap):
-//            the simple bound a gradient synchroniser should stay close to.
+//            the simple bound a gradient synchroniser should stay close to;
+//   compute - the same compute with no gradient averaging at all: the floor no synchroniser can beat.
 // Rank 0 prints {"mode", "parameters", "steps", "step_seconds" (median over steps, max over ranks)}.
-// usage: mpiexec -n 2 ddp_step_bench --mode accel|raw [--steps N] [--warmup N] [--batch N] [--threads N]
+// usage: mpiexec -n 2 ddp_step_bench --mode accel|raw|compute [--steps N] [--warmup N] [--batch N] [--threads N]
 #include <mpi.h>
 #include <torch/torch.h>
 
@@ -44,8 +45,9 @@ int main(int argc, char** argv) {
     if (flag == "--batch") batch = std::stoi(value);
     if (flag == "--threads") threads = std::stoi(value);
   }
-  if (mode != "accel" && mode != "raw") {
-    std::fprintf(stderr, "ddp_step_bench: --mode must be accel or raw, got '%s'\n", mode.c_str());
+  if (mode != "accel" && mode != "raw" && mode != "compute") {
+    std::fprintf(stderr, "ddp_step_bench: --mode must be accel, raw or compute, got '%s'\n",
+                 mode.c_str());
     return 2;
   }
   torch::set_num_threads(threads);
