@@ -25,11 +25,13 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "accel/state.hpp"
 #include "accel/tracking/errors.hpp"
 #include "group_registry.hpp"
+#include "operation_label.hpp"
 #include "shm_allreduce.hpp"
 
 namespace accel {
@@ -71,16 +73,22 @@ std::string join_sizes(at::IntArrayRef sizes) {
   return out + "]";
 }
 
-std::string human_bytes(std::uint64_t bytes) {
-  if (bytes < 1024) return fmt::format("{} B", bytes);
-  if (bytes < (1u << 20)) return fmt::format("{:.1f} KiB", static_cast<double>(bytes) / 1024.0);
-  if (bytes < (1u << 30)) return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
-  return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / (1 << 30));
+using detail::human_bytes;
+using detail::OperationLabel;
+
+OperationLabel tensor_label(const char* kind, const at::Tensor& t) {
+  return OperationLabel::of_tensor(kind, t.scalar_type(), t.sizes(),
+                                   static_cast<std::uint64_t>(t.numel()) * t.element_size());
 }
 
-std::string describe_tensor(const at::Tensor& t) {
-  return fmt::format("{} {} ({})", c10::toString(t.scalar_type()), join_sizes(t.sizes()),
-                     human_bytes(static_cast<std::uint64_t>(t.numel()) * t.element_size()));
+OperationLabel object_label(const char* kind, int root, std::optional<std::uint64_t> bytes) {
+  OperationLabel label;
+  label.kind = kind;
+  label.root = root;
+  label.subject = bytes ? OperationLabel::Subject::kObjectBytes
+                        : OperationLabel::Subject::kUnknownObjectBytes;
+  label.count = bytes.value_or(0);
+  return label;
 }
 
 // The MPI type a tensor of `type` is reduced as (fp16/bf16: float after conversion).
@@ -159,6 +167,12 @@ class MpiWork final : public Work {
   std::vector<at::Tensor> result_;
 };
 
+OperationLabel allreduce_label(const at::Tensor& tensor, ReduceOp op) {
+  OperationLabel label = tensor_label("allreduce", tensor);
+  label.op = op;
+  return label;
+}
+
 void check_cpu(const at::Tensor& tensor, const char* op) {
   if (!tensor.defined()) {
     throw InvalidValue(fmt::format("MpiGroup::{}: the tensor is undefined; pass a tensor.", op));
@@ -177,7 +191,7 @@ struct MpiGroup::Impl {
   using Run = std::function<std::vector<at::Tensor>()>;
   struct Operation {
     std::uint64_t sequence = 0;
-    std::string name;
+    OperationLabel label;
     Run run;
     std::shared_ptr<MpiWork> work;
   };
@@ -200,7 +214,8 @@ struct MpiGroup::Impl {
   bool shut_down = false;
 
   std::mutex progress_mutex;
-  ProgressReport progress;
+  ProgressReport progress;  // .operation is filled from progress_label when a snapshot is taken
+  OperationLabel progress_label;
   bool busy = false;
   Clock::time_point started_at;
 
@@ -224,14 +239,14 @@ struct MpiGroup::Impl {
   // queue is empty, and the communication thread pops an operation only while holding execute_mutex.
   static constexpr std::size_t kInlineBytes = 64 * 1024;
 
-  WorkPtr submit(std::string name, Run run, std::size_t inline_bytes = 0) {
+  WorkPtr submit(const OperationLabel& label, Run run, std::size_t inline_bytes = 0) {
     auto work = std::make_shared<MpiWork>();
     if (!local && inline_bytes > 0 && inline_bytes <= kInlineBytes) {
       std::unique_lock execute(execute_mutex, std::try_to_lock);
       if (execute.owns_lock()) {
         std::unique_lock lock(queue_mutex);
         if (queue.empty() && !stopping) {
-          Operation op{next_sequence++, std::move(name), std::move(run), work};
+          Operation op{next_sequence++, label, std::move(run), work};
           lock.unlock();
           torch::NoGradGuard no_grad;  // results are written into leaf tensors (parameters)
           execute_operation(op);
@@ -253,11 +268,11 @@ struct MpiGroup::Impl {
     {
       std::lock_guard lock(queue_mutex);
       if (stopping) {
-        throw UsageError("MpiGroup: " + name +
+        throw UsageError("MpiGroup: " + label.text() +
                          " called after the group was shut down (at process exit or by shutdown()); "
                          "issue collectives before that.");
       }
-      queue.push_back(Operation{next_sequence++, std::move(name), std::move(run), work});
+      queue.push_back(Operation{next_sequence++, label, std::move(run), work});
     }
     queue_changed.notify_one();
     return work;
@@ -290,7 +305,7 @@ struct MpiGroup::Impl {
     {
       std::lock_guard lock(progress_mutex);
       progress.started = op.sequence;
-      std::snprintf(progress.operation, sizeof(progress.operation), "%s", op.name.c_str());
+      progress_label = op.label;
       started_at = Clock::now();
       busy = true;
     }
@@ -311,7 +326,10 @@ struct MpiGroup::Impl {
 
   ProgressReport snapshot() {
     std::lock_guard lock(progress_mutex);
-    return progress;
+    ProgressReport report = progress;
+    std::snprintf(report.operation, sizeof(report.operation), "%s",
+                  progress.started == 0 ? "" : progress_label.text().c_str());
+    return report;
   }
 
   void post_query_receive() {
@@ -579,8 +597,7 @@ WorkPtr MpiGroup::allreduce(const at::Tensor& tensor, ReduceOp op) {
       if (!buffer.is_same(tensor)) tensor.copy_(buffer);
       return {tensor};
     };
-    return impl->submit(fmt::format("allreduce({}) of {}", to_string(op), describe_tensor(tensor)),
-                        std::move(run), std::max<std::size_t>(bytes, 1));
+    return impl->submit(allreduce_label(tensor, op), std::move(run), std::max<std::size_t>(bytes, 1));
   }
   const int world = impl->size;
   auto run = [impl, tensor, op, mpi_type, world]() -> std::vector<at::Tensor> {
@@ -592,8 +609,7 @@ WorkPtr MpiGroup::allreduce(const at::Tensor& tensor, ReduceOp op) {
     if (!buffer.is_same(tensor)) tensor.copy_(buffer);
     return {tensor};
   };
-  return impl->submit(fmt::format("allreduce({}) of {}", to_string(op), describe_tensor(tensor)),
-                      std::move(run), std::max<std::size_t>(bytes, 1));
+  return impl->submit(allreduce_label(tensor, op), std::move(run), std::max<std::size_t>(bytes, 1));
 }
 
 WorkPtr MpiGroup::broadcast(const at::Tensor& tensor, int root) {
@@ -608,8 +624,9 @@ WorkPtr MpiGroup::broadcast(const at::Tensor& tensor, int root) {
     if (!buffer.is_same(tensor) && impl->rank != root) tensor.copy_(buffer);
     return {tensor};
   };
-  return impl->submit(fmt::format("broadcast(root {}) of {}", root, describe_tensor(tensor)),
-                      std::move(run));
+  OperationLabel label = tensor_label("broadcast", tensor);
+  label.root = root;
+  return impl->submit(label, std::move(run));
 }
 
 WorkPtr MpiGroup::allgather(const at::Tensor& tensor) {
@@ -685,7 +702,7 @@ WorkPtr MpiGroup::allgather(const at::Tensor& tensor) {
     auto parts = output.split_with_sizes(rows, 0);
     return std::vector<at::Tensor>(parts.begin(), parts.end());
   };
-  return impl->submit(fmt::format("allgather of {}", describe_tensor(tensor)), std::move(run));
+  return impl->submit(tensor_label("allgather", tensor), std::move(run));
 }
 
 at::Tensor MpiGroup::allocate_reduction_buffer(std::int64_t numel, at::ScalarType dtype) {
@@ -698,7 +715,12 @@ at::Tensor MpiGroup::allocate_reduction_buffer(std::int64_t numel, at::ScalarTyp
     return ProcessGroup::allocate_reduction_buffer(numel, dtype);
   }
   auto out = std::make_shared<at::Tensor>();
-  impl->submit(fmt::format("allocate_reduction_buffer of {} {}", numel, c10::toString(dtype)),
+  OperationLabel label;
+  label.kind = "allocate_reduction_buffer";
+  label.subject = OperationLabel::Subject::kElements;
+  label.dtype = dtype;
+  label.count = static_cast<std::uint64_t>(numel);
+  impl->submit(label,
                [impl, out, numel, dtype]() -> std::vector<at::Tensor> {
                  *out = impl->shm->allocate(numel, dtype);
                  return {};
@@ -712,7 +734,9 @@ std::string MpiGroup::shared_memory_status() const { return impl_->shm_status; }
 
 WorkPtr MpiGroup::barrier() {
   Impl* impl = impl_.get();
-  return impl->submit("barrier", [impl]() -> std::vector<at::Tensor> {
+  OperationLabel label;
+  label.kind = "barrier";
+  return impl->submit(label, [impl]() -> std::vector<at::Tensor> {
     if (!impl->local) check_mpi(MPI_Barrier(impl->comm), "MPI_Barrier");
     return {};
   });
@@ -723,8 +747,8 @@ std::string MpiGroup::broadcast_object(const std::string& bytes, int root) {
   Impl* impl = impl_.get();
   auto out = std::make_shared<std::string>();
   if (impl->rank == root) *out = bytes;
-  impl->submit(fmt::format("broadcast_object(root {}) of {}", root,
-                           impl->rank == root ? human_bytes(bytes.size()) : std::string("?")),
+  impl->submit(object_label("broadcast_object", root,
+                            impl->rank == root ? std::optional<std::uint64_t>(bytes.size()) : std::nullopt),
                [impl, out, root]() -> std::vector<at::Tensor> {
                  if (impl->local) return {};
                  std::uint64_t n = out->size();
@@ -742,7 +766,7 @@ std::vector<std::string> MpiGroup::gather_object(const std::string& bytes, int r
   Impl* impl = impl_.get();
   auto out = std::make_shared<std::vector<std::string>>();
   auto mine = std::make_shared<std::string>(bytes);
-  impl->submit(fmt::format("gather_object(root {}) of {}", root, human_bytes(bytes.size())),
+  impl->submit(object_label("gather_object", root, bytes.size()),
                [impl, out, mine, root]() -> std::vector<at::Tensor> {
                  if (impl->rank != root) {
                    impl->send_bytes(*mine, root);
@@ -762,7 +786,7 @@ std::vector<std::string> MpiGroup::allgather_object(const std::string& bytes) {
   Impl* impl = impl_.get();
   auto out = std::make_shared<std::vector<std::string>>();
   auto mine = std::make_shared<std::string>(bytes);
-  impl->submit(fmt::format("allgather_object of {}", human_bytes(bytes.size())),
+  impl->submit(object_label("allgather_object", -1, bytes.size()),
                [impl, out, mine]() -> std::vector<at::Tensor> {
                  if (impl->local) {
                    out->push_back(*mine);
@@ -808,7 +832,10 @@ std::string MpiGroup::scatter_object(const std::vector<std::string>& per_rank, i
   if (impl->rank == root && valid) *entries = per_rank;
   auto out = std::make_shared<std::string>();
   try {
-    impl->submit("scatter_object(root " + std::to_string(root) + ")",
+    OperationLabel label;
+    label.kind = "scatter_object";
+    label.root = root;
+    impl->submit(label,
                  [impl, entries, out, root, valid]() -> std::vector<at::Tensor> {
                    if (impl->local) {
                      if (valid) *out = (*entries)[0];

@@ -1,6 +1,8 @@
 // ShmAllreduce (see shm_allreduce.hpp).
 //
-// Shared control segment: one region per rank = [ShmControl][staging area of kStagingBytes].
+// Shared control segment: one region per rank = [ShmControl][staging half 0][staging half 1]; meeting s
+// stages into half s % 2, so a half is rewritten only two meetings later, when every peer has surely
+// finished reading it (it arrived at the meeting in between).
 // Sequence numbers: every meeting point (the start of an operation, each later staged chunk) takes the
 // next number; ranks agree on them because operations are collective and the chunking depends only on
 // arguments every rank has checked to be equal. A rank publishes `arrive` = s once its inputs for s are
@@ -29,7 +31,8 @@ namespace accel::detail {
 
 namespace {
 
-constexpr std::size_t kStagingBytes = std::size_t{2} << 20;  // per rank; chunk of the staged path
+constexpr std::size_t kStagingBytes = std::size_t{1} << 20;  // per rank and half: the staged chunk
+constexpr std::size_t kDirectBytes = std::size_t{32} << 10;   // up to this: one meeting, no slices
 constexpr std::size_t kCacheLine = 64;
 constexpr std::chrono::nanoseconds kSpin = std::chrono::microseconds(20);
 
@@ -153,7 +156,7 @@ std::unique_ptr<ShmAllreduce> ShmAllreduce::create(MPI_Comm comm, std::string* w
     return nullptr;
   }
   const std::size_t control_bytes = (sizeof(ShmControl) + 4095) / 4096 * 4096;
-  auto segment = SharedSegment::create(comm, control_bytes + kStagingBytes, why);
+  auto segment = SharedSegment::create(comm, control_bytes + 2 * kStagingBytes, why);
   if (!segment) return nullptr;
   return std::unique_ptr<ShmAllreduce>(new ShmAllreduce(comm, std::move(segment)));
 }
@@ -174,8 +177,9 @@ ShmControl& ShmAllreduce::control(int rank) const {
   return *reinterpret_cast<ShmControl*>(control_->region(rank));
 }
 
-char* ShmAllreduce::staging(int rank) const {
-  return control_->region(rank) + (sizeof(ShmControl) + 4095) / 4096 * 4096;
+char* ShmAllreduce::staging(int rank, std::uint32_t meeting) const {
+  return control_->region(rank) + (sizeof(ShmControl) + 4095) / 4096 * 4096 +
+         (meeting % 2) * kStagingBytes;
 }
 
 // Publishes this rank's arrival at the next meeting point and waits for every peer's.
@@ -233,14 +237,18 @@ void ShmAllreduce::allreduce(const at::Tensor& tensor, ReduceOp op) {
   const double divisor = op == ReduceOp::kAvg ? static_cast<double>(size_) : 1.0;
   auto* data = static_cast<char*>(tensor.data_ptr());
   const std::size_t chunk = kStagingBytes / element_size;
+  const bool direct = count * element_size <= kDirectBytes;
 
   Placement placement;
-  const bool in_place = registry_->find(tensor, placement);
-  // A staged tensor's first chunk goes in before the first meeting, so a small operation meets only
-  // twice (arrive, done).
-  if (!in_place) std::memcpy(staging(rank_), data, std::min(count, chunk) * element_size);
-  Header& mine = control(rank_).header[(sequence_ + 1) % 2];
-  mine = Header{sequence_ + 1,
+  const bool in_place = !direct && registry_->find(tensor, placement);
+  // A staged tensor's first chunk goes in before the first meeting, so a small operation meets once
+  // (direct) and a larger one twice per chunk (arrive, done).
+  const std::uint32_t first_meeting = sequence_ + 1;
+  if (!in_place) {
+    std::memcpy(staging(rank_, first_meeting), data, std::min(count, chunk) * element_size);
+  }
+  Header& mine = control(rank_).header[first_meeting % 2];
+  mine = Header{first_meeting,
                 in_place ? Mode::kInPlace : Mode::kStaged,
                 static_cast<std::int64_t>(count),
                 static_cast<std::int32_t>(tensor.scalar_type()),
@@ -271,9 +279,18 @@ void ShmAllreduce::allreduce(const at::Tensor& tensor, ReduceOp op) {
   }
   if (count == 0) return;
 
+  std::vector<const void*> inputs;
+  std::vector<void*> outputs;
+  if (direct) {
+    // Every rank reduces the whole (small) tensor from every staging area straight into its own
+    // tensor. No second meeting: a peer reuses this staging half only two meetings later, which it
+    // cannot reach before this rank arrived at the next one.
+    for (int r = 0; r < size_; ++r) inputs.push_back(staging(r, sequence));
+    outputs.push_back(data);
+    reduce_range(type, reduce, inputs, outputs, 0, count, divisor);
+    return;
+  }
   if (all_in_place) {
-    std::vector<const void*> inputs;
-    std::vector<void*> outputs;
     for (char* region : placement.regions) {
       inputs.push_back(region + placement.offset);
       outputs.push_back(region + placement.offset);
@@ -284,23 +301,25 @@ void ShmAllreduce::allreduce(const at::Tensor& tensor, ReduceOp op) {
     return;
   }
 
-  std::vector<const void*> inputs;
-  std::vector<void*> outputs;
-  for (int r = 0; r < size_; ++r) {
-    inputs.push_back(staging(r));
-    outputs.push_back(staging(r));
-  }
   for (std::size_t first = 0; first < count; first += chunk) {
     const std::size_t n = std::min(chunk, count - first);
     if (first > 0 || !all_staged) {
       // Later chunks, and the first one when some rank was in place: copy in, meet again.
-      if (first > 0 || in_place) std::memcpy(staging(rank_), data + first * element_size, n * element_size);
+      if (first > 0 || in_place) {
+        std::memcpy(staging(rank_, sequence_ + 1), data + first * element_size, n * element_size);
+      }
       sequence = arrive_all();
+    }
+    inputs.clear();
+    outputs.clear();
+    for (int r = 0; r < size_; ++r) {
+      inputs.push_back(staging(r, sequence));
+      outputs.push_back(staging(r, sequence));
     }
     const auto [begin, end] = my_slice(n, element_size);
     reduce_range(type, reduce, inputs, outputs, begin, end, divisor);
     wait_done(sequence);
-    std::memcpy(data + first * element_size, staging(rank_), n * element_size);
+    std::memcpy(data + first * element_size, staging(rank_, sequence), n * element_size);
   }
 }
 

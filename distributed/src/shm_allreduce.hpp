@@ -8,7 +8,8 @@
 //     buffer and writing the result into every rank's buffer: 2 x size bytes of memory traffic per rank,
 //     the average folded into the same pass, no copies. MPI_Allreduce moves several times more.
 //   * staged: any other tensor goes through a per-rank staging area in chunks: copy in, reduce the slice
-//     into every staging area, copy out.
+//     into every staging area, copy out. Up to 32 KiB ("direct"), every rank instead reduces the whole
+//     tensor from every staging area into its own tensor: one meeting instead of two.
 // Ranks meet through SharedFlags (spin briefly, then sleep on a futex). Before any data moves, every
 // rank publishes what it passes (element count, dtype, op); a mismatch throws accel::DistributedError
 // on every rank, naming each rank's arguments, instead of corrupting memory or hanging.
@@ -60,7 +61,7 @@ class ShmAllreduce {
   ShmAllreduce(MPI_Comm comm, std::shared_ptr<SharedSegment> control);
 
   ShmControl& control(int rank) const;
-  char* staging(int rank) const;
+  char* staging(int rank, std::uint32_t meeting) const;  // half meeting % 2 of rank's staging area
   std::uint32_t arrive_all();
   void wait_done(std::uint32_t sequence);
   std::pair<std::size_t, std::size_t> my_slice(std::size_t count, std::size_t element_size) const;
