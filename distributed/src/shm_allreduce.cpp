@@ -304,10 +304,9 @@ void ShmAllreduce::allreduce(const at::Tensor& tensor, ReduceOp op) {
   for (std::size_t first = 0; first < count; first += chunk) {
     const std::size_t n = std::min(chunk, count - first);
     if (first > 0 || !all_staged) {
-      // Later chunks, and the first one when some rank was in place: copy in, meet again.
-      if (first > 0 || in_place) {
-        std::memcpy(staging(rank_, sequence_ + 1), data + first * element_size, n * element_size);
-      }
+      // Later chunks, and the first one again when some rank was in place (the meeting moved on to the
+      // other staging half): copy in, meet again.
+      std::memcpy(staging(rank_, sequence_ + 1), data + first * element_size, n * element_size);
       sequence = arrive_all();
     }
     inputs.clear();
