@@ -316,6 +316,9 @@ struct MpiGroup::Impl {
     } catch (const std::exception& e) {
       error = e.what();
     }
+    // Drop the operation's references to its tensors before the caller wakes: after wait() the caller
+    // holds the only ones (freeing a tensor then really frees it).
+    op.run = nullptr;
     {
       std::lock_guard lock(progress_mutex);
       progress.completed = op.sequence;
