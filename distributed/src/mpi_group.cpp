@@ -2,8 +2,10 @@
 //
 // Threads per group:
 //   * the communication thread runs queued operations one at a time, in call order, with blocking MPI
-//     collectives on `comm` (the same algorithms a program calling MPI_Allreduce itself gets), so callers
-//     overlap their own work with communication;
+//     collectives on `comm` (the same algorithms a program calling MPI_Allreduce itself gets) or the
+//     shared-memory allreduce, so callers overlap their own work with communication. A caller may run
+//     operations itself, in the same order and under the same lock: a small one at submit when the
+//     thread is idle, and any not yet started when it waits for it (Work::wait);
 //   * the watchdog thread wakes every kWatchdogPeriod: it answers peers' progress queries on `control`
 //     and, when the running operation has exceeded the timeout, asks every peer how far it got, prints
 //     the report and calls MPI_Abort.
@@ -130,20 +132,37 @@ MPI_Op mpi_op(ReduceOp op) {
   return MPI_SUM;
 }
 
+// Runs queued operations up to a sequence number on the calling thread (see MpiWork::wait).
+class OperationRunner {
+ public:
+  virtual ~OperationRunner() = default;
+  // blocking: wait for an operation that is running to finish first; else give up when one is running.
+  virtual void run_through(std::uint64_t sequence, bool blocking) = 0;
+};
+
 class MpiWork final : public Work {
  public:
-  bool is_completed() const override {
-    std::lock_guard lock(mutex_);
-    return done_;
-  }
+  // runner: the group, or null when the operation completes before the Work is returned.
+  explicit MpiWork(OperationRunner* runner) : runner_(runner) {}
+  void set_sequence(std::uint64_t sequence) { sequence_ = sequence; }
+
+  // done_ is set (release) after result_ and error_ are written and never cleared, so a reader that
+  // saw it (acquire) may read them without the mutex.
+  bool is_completed() const override { return done_.load(std::memory_order_acquire); }
   void wait() override {
-    std::unique_lock lock(mutex_);
-    finished_.wait(lock, [&] { return done_; });
+    help(true);
+    if (!is_completed()) {
+      std::unique_lock lock(mutex_);
+      finished_.wait(lock, [&] { return is_completed(); });
+    }
     if (!error_.empty()) throw DistributedError(error_);
   }
   bool wait(std::chrono::milliseconds timeout) override {
-    std::unique_lock lock(mutex_);
-    if (!finished_.wait_for(lock, timeout, [&] { return done_; })) return false;
+    help(false);
+    if (!is_completed()) {
+      std::unique_lock lock(mutex_);
+      if (!finished_.wait_for(lock, timeout, [&] { return is_completed(); })) return false;
+    }
     if (!error_.empty()) throw DistributedError(error_);
     return true;
   }
@@ -154,15 +173,24 @@ class MpiWork final : public Work {
       std::lock_guard lock(mutex_);
       result_ = std::move(result);
       error_ = std::move(error);
-      done_ = true;
+      done_.store(true, std::memory_order_release);
     }
     finished_.notify_all();
   }
 
  private:
+  // A caller about to block runs its own operation (and those queued before it) itself when the
+  // communication thread has not started it: allreduce(...)->wait() then costs no hand-off between
+  // threads. (The group outlives every operation that is not done, so runner_ is valid here.)
+  void help(bool blocking) {
+    if (runner_ != nullptr && !is_completed()) runner_->run_through(sequence_, blocking);
+  }
+
+  OperationRunner* runner_;
+  std::uint64_t sequence_ = 0;
   mutable std::mutex mutex_;
   std::condition_variable finished_;
-  bool done_ = false;
+  std::atomic<bool> done_{false};
   std::string error_;
   std::vector<at::Tensor> result_;
 };
@@ -187,7 +215,7 @@ void check_cpu(const at::Tensor& tensor, const char* op) {
 
 }  // namespace
 
-struct MpiGroup::Impl {
+struct MpiGroup::Impl final : OperationRunner {
   using Run = std::function<std::vector<at::Tensor>()>;
   struct Operation {
     std::uint64_t sequence = 0;
@@ -240,12 +268,13 @@ struct MpiGroup::Impl {
   static constexpr std::size_t kInlineBytes = 64 * 1024;
 
   WorkPtr submit(const OperationLabel& label, Run run, std::size_t inline_bytes = 0) {
-    auto work = std::make_shared<MpiWork>();
+    auto work = std::make_shared<MpiWork>(local ? nullptr : this);
     if (!local && inline_bytes > 0 && inline_bytes <= kInlineBytes) {
       std::unique_lock execute(execute_mutex, std::try_to_lock);
       if (execute.owns_lock()) {
         std::unique_lock lock(queue_mutex);
         if (queue.empty() && !stopping) {
+          work->set_sequence(next_sequence);
           Operation op{next_sequence++, label, std::move(run), work};
           lock.unlock();
           torch::NoGradGuard no_grad;  // results are written into leaf tensors (parameters)
@@ -272,6 +301,7 @@ struct MpiGroup::Impl {
                          " called after the group was shut down (at process exit or by shutdown()); "
                          "issue collectives before that.");
       }
+      work->set_sequence(next_sequence);
       queue.push_back(Operation{next_sequence++, label, std::move(run), work});
     }
     queue_changed.notify_one();
@@ -292,6 +322,26 @@ struct MpiGroup::Impl {
       {
         std::lock_guard lock(queue_mutex);
         if (queue.empty()) continue;
+        op = std::move(queue.front());
+        queue.pop_front();
+      }
+      execute_operation(op);
+    }
+  }
+
+  void run_through(std::uint64_t sequence, bool blocking) override {
+    std::unique_lock execute(execute_mutex, std::defer_lock);
+    if (blocking) {
+      execute.lock();
+    } else if (!execute.try_lock()) {
+      return;
+    }
+    torch::NoGradGuard no_grad;  // results are written into leaf tensors (parameters)
+    for (;;) {
+      Operation op;
+      {
+        std::lock_guard lock(queue_mutex);
+        if (queue.empty() || queue.front().sequence > sequence) return;
         op = std::move(queue.front());
         queue.pop_front();
       }
