@@ -9,6 +9,7 @@
 // `accel-launch env`) without starting MPI.
 #include <torch/torch.h>
 
+#include <accel/mpi_group.hpp>
 #include <accel/process_group.hpp>
 #include <accel/reducer.hpp>
 #include <accel/state.hpp>
@@ -266,6 +267,9 @@ int main(int argc, char** argv) {
     if (state.is_main_process()) {
       std::printf("accel sanity check: %d process(es), rank 0 on %s, collectives over %s\n",
                   state.world_size(), state.device().str().c_str(), std::string(s.group().backend()).c_str());
+      if (const auto* mpi = dynamic_cast<const accel::MpiGroup*>(accel::cpu_process_group().get())) {
+        std::printf("CPU allreduce through shared memory: %s\n", mpi->shared_memory_status().c_str());
+      }
     }
     s.run("ranks: every process agrees with the launcher on its rank and the world size",
           [&] { return check_state(s); });
