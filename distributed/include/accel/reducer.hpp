@@ -10,10 +10,11 @@
 //   3. the parameters that require grad are laid out in buckets, in REVERSE registration order (the order
 //      in which backward usually produces their gradients). A bucket holds parameters of one dtype and
 //      device in one flat contiguous tensor; the first bucket closes at first_bucket_bytes, the others at
-//      bucket_bytes (a parameter larger than the limit gets a bucket of its own). Each parameter's .grad is
-//      made an alias of its slot in the bucket (same memory; not an autograd view, so
-//      Optimizer::zero_grad() with or without set_to_none works), so autograd accumulates straight
-//      into the bucket (no copy).
+//      bucket_bytes (a parameter larger than the limit gets a bucket of its own). Bucket storage comes from
+//      group->allocate_reduction_buffer (MpiGroup on one machine: shared memory, reduced in place with no
+//      copies; see mpi_group.hpp). Each parameter's .grad is made an alias of its slot in the bucket
+//      (same memory; not an autograd view, so Optimizer::zero_grad() with or without set_to_none works),
+//      so autograd accumulates straight into the bucket (no copy).
 //   4. a post-accumulate-grad hook is installed on every such parameter.
 // During backward (when sync is enabled, see no_sync):
 //   * when a parameter's gradient has been accumulated, its hook marks it ready (copying the gradient into
