@@ -136,8 +136,8 @@ MPI_Op mpi_op(ReduceOp op) {
 class OperationRunner {
  public:
   virtual ~OperationRunner() = default;
-  // blocking: wait for an operation that is running to finish first; else give up when one is running.
-  virtual void run_through(std::uint64_t sequence, bool blocking) = 0;
+  // Waits for an operation that is running to finish first.
+  virtual void run_through(std::uint64_t sequence) = 0;
 };
 
 class MpiWork final : public Work {
@@ -150,15 +150,15 @@ class MpiWork final : public Work {
   // saw it (acquire) may read them without the mutex.
   bool is_completed() const override { return done_.load(std::memory_order_acquire); }
   void wait() override {
-    help(true);
+    help();
     if (!is_completed()) {
       std::unique_lock lock(mutex_);
       finished_.wait(lock, [&] { return is_completed(); });
     }
     if (!error_.empty()) throw DistributedError(error_);
   }
+  // No help here: running the operation could take longer than the caller allowed.
   bool wait(std::chrono::milliseconds timeout) override {
-    help(false);
     if (!is_completed()) {
       std::unique_lock lock(mutex_);
       if (!finished_.wait_for(lock, timeout, [&] { return is_completed(); })) return false;
@@ -182,8 +182,8 @@ class MpiWork final : public Work {
   // A caller about to block runs its own operation (and those queued before it) itself when the
   // communication thread has not started it: allreduce(...)->wait() then costs no hand-off between
   // threads. (The group outlives every operation that is not done, so runner_ is valid here.)
-  void help(bool blocking) {
-    if (runner_ != nullptr && !is_completed()) runner_->run_through(sequence_, blocking);
+  void help() {
+    if (runner_ != nullptr && !is_completed()) runner_->run_through(sequence_);
   }
 
   OperationRunner* runner_;
@@ -329,13 +329,8 @@ struct MpiGroup::Impl final : OperationRunner {
     }
   }
 
-  void run_through(std::uint64_t sequence, bool blocking) override {
-    std::unique_lock execute(execute_mutex, std::defer_lock);
-    if (blocking) {
-      execute.lock();
-    } else if (!execute.try_lock()) {
-      return;
-    }
+  void run_through(std::uint64_t sequence) override {
+    std::lock_guard execute(execute_mutex);
     torch::NoGradGuard no_grad;  // results are written into leaf tensors (parameters)
     for (;;) {
       Operation op;

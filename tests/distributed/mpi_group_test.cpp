@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "accel/mpi_group.hpp"
@@ -244,4 +245,22 @@ TEST_CASE("ACCEL_COLLECTIVE_TIMEOUT is read in seconds and bad values are refuse
   unsetenv("ACCEL_COLLECTIVE_TIMEOUT");
   CHECK(accel::collective_timeout_from_env() == std::chrono::minutes(30));
   CHECK(group().timeout() == std::chrono::minutes(30));
+}
+
+TEST_CASE("a timed wait returns on time while a peer is late, then the operation completes", "[mpi]") {
+  const int rank = group().rank();
+  const int world = group().size();
+  for (std::int64_t n : {256, 1 << 20}) {  // small (may run on the caller) and large
+    group().barrier()->wait();
+    if (rank == 1) std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    at::Tensor t = torch::full({n}, 1.0, torch::kFloat32);
+    auto work = group().allreduce(t, ReduceOp::kSum);
+    if (rank == 0 && !work->is_completed()) {
+      const auto start = std::chrono::steady_clock::now();
+      CHECK_FALSE(work->wait(std::chrono::milliseconds(20)));
+      CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(200));
+    }
+    work->wait();
+    CHECK(torch::equal(t, torch::full({n}, static_cast<double>(world), torch::kFloat32)));
+  }
 }
