@@ -5,8 +5,10 @@
 //
 // Contract for every collective:
 //   * It is collective: every rank of the group calls the same operations, in the same order, with
-//     matching arguments (same dtype and shape, except where noted). The call itself only checks the
-//     arguments and queues the operation; the group runs its operations in call order.
+//     matching arguments (same dtype and shape, except where noted). The call checks the arguments and
+//     queues the operation; the group runs its operations in call order. A backend may run a small
+//     operation to completion inside the call when nothing else is queued (MpiGroup: up to 64 KiB), as
+//     the hand-off to another thread would cost more than the operation.
 //   * Tensors are handles: in-place operations write their result into the tensor passed (also when it is
 //     not contiguous) before the Work completes. Do not touch the tensor until wait() returned.
 //   * Zero-element tensors are fine (the operation completes with nothing to move).
