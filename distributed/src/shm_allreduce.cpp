@@ -244,7 +244,7 @@ void ShmAllreduce::allreduce(const at::Tensor& tensor, ReduceOp op) {
   // A staged tensor's first chunk goes in before the first meeting, so a small operation meets once
   // (direct) and a larger one twice per chunk (arrive, done).
   const std::uint32_t first_meeting = sequence_ + 1;
-  if (!in_place) {
+  if (!in_place && count > 0) {  // (a zero-element tensor may have no data pointer at all)
     std::memcpy(staging(rank_, first_meeting), data, std::min(count, chunk) * element_size);
   }
   Header& mine = control(rank_).header[first_meeting % 2];
