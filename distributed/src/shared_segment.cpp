@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,9 +31,11 @@ std::shared_ptr<SharedSegment> SharedSegment::create(MPI_Comm comm, std::size_t 
   const std::size_t total = region * static_cast<std::size_t>(size);
   std::string error;
 
-  // Rank 0 creates the file and tells the others where to find it: {pid, fd, ok}.
+  // Rank 0 creates the file and tells the others where to find it and how to recognise it:
+  // {pid, fd, ok, device, inode}. A rank in another PID namespace (a container per rank) could open some
+  // other process's file under the same path; the identity check makes that a clean fallback.
   int fd = -1;
-  std::int64_t where[3] = {static_cast<std::int64_t>(getpid()), -1, 0};
+  std::int64_t where[5] = {static_cast<std::int64_t>(getpid()), -1, 0, 0, 0};
   if (rank == 0) {
     fd = static_cast<int>(memfd_create("accel-shared", MFD_CLOEXEC));
     if (fd < 0) {
@@ -40,15 +43,26 @@ std::shared_ptr<SharedSegment> SharedSegment::create(MPI_Comm comm, std::size_t 
     } else if (ftruncate(fd, static_cast<off_t>(total)) != 0) {
       error = errno_text("ftruncate");
     } else {
+      struct stat info {};
+      fstat(fd, &info);
       where[1] = fd;
       where[2] = 1;
+      where[3] = static_cast<std::int64_t>(info.st_dev);
+      where[4] = static_cast<std::int64_t>(info.st_ino);
     }
   }
-  MPI_Bcast(where, 3, MPI_INT64_T, 0, comm);
+  MPI_Bcast(where, 5, MPI_INT64_T, 0, comm);
   if (rank != 0 && where[2] == 1) {
     const std::string path = fmt::format("/proc/{}/fd/{}", where[0], where[1]);
     fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) error = errno_text(("open " + path).c_str());
+    struct stat info {};
+    if (fd < 0) {
+      error = errno_text(("open " + path).c_str());
+    } else if (fstat(fd, &info) != 0 || static_cast<std::int64_t>(info.st_dev) != where[3] ||
+               static_cast<std::int64_t>(info.st_ino) != where[4] ||
+               static_cast<std::size_t>(info.st_size) != total) {
+      error = path + " is not rank 0's shared memory (ranks in different PID namespaces?)";
+    }
   }
   void* mapping = MAP_FAILED;
   if (fd >= 0 && error.empty()) {
