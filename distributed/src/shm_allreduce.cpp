@@ -90,6 +90,10 @@ struct ShmControl {
   alignas(kCacheLine) Header header[2];
 };
 
+namespace {
+constexpr std::size_t kControlBytes = (sizeof(ShmControl) + 4095) / 4096 * 4096;  // whole pages
+}  // namespace
+
 struct ShmAllreduce::Placement {
   std::uint64_t segment = 0;
   std::size_t offset = 0;
@@ -155,8 +159,7 @@ std::unique_ptr<ShmAllreduce> ShmAllreduce::create(MPI_Comm comm, std::string* w
     if (why != nullptr) *why = "the ranks run on more than one machine";
     return nullptr;
   }
-  const std::size_t control_bytes = (sizeof(ShmControl) + 4095) / 4096 * 4096;
-  auto segment = SharedSegment::create(comm, control_bytes + 2 * kStagingBytes, why);
+  auto segment = SharedSegment::create(comm, kControlBytes + 2 * kStagingBytes, why);
   if (!segment) return nullptr;
   return std::unique_ptr<ShmAllreduce>(new ShmAllreduce(comm, std::move(segment)));
 }
@@ -178,8 +181,7 @@ ShmControl& ShmAllreduce::control(int rank) const {
 }
 
 char* ShmAllreduce::staging(int rank, std::uint32_t meeting) const {
-  return control_->region(rank) + (sizeof(ShmControl) + 4095) / 4096 * 4096 +
-         (meeting % 2) * kStagingBytes;
+  return control_->region(rank) + kControlBytes + (meeting % 2) * kStagingBytes;
 }
 
 // Publishes this rank's arrival at the next meeting point and waits for every peer's.
