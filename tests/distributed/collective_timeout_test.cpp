@@ -59,7 +59,10 @@ TEST_CASE("timeout child: rank 1 skips the allreduce", "[.timeout_child]") {
 }
 
 TEST_CASE("a skipped collective ends the job with a report instead of a hang", "[mpi]") {
-  const std::string command = std::string("ACCEL_COLLECTIVE_TIMEOUT=2 timeout -s KILL 90 ") +
+  // The waiting rank sleeps in the shared-memory allreduce (default on one machine) or inside MPI.
+  const std::string setting = GENERATE(std::string("ACCEL_SHM_ALLREDUCE=1"),
+                                       std::string("ACCEL_SHM_ALLREDUCE=0"));
+  const std::string command = setting + " ACCEL_COLLECTIVE_TIMEOUT=2 timeout -s KILL 90 " +
                               ACCEL_TEST_MPIEXEC + " -n 2 " + ACCEL_TEST_MPIEXEC_FLAGS + " " +
                               self_path() + " \"[.timeout_child]\"";
   const Outcome outcome = run(command);
