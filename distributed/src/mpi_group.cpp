@@ -531,6 +531,9 @@ struct MpiGroup::Impl final : OperationRunner {
     if (local) return;
     queue_changed.notify_all();
     if (comm_thread.joinable()) comm_thread.join();
+    // A caller may still be running an operation itself (inline or from wait()): let it finish before
+    // the watchdog, the shared memory and the communicators go. No new one starts: `stopping` is set.
+    std::lock_guard execute(execute_mutex);
     {
       std::lock_guard lock(watchdog_mutex);
       watchdog_stop = true;

@@ -269,6 +269,11 @@ void ShmAllreduce::allreduce(const at::Tensor& tensor, ReduceOp op) {
                    h.offset == mine.offset;
     all_staged = all_staged && h.mode == Mode::kStaged;
   }
+  if (!same_arguments || count == 0) {
+    // Operations that end after the first meeting still publish done, so `done` never falls 2^31
+    // meetings behind `arrive` (the comparison is modulo 2^32).
+    control(rank_).done.publish(sequence);
+  }
   if (!same_arguments) {
     std::string ranks;
     for (int r = 0; r < size_; ++r) {
@@ -290,6 +295,7 @@ void ShmAllreduce::allreduce(const at::Tensor& tensor, ReduceOp op) {
     for (int r = 0; r < size_; ++r) inputs.push_back(staging(r, sequence));
     outputs.push_back(data);
     reduce_range(type, reduce, inputs, outputs, 0, count, divisor);
+    control(rank_).done.publish(sequence);  // nobody waits for it; see above
     return;
   }
   if (all_in_place) {

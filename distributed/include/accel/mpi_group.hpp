@@ -13,7 +13,9 @@
 // bf16; every op) go through memory the ranks share instead of MPI (see src/shm_allreduce.hpp): tensors
 // from allocate_reduction_buffer() are reduced in place with no copies, others through a staging area.
 // Integer tensors, and jobs spanning machines, use MPI. ACCEL_SHM_ALLREDUCE=0 turns it off.
-// Thread-safety: see ProcessGroup. Destruction joins the thread after the queued operations finished.
+// Thread-safety: see ProcessGroup. Destruction joins the thread after the queued operations finished
+// (and after any operation a caller runs itself); do not destroy a group while another thread is still
+// inside wait() on one of its Works.
 #include <memory>
 #include <string>
 

@@ -8,7 +8,8 @@
 //     matching arguments (same dtype and shape, except where noted). The call checks the arguments and
 //     queues the operation; the group runs its operations in call order. A backend may run a small
 //     operation to completion inside the call when nothing else is queued (MpiGroup: up to 64 KiB), as
-//     the hand-off to another thread would cost more than the operation.
+//     the hand-off to another thread would cost more than the operation. So with several groups, make
+//     the calls in the same order across groups too (rank 0: g1 then g2, rank 1: g2 then g1 can block).
 //   * Tensors are handles: in-place operations write their result into the tensor passed (also when it is
 //     not contiguous) before the Work completes. Do not touch the tensor until wait() returned.
 //   * Zero-element tensors are fine (the operation completes with nothing to move).
