@@ -16,6 +16,8 @@ struct alignas(64) SharedFlag {
   std::atomic<std::uint32_t> sleepers;  // waiters inside futex wait
 
   void publish(std::uint32_t v);
+  // publish() for a value no one can be waiting for yet: a plain release store, no wake-up check.
+  void advance(std::uint32_t v) { value.store(v, std::memory_order_release); }
   void wait_until(std::uint32_t v, std::chrono::nanoseconds spin);
   bool reached(std::uint32_t v) const {
     return static_cast<std::int32_t>(value.load(std::memory_order_acquire) - v) >= 0;

@@ -270,9 +270,10 @@ void ShmAllreduce::allreduce(const at::Tensor& tensor, ReduceOp op) {
     all_staged = all_staged && h.mode == Mode::kStaged;
   }
   if (!same_arguments || count == 0) {
-    // Operations that end after the first meeting still publish done, so `done` never falls 2^31
-    // meetings behind `arrive` (the comparison is modulo 2^32).
-    control(rank_).done.publish(sequence);
+    // Operations that end after the first meeting still advance done, so `done` never falls 2^31
+    // meetings behind `arrive` (the comparison is modulo 2^32). Nobody waits for these values: every
+    // earlier done was published before this meeting, and peers wait for done only in later meetings.
+    control(rank_).done.advance(sequence);
   }
   if (!same_arguments) {
     std::string ranks;
@@ -286,8 +287,11 @@ void ShmAllreduce::allreduce(const at::Tensor& tensor, ReduceOp op) {
   }
   if (count == 0) return;
 
-  std::vector<const void*> inputs;
-  std::vector<void*> outputs;
+  // Reused from call to call (operations run one at a time): no allocation on the small-tensor path.
+  std::vector<const void*>& inputs = inputs_;
+  std::vector<void*>& outputs = outputs_;
+  inputs.clear();
+  outputs.clear();
   if (direct) {
     // Every rank reduces the whole (small) tensor from every staging area straight into its own
     // tensor. No second meeting: a peer reuses this staging half only two meetings later, which it
@@ -295,7 +299,7 @@ void ShmAllreduce::allreduce(const at::Tensor& tensor, ReduceOp op) {
     for (int r = 0; r < size_; ++r) inputs.push_back(staging(r, sequence));
     outputs.push_back(data);
     reduce_range(type, reduce, inputs, outputs, 0, count, divisor);
-    control(rank_).done.publish(sequence);  // nobody waits for it; see above
+    control(rank_).done.advance(sequence);  // see above
     return;
   }
   if (all_in_place) {

@@ -73,6 +73,8 @@ class ShmAllreduce {
   std::shared_ptr<Registry> registry_;
   std::uint32_t sequence_ = 0;
   std::uint64_t next_segment_id_ = 0;
+  std::vector<const void*> inputs_;  // scratch lists of buffers for reduce_range
+  std::vector<void*> outputs_;
 };
 
 }  // namespace accel::detail
