@@ -640,26 +640,23 @@ WorkPtr MpiGroup::allreduce(const at::Tensor& tensor, ReduceOp op) {
         c10::toString(type)));
   }
   Impl* impl = impl_.get();
-  const auto bytes = static_cast<std::size_t>(tensor.numel()) * tensor.element_size();
-  if (impl->shm && detail::ShmAllreduce::supports(type)) {
-    auto run = [impl, tensor, op]() -> std::vector<at::Tensor> {
-      const at::Tensor buffer = tensor.contiguous();
+  const bool through_shm = impl->shm && detail::ShmAllreduce::supports(type);
+  auto run = [impl, tensor, op, mpi_type, through_shm]() -> std::vector<at::Tensor> {
+    at::Tensor buffer;
+    if (through_shm) {  // any floating type, reduced as it is (fp16/bf16 accumulated in float)
+      buffer = tensor.contiguous();
       impl->shm->allreduce(buffer, op);
-      if (!buffer.is_same(tensor)) tensor.copy_(buffer);
-      return {tensor};
-    };
-    return impl->submit(allreduce_label(tensor, op), std::move(run), std::max<std::size_t>(bytes, 1));
-  }
-  const int world = impl->size;
-  auto run = [impl, tensor, op, mpi_type, world]() -> std::vector<at::Tensor> {
-    const bool widen = tensor.scalar_type() == at::kHalf || tensor.scalar_type() == at::kBFloat16;
-    at::Tensor buffer = widen ? tensor.to(at::kFloat, false, false, at::MemoryFormat::Contiguous)
-                              : tensor.contiguous();
-    if (!impl->local) impl->allreduce_in_place(buffer.data_ptr(), buffer.numel(), mpi_type, mpi_op(op));
-    if (op == ReduceOp::kAvg && world > 1) buffer.div_(world);
+    } else {  // MPI has no fp16/bf16: reduce those in float
+      const bool widen = tensor.scalar_type() == at::kHalf || tensor.scalar_type() == at::kBFloat16;
+      buffer = widen ? tensor.to(at::kFloat, false, false, at::MemoryFormat::Contiguous)
+                     : tensor.contiguous();
+      if (!impl->local) impl->allreduce_in_place(buffer.data_ptr(), buffer.numel(), mpi_type, mpi_op(op));
+      if (op == ReduceOp::kAvg && impl->size > 1) buffer.div_(impl->size);
+    }
     if (!buffer.is_same(tensor)) tensor.copy_(buffer);
     return {tensor};
   };
+  const auto bytes = static_cast<std::size_t>(tensor.numel()) * tensor.element_size();
   return impl->submit(allreduce_label(tensor, op), std::move(run), std::max<std::size_t>(bytes, 1));
 }
 

@@ -184,9 +184,14 @@ char* ShmAllreduce::staging(int rank, std::uint32_t meeting) const {
   return control_->region(rank) + kControlBytes + (meeting % 2) * kStagingBytes;
 }
 
-// Publishes this rank's arrival at the next meeting point and waits for every peer's.
+// Publishes this rank's arrival at the next meeting point and waits for every peer's. Arriving at s
+// means being done with every earlier meeting, so `done` is advanced to s - 1 as well: meetings that
+// end without a done step (direct, zero elements, a mismatch) never leave it 2^31 behind `arrive`,
+// where the modulo-2^32 comparison would mistake it for being ahead. No one can be waiting for that
+// value (each done that is waited for is published by the step itself), so no wake-up is needed.
 std::uint32_t ShmAllreduce::arrive_all() {
   const std::uint32_t sequence = ++sequence_;
+  control(rank_).done.advance(sequence - 1);
   control(rank_).arrive.publish(sequence);
   for (int r = 0; r < size_; ++r) control(r).arrive.wait_until(sequence, kSpin);
   return sequence;
@@ -269,12 +274,6 @@ void ShmAllreduce::allreduce(const at::Tensor& tensor, ReduceOp op) {
                    h.offset == mine.offset;
     all_staged = all_staged && h.mode == Mode::kStaged;
   }
-  if (!same_arguments || count == 0) {
-    // Operations that end after the first meeting still advance done, so `done` never falls 2^31
-    // meetings behind `arrive` (the comparison is modulo 2^32). Nobody waits for these values: every
-    // earlier done was published before this meeting, and peers wait for done only in later meetings.
-    control(rank_).done.advance(sequence);
-  }
   if (!same_arguments) {
     std::string ranks;
     for (int r = 0; r < size_; ++r) {
@@ -299,7 +298,6 @@ void ShmAllreduce::allreduce(const at::Tensor& tensor, ReduceOp op) {
     for (int r = 0; r < size_; ++r) inputs.push_back(staging(r, sequence));
     outputs.push_back(data);
     reduce_range(type, reduce, inputs, outputs, 0, count, divisor);
-    control(rank_).done.advance(sequence);  // see above
     return;
   }
   if (all_in_place) {
