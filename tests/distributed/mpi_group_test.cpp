@@ -11,54 +11,18 @@
 #include "accel/mpi_group.hpp"
 #include "accel/state.hpp"
 #include "accel/tracking/errors.hpp"
+#include "collective_expectations.hpp"
 
 namespace {
 
 using accel::ReduceOp;
+using accel::test::check_close;
+using accel::test::contribution;
+using accel::test::expected;
 
 accel::MpiGroup& group() {
   static accel::MpiGroup instance;
   return instance;
-}
-
-// What rank r contributes: small positive values (products stay exact enough in fp16/bf16).
-at::Tensor contribution(int r, at::IntArrayRef shape, at::ScalarType type) {
-  const std::int64_t n = c10::multiply_integers(shape);
-  at::Tensor values = (torch::arange(n, torch::kFloat64).remainder(5) + 1 + r).reshape(shape);
-  if (r % 2 == 1) values = values.neg().add(7);  // mix orders so max/min differ from the last rank
-  return values.to(type);
-}
-
-at::Tensor expected(ReduceOp op, int world, at::IntArrayRef shape, at::ScalarType type) {
-  at::Tensor acc = contribution(0, shape, type).to(torch::kFloat64);
-  for (int r = 1; r < world; ++r) {
-    const at::Tensor x = contribution(r, shape, type).to(torch::kFloat64);
-    switch (op) {
-      case ReduceOp::kSum:
-      case ReduceOp::kAvg:
-        acc = acc + x;
-        break;
-      case ReduceOp::kMax:
-        acc = torch::maximum(acc, x);
-        break;
-      case ReduceOp::kMin:
-        acc = torch::minimum(acc, x);
-        break;
-      case ReduceOp::kProduct:
-        acc = acc * x;
-        break;
-    }
-  }
-  if (op == ReduceOp::kAvg) acc = acc / world;
-  return acc;
-}
-
-void check_close(const at::Tensor& actual, const at::Tensor& wanted, at::ScalarType type) {
-  const bool low_precision = type == torch::kHalf || type == torch::kBFloat16;
-  const double rtol = low_precision ? 1e-2 : 1e-6;
-  INFO("dtype " << c10::toString(type) << "\nactual " << actual << "\nexpected " << wanted);
-  CHECK(actual.scalar_type() == type);
-  CHECK(torch::allclose(actual.to(torch::kFloat64), wanted.to(type).to(torch::kFloat64), rtol, 1e-6));
 }
 
 }  // namespace

@@ -14,10 +14,14 @@
 
 #include "accel/mpi_group.hpp"
 #include "accel/tracking/errors.hpp"
+#include "collective_expectations.hpp"
 
 namespace {
 
 using accel::ReduceOp;
+using accel::test::check_close;
+using accel::test::contribution;
+using accel::test::expected;
 
 accel::MpiGroup& group() {
   static accel::MpiGroup instance;
@@ -31,38 +35,6 @@ bool shm_expected() {
   if (expect != nullptr) return std::string(expect) != "0";
   const char* value = std::getenv("ACCEL_SHM_ALLREDUCE");
   return value == nullptr || std::string(value) != "0";
-}
-
-at::Tensor contribution(int r, std::int64_t n, at::ScalarType type) {
-  at::Tensor values = torch::arange(n, torch::kFloat64).remainder(7) + 1 + r;
-  if (r % 2 == 1) values = values.neg().add(9);
-  return values.to(type);
-}
-
-at::Tensor expected(ReduceOp op, int world, std::int64_t n, at::ScalarType type) {
-  at::Tensor acc = contribution(0, n, type).to(torch::kFloat64);
-  for (int r = 1; r < world; ++r) {
-    const at::Tensor x = contribution(r, n, type).to(torch::kFloat64);
-    if (op == ReduceOp::kSum || op == ReduceOp::kAvg) acc = acc + x;
-    if (op == ReduceOp::kMax) acc = torch::maximum(acc, x);
-    if (op == ReduceOp::kMin) acc = torch::minimum(acc, x);
-    if (op == ReduceOp::kProduct) acc = acc * x;
-  }
-  if (op == ReduceOp::kAvg) acc = acc / world;
-  return acc.to(type).to(torch::kFloat64);
-}
-
-void check_close(const at::Tensor& actual, const at::Tensor& wanted, at::ScalarType type) {
-  const bool low = type == torch::kHalf || type == torch::kBFloat16;
-  CHECK(actual.scalar_type() == type);
-  const at::Tensor a = actual.to(torch::kFloat64);
-  const bool close = torch::allclose(a, wanted, low ? 1e-2 : 1e-6, 1e-6);
-  if (!close) {
-    const auto bad = (a - wanted).abs().argmax().item<std::int64_t>();
-    INFO("dtype " << c10::toString(type) << ", " << a.numel() << " elements; first worst index " << bad
-                  << ": got " << a[bad].item<double>() << ", expected " << wanted[bad].item<double>());
-    CHECK(close);
-  }
 }
 
 // Mappings of shared reduction memory in this process (memfd "accel-shared").
@@ -98,9 +70,9 @@ TEST_CASE("allreduce of every size, floating type and op equals the local comput
       for (auto op : {ReduceOp::kSum, ReduceOp::kAvg, ReduceOp::kMax, ReduceOp::kMin,
                       ReduceOp::kProduct}) {
         INFO(n << " elements, op " << accel::to_string(op));
-        at::Tensor t = contribution(rank, n, type);
+        at::Tensor t = contribution(rank, {n}, type);
         group().allreduce(t, op)->wait();
-        check_close(t, expected(op, world, n, type), type);
+        check_close(t, expected(op, world, {n}, type), type);
       }
     }
   }
@@ -117,16 +89,16 @@ TEST_CASE("reduction buffers are reduced in place, whole or in slices, and keep 
     CHECK(torch::equal(buffer, torch::zeros({n}, type)));  // zero-filled
     for (auto op : {ReduceOp::kAvg, ReduceOp::kMax, ReduceOp::kSum}) {
       INFO("dtype " << c10::toString(type) << ", op " << accel::to_string(op));
-      buffer.copy_(contribution(rank, n, type));
+      buffer.copy_(contribution(rank, {n}, type));
       group().allreduce(buffer, op)->wait();
-      check_close(buffer, expected(op, world, n, type), type);
+      check_close(buffer, expected(op, world, {n}, type), type);
     }
     // A slice (same offset on every rank): only it changes.
     buffer.fill_(-1.0);
     at::Tensor slice = buffer.narrow(0, 1000, 50000);
-    slice.copy_(contribution(rank, 50000, type));
+    slice.copy_(contribution(rank, {50000}, type));
     group().allreduce(slice, ReduceOp::kSum)->wait();
-    check_close(slice, expected(ReduceOp::kSum, world, 50000, type), type);
+    check_close(slice, expected(ReduceOp::kSum, world, {50000}, type), type);
     CHECK(torch::equal(buffer.narrow(0, 0, 1000), torch::full({1000}, -1.0, type)));
     CHECK(torch::equal(buffer.narrow(0, 51000, n - 51000), torch::full({n - 51000}, -1.0, type)));
   }
@@ -139,14 +111,14 @@ TEST_CASE("ranks may mix reduction buffers and ordinary tensors, or use differen
   at::Tensor buffer = group().allocate_reduction_buffer(3 * n, torch::kFloat32);
   // Rank 0 reduces a slice of shared memory, the others an ordinary tensor.
   at::Tensor mixed = rank == 0 ? buffer.narrow(0, 0, n) : torch::empty({n}, torch::kFloat32);
-  mixed.copy_(contribution(rank, n, torch::kFloat32));
+  mixed.copy_(contribution(rank, {n}, torch::kFloat32));
   group().allreduce(mixed, ReduceOp::kSum)->wait();
-  check_close(mixed, expected(ReduceOp::kSum, world, n, torch::kFloat32), torch::kFloat32);
+  check_close(mixed, expected(ReduceOp::kSum, world, {n}, torch::kFloat32), torch::kFloat32);
   // Every rank in shared memory, but at a different offset.
   at::Tensor shifted = buffer.narrow(0, rank * 100, n);
-  shifted.copy_(contribution(rank, n, torch::kFloat32));
+  shifted.copy_(contribution(rank, {n}, torch::kFloat32));
   group().allreduce(shifted, ReduceOp::kMin)->wait();
-  check_close(shifted, expected(ReduceOp::kMin, world, n, torch::kFloat32), torch::kFloat32);
+  check_close(shifted, expected(ReduceOp::kMin, world, {n}, torch::kFloat32), torch::kFloat32);
 }
 
 TEST_CASE("integer tensors and reduction buffers of integer type work too", "[mpi]") {
