@@ -9,6 +9,7 @@
 #include "launch_error.hpp"
 #include "launch_flags.hpp"
 #include "sanity_test_command.hpp"
+#include "sync_command.hpp"
 
 #ifndef ACCEL_VERSION
 #define ACCEL_VERSION "unknown"
@@ -92,7 +93,7 @@ int run_cli(int argc, char** argv) {
   app.set_version_flag("--version", std::string("accel-launch ") + ACCEL_VERSION);
   app.prefix_command();
   app.footer("Usage: accel-launch [flags] <program> [program args...]\n"
-             "       accel-launch config default|show | env | test\n"
+             "       accel-launch config default|show | env | test | sync PATH...\n"
              "The program and everything after it are passed to the program unchanged.");
 
   LaunchFlags launch;
@@ -122,6 +123,15 @@ int run_cli(int argc, char** argv) {
       "test", "Check collectives, gradient sync, gathering and tracker gating over N processes");
   add_launch_flags(test, test_flags);
 
+  std::vector<std::string> sync_paths;
+  double sync_timeout = 60;
+  CLI::App* sync = app.add_subcommand(
+      "sync", "Deliver the tracker journals a run left (undelivered records) into its runs");
+  sync->add_option("paths", sync_paths, "Journal files, or a run's project / logging directory")
+      ->required();
+  sync->add_option("--timeout", sync_timeout,
+                   "Seconds to keep trying an unavailable backend per journal (default 60)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -132,6 +142,7 @@ int run_cli(int argc, char** argv) {
   if (config_default->parsed()) return run_config_default(config_file, mixed_precision, force);
   if (config_show->parsed()) return run_config_show(config_file);
   if (env->parsed()) return run_env(config_file);
+  if (sync->parsed()) return run_sync(sync_paths, sync_timeout);
   if (test->parsed()) {
     // Flags given before `test` count too; those after it win.
     LaunchFlags merged = test_flags;

@@ -182,7 +182,7 @@ TEST_CASE("clear empties the journal for reuse") {
   writer.append(log_record(0, {{"x", 0}}));
   writer.flush();
   writer.clear();
-  CHECK(writer.size() == 0);
+  CHECK(writer.size() == kJournalMagic.size());  // only the magic is left
   writer.append(log_record(7, {{"x", 7}}));
   writer.flush();
   auto records = read_journal(path);

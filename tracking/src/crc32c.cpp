@@ -97,6 +97,10 @@ uint32_t crc32c(const void* data, std::size_t size) {
   return ~extend_fn()(~0U, static_cast<const unsigned char*>(data), size);
 }
 
+uint32_t crc32c_extend(uint32_t crc, const void* data, std::size_t size) {
+  return ~extend_fn()(~crc, static_cast<const unsigned char*>(data), size);
+}
+
 uint32_t crc32c(std::span<const std::byte> data) {
   return crc32c(data.data(), data.size());
 }

@@ -9,15 +9,28 @@
 #include <cctype>
 #include <exception>
 #include <set>
+#include <thread>
 
 #include "accel/tracking/errors.hpp"
+#include "accel/tracking/journal_sync.hpp"
 #include "accel/tracking/key_rules.hpp"
 #include "accel/tracking/registry.hpp"
+#include "accel/tracking/secrets.hpp"
 #include "accel/tracking/warnings.hpp"
 #include "signal_relay.hpp"
 #include "tracker_channel.hpp"
 
 namespace accel {
+
+namespace detail {
+// The background delivery of an earlier run's journals (sync_leftover_journals).
+struct LeftoverSync {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool done = false;
+};
+}  // namespace detail
+
 namespace {
 
 using json = nlohmann::json;
@@ -84,6 +97,43 @@ void validate_values(const Values& values) {
 
 std::string known_names_text() {
   return fmt::format("{}", fmt::join(registered_tracker_names(), ", "));
+}
+
+}  // namespace
+
+namespace {
+
+// Who a journal belongs to: what `accel-launch sync` needs to recreate the tracker (no secrets).
+json journal_identity(const GeneralTracker& tracker, std::string_view project,
+                      const std::filesystem::path& logging_dir, const json& init_kwargs,
+                      const std::string& run_id, int rank) {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return json{{"tracker", tracker.name()},
+              {"project", std::string(project)},
+              {"logging_dir", logging_dir.string()},
+              {"init_kwargs", without_secrets(init_kwargs)},
+              {"hub_run_id", run_id},
+              {"rank", rank},
+              {"host", host},
+              {"pid", static_cast<int64_t>(::getpid())}};
+}
+
+void warn_undelivered(const TrackerDelivery& t) {
+  if (t.undelivered == 0 && t.error.empty()) return;
+  std::string text = fmt::format("end_training: tracker '{}': {} of {} log records were not "
+                                 "delivered{}",
+                                 t.name, t.undelivered, t.logged,
+                                 t.error.empty() ? "" : " (" + t.error + ")");
+  if (t.journaled > 0 || !t.journal.empty()) {
+    text += fmt::format("; {} are kept in the journal '{}': deliver them with `{}`", t.journaled,
+                        t.journal.string(), t.sync_command);
+  }
+  if (t.lost > 0) {
+    text += fmt::format("; {} could not be kept anywhere and are lost (see the warnings above)",
+                        t.lost);
+  }
+  warn(text);
 }
 
 }  // namespace
@@ -275,6 +325,8 @@ void TrackerHub::init_trackers(std::string_view project_name, const json& config
   auto shared_config = std::make_shared<const json>(config);
   for (auto& tracker : selected) {
     detail::ChannelSettings settings;
+    settings.identity = journal_identity(*tracker, project_name, dir, kwargs_for(tracker->name()),
+                                         run_id, options_.rank);
     settings.queue_bytes = options_.queue_bytes;
     settings.journal_path = journal_dir() / fmt::format("{}-rank{}-{}-{}.journal",
                                                         sanitize_path_component(tracker->name()),
@@ -289,15 +341,71 @@ void TrackerHub::init_trackers(std::string_view project_name, const json& config
     record.kind = RecordKind::config;
     record.config = shared_config;
     record.time = now;
-    record.bytes = config.dump().size();
+    record.bytes = detail::HubRecord::memory_bytes(config);
     channel->push(std::move(record));
     channel->start_worker();
     channels_.push_back(std::move(channel));
   }
+  std::vector<std::filesystem::path> ours;
+  for (auto& channel : channels_) ours.push_back(channel->journal_path());
+  find_leftover_journals(ours);
   state_ = State::active;
   if (options_.handle_signals && !signals_attached_) {
     detail::attach_signal_subscriber(this, [this] { on_signal(); });
     signals_attached_ = true;
+  }
+}
+
+void TrackerHub::find_leftover_journals(const std::vector<std::filesystem::path>& ours) {
+  const std::filesystem::path dir = journal_dir();
+  const std::string rank_tag = fmt::format("-rank{}-", options_.rank);
+  std::vector<std::filesystem::path> leftovers;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const auto& path = entry.path();
+    if (path.extension() != ".journal" || path.filename().string().find(rank_tag) == std::string::npos ||
+        std::find(ours.begin(), ours.end(), path) != ours.end()) {
+      continue;
+    }
+    leftovers.push_back(path);
+  }
+  if (leftovers.empty()) return;
+  std::sort(leftovers.begin(), leftovers.end());
+  if (!options_.sync_leftover_journals) {
+    warn(fmt::format("found {} journal(s) that an earlier run left in '{}' with records it never "
+                     "delivered; deliver them with `accel-launch sync {}` (or set "
+                     "sync_leftover_journals to deliver them at init_trackers)",
+                     leftovers.size(), dir.string(), dir.string()));
+    return;
+  }
+  warn(fmt::format("delivering {} journal(s) that an earlier run left in '{}' (in the background)",
+                   leftovers.size(), dir.string()));
+  auto job = std::make_shared<detail::LeftoverSync>();
+  SyncOptions sync_options;
+  sync_options.timeout = options_.end_training_timeout;
+  sync_options.retry_initial_delay = options_.retry_initial_delay;
+  sync_options.retry_max_delay = options_.retry_max_delay;
+  std::thread([job, leftovers, sync_options] {
+    for (const auto& journal : leftovers) {
+      try {
+        warn(fmt::format("leftover journal: {}", describe(sync_journal(journal, sync_options))));
+      } catch (const std::exception& e) {
+        warn(fmt::format("leftover journal '{}' was not delivered: {}", journal.string(), e.what()));
+      }
+    }
+    std::lock_guard lock(job->mutex);
+    job->done = true;
+    job->cv.notify_all();
+  }).detach();
+  leftover_sync_ = std::move(job);
+}
+
+void TrackerHub::wait_leftover_sync(std::chrono::steady_clock::time_point deadline) {
+  if (!leftover_sync_) return;
+  std::unique_lock lock(leftover_sync_->mutex);
+  if (!leftover_sync_->cv.wait_until(lock, deadline, [&] { return leftover_sync_->done; })) {
+    warn("end_training: the delivery of an earlier run's journals is still going on; what it has "
+         "not delivered stays in those journals");
   }
 }
 
@@ -349,7 +457,7 @@ void TrackerHub::enqueue(std::shared_ptr<const Values> values, std::optional<int
   detail::HubRecord record;
   record.kind = RecordKind::log;
   record.step = step;
-  record.bytes = values->approximate_bytes();
+  record.bytes = detail::HubRecord::memory_bytes(*values);
   record.time = std::chrono::system_clock::now();
   record.values = std::move(values);
   for (std::size_t i = 0; i + 1 < channels_.size(); ++i) channels_[i]->push(record);
@@ -397,10 +505,20 @@ bool TrackerHub::flush() {
     }
     channels = channels_;
   }
-  for (auto& channel : channels) channel->request_flush();
-  const auto deadline = detail::TrackerChannel::Clock::now() + options_.flush_timeout;
+  // A backend known to be down is not waited for: what it has not got is made durable instead.
+  std::vector<std::shared_ptr<detail::TrackerChannel>> waiting;
   bool all = true;
-  for (auto& channel : channels) all = channel->wait_flushed(deadline) && all;
+  for (auto& channel : channels) {
+    if (channel->backend_down()) {
+      channel->persist();
+      all = false;
+    } else {
+      channel->request_flush();
+      waiting.push_back(channel);
+    }
+  }
+  const auto deadline = detail::TrackerChannel::Clock::now() + options_.flush_timeout;
+  for (auto& channel : waiting) all = channel->wait_flushed(deadline) && all;
   rethrow_pending_error();
   return all;
 }
@@ -434,21 +552,22 @@ EndTrainingReport TrackerHub::end_training(RunStatus status) {
     }
   }
   if (!closing_from_signal) progress_bar_->close();  // the bar belongs to the training thread
-  const auto deadline = detail::TrackerChannel::Clock::now() + options_.end_training_timeout;
+  if (closing_from_signal) {
+    // The process may be killed for good soon (a scheduler's grace period): first make everything
+    // durable, then try to deliver; a backend known to be down is not waited for at all.
+    for (auto& channel : channels) channel->persist();
+  }
+  const auto now = detail::TrackerChannel::Clock::now();
+  const auto deadline = now + options_.end_training_timeout;
   EndTrainingReport report;
   for (auto& channel : channels) {
-    if (!channel->wait_exited(deadline)) channel->abandon();
+    const bool wait = !(closing_from_signal && channel->backend_down());
+    if (!channel->wait_exited(wait ? deadline : now)) channel->abandon();
     report.trackers.push_back(channel->report());
     channel->release_worker();
   }
-  for (const auto& t : report.trackers) {
-    if (t.undelivered == 0 && t.error.empty()) continue;
-    std::string where =
-        t.journal.empty() ? std::string() : fmt::format("; kept in '{}'", t.journal.string());
-    warn(fmt::format("end_training: tracker '{}': {} of {} log records were not delivered{}{}",
-                     t.name, t.undelivered, t.logged, t.error.empty() ? "" : " (" + t.error + ")",
-                     where));
-  }
+  for (const auto& t : report.trackers) warn_undelivered(t);
+  wait_leftover_sync(deadline);
   {
     std::lock_guard lock(state_mutex_);
     state_ = State::ended;

@@ -17,15 +17,30 @@ namespace accel::detail {
 // call).
 struct HubRecord {
   RecordKind kind = RecordKind::log;
+  uint64_t sequence = 0;  // the channel's number for it: 1, 2, ... in push order
   std::optional<int64_t> step;
   std::shared_ptr<const Values> values;          // kind == log
   std::shared_ptr<const nlohmann::json> config;  // kind == config
   RunStatus status = RunStatus::finished;        // kind == finish
   std::chrono::system_clock::time_point time{};
   std::size_t bytes = 0;  // what the record counts against the queue's byte bound
+  bool journaled = false;  // read back from the journal (so on disk already)
 
-  JournalRecord to_journal_record() const;
+  // The record as the journal writes it (referring to values/config, not copying them).
+  JournalRecordView journal_view() const;
   static HubRecord from_journal_record(JournalRecord record);
+  // What holding this record in a queue costs in memory, conservatively: the record, its share of
+  // the queue's ring, and for the first holder the payload with its allocations.
+  static std::size_t memory_bytes(const Values& values);
+  static std::size_t memory_bytes(const nlohmann::json& config);
+};
+
+// While it lives, record_time() on this thread returns time (the call that made the record).
+struct RecordTimeScope {
+  explicit RecordTimeScope(std::chrono::system_clock::time_point time);
+  ~RecordTimeScope();
+  RecordTimeScope(const RecordTimeScope&) = delete;
+  RecordTimeScope& operator=(const RecordTimeScope&) = delete;
 };
 
 // A FIFO ring buffer that also counts the bytes of the records it holds. Grows by doubling, so a
@@ -41,6 +56,11 @@ class RecordQueue {
   HubRecord pop_front();
   // Moves every record, oldest first, to the end of out.
   void drain_into(std::vector<HubRecord>& out);
+  // Calls f(const HubRecord&) for every record, oldest first.
+  template <class F>
+  void for_each(F&& f) const {
+    for (std::size_t i = 0; i < size_; ++i) f(ring_[(head_ + i) % ring_.size()]);
+  }
 
  private:
   void grow();

@@ -2,9 +2,11 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -14,15 +16,11 @@
 namespace accel {
 namespace {
 
-constexpr std::size_t kHeaderSize = 8;         // length + checksum
+constexpr std::size_t kHeaderSize = kJournalFrameHeader;
 constexpr std::size_t kMaxPayload = 1U << 30;  // a length above this is damage, not data
 constexpr std::size_t kFlushThreshold = 64 * 1024;
 
 using json = nlohmann::json;
-
-void put_u32(std::vector<uint8_t>& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
-}
 
 uint32_t get_u32(const uint8_t* p) {
   return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
@@ -104,30 +102,130 @@ std::string errno_text() {
   return std::strerror(errno);
 }
 
+// ---- CBOR writer for the hot path (RFC 8949 §3): heads, integers, float64, text. What it writes
+// decodes with nlohmann::json::from_cbor like nlohmann's own encoding.
+void put_head(std::vector<uint8_t>& out, uint8_t major, uint64_t value) {
+  const uint8_t m = static_cast<uint8_t>(major << 5);
+  if (value < 24) {
+    out.push_back(static_cast<uint8_t>(m | value));
+    return;
+  }
+  int bytes = value <= 0xFF ? 1 : value <= 0xFFFF ? 2 : value <= 0xFFFFFFFFULL ? 4 : 8;
+  out.push_back(static_cast<uint8_t>(m | (bytes == 1 ? 24 : bytes == 2 ? 25 : bytes == 4 ? 26 : 27)));
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<uint8_t>(value >> (8 * i)));
+}
+
+void put_int(std::vector<uint8_t>& out, int64_t v) {
+  if (v >= 0) {
+    put_head(out, 0, static_cast<uint64_t>(v));
+  } else {
+    put_head(out, 1, static_cast<uint64_t>(-(v + 1)));
+  }
+}
+
+void put_double(std::vector<uint8_t>& out, double v) {
+  uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof bits);
+  out.push_back(0xFB);
+  for (int i = 7; i >= 0; --i) out.push_back(static_cast<uint8_t>(bits >> (8 * i)));
+}
+
+void put_text(std::vector<uint8_t>& out, std::string_view text) {
+  put_head(out, 3, text.size());
+  out.insert(out.end(), text.begin(), text.end());
+}
+
+void put_json(std::vector<uint8_t>& out, const json& value) {
+  json::to_cbor(value, out);
+}
+
+void put_value(std::vector<uint8_t>& out, const Value& value) {
+  if (const auto* i = value.get_if<int64_t>()) return put_int(out, *i);
+  if (const auto* d = value.get_if<double>()) return put_double(out, *d);
+  if (const auto* s = value.get_if<std::string>()) {
+    put_head(out, 5, 1);
+    put_text(out, "s");
+    return put_text(out, *s);
+  }
+  put_json(out, encode_value(value));
+}
+
 }  // namespace
 
-std::vector<uint8_t> encode_journal_record(const JournalRecord& record) {
-  json j;
-  j["kind"] = static_cast<int>(record.kind);
-  j["time_ns"] =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(record.time.time_since_epoch()).count();
+JournalRecordView view_of(const JournalRecord& record) {
+  JournalRecordView view;
+  view.kind = record.kind;
+  view.sequence = record.sequence;
+  view.time = record.time;
+  view.step = record.step;
+  view.values = &record.values;
+  view.json = record.kind == RecordKind::identity ? &record.identity : &record.config;
+  view.status = record.status;
+  view.acknowledged = record.acknowledged;
+  return view;
+}
+
+std::size_t append_journal_record(std::vector<uint8_t>& out, const JournalRecordView& record) {
+  const std::size_t frame = out.size();
+  out.resize(frame + kJournalFrameHeader);
+  const std::size_t payload = out.size();
+  const bool has_step = record.kind == RecordKind::log && record.step.has_value();
+  put_head(out, 5, has_step ? 4 : 3);
+  // "kind" first: readers that only need the kind look at the payload's 7th byte.
+  put_text(out, "kind");
+  put_head(out, 0, static_cast<uint64_t>(record.kind));
+  put_text(out, "time_ns");
+  put_int(out,
+          std::chrono::duration_cast<std::chrono::nanoseconds>(record.time.time_since_epoch())
+              .count());
   switch (record.kind) {
     case RecordKind::config:
-      j["config"] = record.config;
+      put_text(out, "config");
+      put_json(out, record.json ? *record.json : json::object());
       break;
-    case RecordKind::log: {
-      if (record.step) j["step"] = *record.step;
-      json entries = json::array();
-      for (const auto& [key, value] : record.values)
-        entries.push_back(json{key, encode_value(value)});
-      j["values"] = std::move(entries);
+    case RecordKind::log:
+      if (has_step) {
+        put_text(out, "step");
+        put_int(out, *record.step);
+      }
+      put_text(out, "values");
+      put_head(out, 4, record.values ? record.values->size() : 0);
+      if (record.values) {
+        for (const auto& [key, value] : *record.values) {
+          put_head(out, 4, 2);
+          put_text(out, key);
+          put_value(out, value);
+        }
+      }
       break;
-    }
     case RecordKind::finish:
-      j["status"] = static_cast<int>(record.status);
+      put_text(out, "status");
+      put_head(out, 0, static_cast<uint64_t>(record.status));
+      break;
+    case RecordKind::identity:
+      put_text(out, "identity");
+      put_json(out, record.json ? *record.json : json());
+      break;
+    case RecordKind::acknowledged:
+      put_text(out, "acknowledged");
+      put_head(out, 0, record.acknowledged);
       break;
   }
-  return json::to_cbor(j);
+  const std::size_t length = out.size() - payload;
+  uint8_t* header = out.data() + frame;
+  for (int i = 0; i < 8; ++i) header[8 + i] = static_cast<uint8_t>(record.sequence >> (8 * i));
+  const uint32_t checksum = crc32c_extend(crc32c(header + 8, 8), out.data() + payload, length);
+  for (int i = 0; i < 4; ++i) {
+    header[i] = static_cast<uint8_t>(length >> (8 * i));
+    header[4 + i] = static_cast<uint8_t>(checksum >> (8 * i));
+  }
+  return out.size() - frame;
+}
+
+std::vector<uint8_t> encode_journal_record(const JournalRecord& record) {
+  std::vector<uint8_t> frame;
+  append_journal_record(frame, view_of(record));
+  return {frame.begin() + kJournalFrameHeader, frame.end()};
 }
 
 JournalRecord decode_journal_record(std::span<const uint8_t> payload) {
@@ -135,7 +233,7 @@ JournalRecord decode_journal_record(std::span<const uint8_t> payload) {
     json j = json::from_cbor(payload.begin(), payload.end());
     JournalRecord record;
     int kind = j.at("kind").get<int>();
-    if (kind < 1 || kind > 3)
+    if (kind < 1 || kind > 5)
       throw TrackerError(fmt::format("journal: unknown record kind {}", kind));
     record.kind = static_cast<RecordKind>(kind);
     record.time = std::chrono::system_clock::time_point(
@@ -154,6 +252,12 @@ JournalRecord decode_journal_record(std::span<const uint8_t> payload) {
       case RecordKind::finish:
         record.status = static_cast<RunStatus>(j.at("status").get<int>());
         break;
+      case RecordKind::identity:
+        record.identity = j.at("identity");
+        break;
+      case RecordKind::acknowledged:
+        record.acknowledged = j.at("acknowledged").get<uint64_t>();
+        break;
     }
     return record;
   } catch (const json::exception& e) {
@@ -163,16 +267,18 @@ JournalRecord decode_journal_record(std::span<const uint8_t> payload) {
 
 JournalWriter::JournalWriter(std::filesystem::path path) : path_(std::move(path)) {
   if (path_.has_parent_path()) {
+    const auto parent = path_.parent_path();
     std::error_code ec;
-    std::filesystem::create_directories(path_.parent_path(), ec);
+    const bool created = std::filesystem::create_directories(parent, ec);
     if (ec) {
       throw TrackerError(
           fmt::format("cannot create the journal directory '{}': {}; set another "
                       "journal directory",
-                      path_.parent_path().string(), ec.message()));
+                      parent.string(), ec.message()));
     }
+    if (created) ::chmod(parent.c_str(), 0700);
   }
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd_ < 0) {
     throw TrackerError(
         fmt::format("cannot open journal '{}': {}; check that the directory is "
@@ -180,8 +286,30 @@ JournalWriter::JournalWriter(std::filesystem::path path) : path_(std::move(path)
                     path_.string(), errno_text()));
   }
   ::fchmod(fd_, 0600);
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd_);
+    fd_ = -1;
+    throw TrackerError(fmt::format(
+        "journal '{}' is in use by another writer (a running training process, or another "
+        "`accel-launch sync`); wait for it to end",
+        path_.string()));
+  }
   struct stat st {};
   if (::fstat(fd_, &st) == 0) file_size_ = static_cast<uint64_t>(st.st_size);
+  if (file_size_ == 0) {
+    buffer_.assign(kJournalMagic.begin(), kJournalMagic.end());
+    return;
+  }
+  char magic[kJournalMagic.size()] = {};
+  if (::pread(fd_, magic, sizeof magic, 0) != static_cast<ssize_t>(sizeof magic) ||
+      std::string_view(magic, sizeof magic) != kJournalMagic) {
+    ::close(fd_);
+    fd_ = -1;
+    throw TrackerError(fmt::format(
+        "'{}' is not an accel journal (it does not start with {}); move it away or choose "
+        "another journal directory",
+        path_.string(), kJournalMagic));
+  }
 }
 
 JournalWriter::~JournalWriter() {
@@ -194,13 +322,12 @@ JournalWriter::~JournalWriter() {
 }
 
 void JournalWriter::append(const JournalRecord& record) {
-  append_payload(encode_journal_record(record));
+  append_journal_record(buffer_, view_of(record));
+  if (buffer_.size() >= kFlushThreshold) flush();
 }
 
-void JournalWriter::append_payload(std::span<const uint8_t> payload) {
-  put_u32(buffer_, static_cast<uint32_t>(payload.size()));
-  put_u32(buffer_, crc32c(payload.data(), payload.size()));
-  buffer_.insert(buffer_.end(), payload.begin(), payload.end());
+void JournalWriter::append_frames(std::span<const uint8_t> frames) {
+  buffer_.insert(buffer_.end(), frames.begin(), frames.end());
   if (buffer_.size() >= kFlushThreshold) flush();
 }
 
@@ -208,12 +335,16 @@ void JournalWriter::flush() {
   std::size_t written = 0;
   while (written < buffer_.size()) {
     ssize_t n = ::write(fd_, buffer_.data() + written, buffer_.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(written));
-      file_size_ += written;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string reason = n < 0 ? errno_text() : "the disk accepted no more bytes";
+      // Undo the part of this flush that reached the file: the journal ends in a whole record.
+      if (written > 0 && ::ftruncate(fd_, static_cast<off_t>(file_size_)) != 0) {
+        file_size_ += written;  // could not cut; the reader stops at the torn record
+      }
+      buffer_.clear();
       throw TrackerError(
-          fmt::format("cannot write journal '{}': {}", path_.string(), errno_text()));
+          fmt::format("cannot write journal '{}': {}", path_.string(), reason));
     }
     written += static_cast<std::size_t>(n);
   }
@@ -230,54 +361,73 @@ void JournalWriter::sync() {
 
 void JournalWriter::clear() {
   buffer_.clear();
-  if (::ftruncate(fd_, 0) != 0) {
+  if (::ftruncate(fd_, static_cast<off_t>(kJournalMagic.size())) != 0) {
     throw TrackerError(
         fmt::format("cannot truncate journal '{}': {}", path_.string(), errno_text()));
   }
-  file_size_ = 0;
+  file_size_ = std::min<uint64_t>(file_size_, kJournalMagic.size());
+  if (file_size_ < kJournalMagic.size()) buffer_.assign(kJournalMagic.begin(), kJournalMagic.end());
 }
 
-JournalReader::JournalReader(const std::filesystem::path& path, uint64_t offset) : offset_(offset) {
+JournalReader::JournalReader(const std::filesystem::path& path, uint64_t offset)
+    : offset_(std::max<uint64_t>(offset, kJournalMagic.size())) {
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) return;
+  char magic[kJournalMagic.size()] = {};
+  const ssize_t got = ::pread(fd_, magic, sizeof magic, 0);
+  if (got == 0) return;  // empty file: reads as empty
+  if (got != static_cast<ssize_t>(sizeof magic) ||
+      std::string_view(magic, sizeof magic) != kJournalMagic) {
+    damaged_ = true;
+    offset_ = 0;
+  }
 }
 
 JournalReader::~JournalReader() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+// Makes buffer_ hold [offset_, offset_ + need) when the file has that many bytes there.
+bool JournalReader::fill(std::size_t need) {
+  constexpr std::size_t kReadAhead = 256 * 1024;
+  if (offset_ >= buffer_offset_ && offset_ + need <= buffer_offset_ + buffer_.size()) return true;
+  buffer_.resize(std::max(need, kReadAhead));
+  buffer_offset_ = offset_;
+  std::size_t done = 0;
+  while (done < buffer_.size()) {
+    ssize_t n = ::pread(fd_, buffer_.data() + done, buffer_.size() - done,
+                        static_cast<off_t>(buffer_offset_ + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  buffer_.resize(done);
+  return done >= need;
+}
+
 std::optional<JournalRecord> JournalReader::next() {
   if (fd_ < 0 || damaged_) return std::nullopt;
-  auto read_at = [&](uint8_t* out, std::size_t size, uint64_t at) {
-    std::size_t done = 0;
-    while (done < size) {
-      ssize_t n = ::pread(fd_, out + done, size - done, static_cast<off_t>(at + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      done += static_cast<std::size_t>(n);
-    }
-    return done;
-  };
-  uint8_t header[kHeaderSize];
-  std::size_t got = read_at(header, kHeaderSize, offset_);
-  if (got == 0) return std::nullopt;  // clean end
-  if (got < kHeaderSize) {
+  if (!fill(kHeaderSize)) {
+    if (offset_ < buffer_offset_ + buffer_.size()) damaged_ = true;  // a torn header
+    return std::nullopt;  // else the clean end
+  }
+  const uint8_t* header = buffer_.data() + (offset_ - buffer_offset_);
+  const uint32_t length = get_u32(header);
+  const uint32_t checksum = get_u32(header + 4);
+  uint64_t sequence = 0;
+  for (int i = 0; i < 8; ++i) sequence |= static_cast<uint64_t>(header[8 + i]) << (8 * i);
+  if (length > kMaxPayload || !fill(kHeaderSize + length)) {
     damaged_ = true;
     return std::nullopt;
   }
-  uint32_t length = get_u32(header);
-  uint32_t checksum = get_u32(header + 4);
-  if (length > kMaxPayload) {
-    damaged_ = true;
-    return std::nullopt;
-  }
-  std::vector<uint8_t> payload(length);
-  if (read_at(payload.data(), length, offset_ + kHeaderSize) < length ||
-      crc32c(payload.data(), payload.size()) != checksum) {
+  const uint8_t* frame = buffer_.data() + (offset_ - buffer_offset_);
+  if (crc32c_extend(crc32c(frame + 8, 8), frame + kHeaderSize, length) != checksum) {
     damaged_ = true;
     return std::nullopt;
   }
   try {
-    JournalRecord record = decode_journal_record(payload);
+    JournalRecord record = decode_journal_record({frame + kHeaderSize, length});
+    record.sequence = sequence;
     offset_ += kHeaderSize + length;
     return record;
   } catch (const TrackerError&) {
@@ -291,6 +441,32 @@ std::vector<JournalRecord> read_journal(const std::filesystem::path& path) {
   JournalReader reader(path);
   while (auto record = reader.next()) records.push_back(std::move(*record));
   return records;
+}
+
+JournalContents read_journal_contents(const std::filesystem::path& path) {
+  JournalContents contents;
+  std::vector<JournalRecord> records;
+  JournalReader reader(path);
+  while (auto record = reader.next()) {
+    if (record->kind == RecordKind::identity) {
+      contents.identity = std::move(record->identity);
+    } else if (record->kind == RecordKind::acknowledged) {
+      contents.acknowledged = std::max(contents.acknowledged, record->acknowledged);
+    } else {
+      records.push_back(std::move(*record));
+    }
+  }
+  contents.damaged = reader.stopped_at_damage();
+  contents.damaged_at = reader.offset();
+  std::stable_sort(records.begin(), records.end(),
+                   [](const auto& a, const auto& b) { return a.sequence < b.sequence; });
+  for (auto& record : records) {
+    if (record.sequence <= contents.acknowledged) continue;
+    if (!contents.pending.empty() && contents.pending.back().sequence == record.sequence) continue;
+    if (record.kind == RecordKind::log) ++contents.pending_logs;
+    contents.pending.push_back(std::move(record));
+  }
+  return contents;
 }
 
 }  // namespace accel

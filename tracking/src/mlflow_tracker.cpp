@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <future>
 
 #include "accel/tracking/mlflow_params.hpp"
 #include "accel/tracking/png_encoder.hpp"
@@ -86,8 +87,18 @@ TrackerRegistration MlflowTracker::registration() {
           .requires_logging_directory = false};
 }
 
-MlflowTracker::MlflowTracker(const TrackerInit& init)
-    : MlflowTracker(MlflowConfig::resolve(init)) {}
+namespace {
+MlflowConfig resumed(const TrackerInit& init) {
+  MlflowConfig config = MlflowConfig::resolve(init);
+  // `accel-launch sync`: continue the run the journal was written for.
+  if (init.resume.is_object() && init.resume.contains("run_id")) {
+    config.run_id = init.resume.at("run_id").get<std::string>();
+  }
+  return config;
+}
+}  // namespace
+
+MlflowTracker::MlflowTracker(const TrackerInit& init) : MlflowTracker(resumed(init)) {}
 
 MlflowTracker::MlflowTracker(MlflowConfig config)
     : client_(std::make_unique<MlflowClient>(std::move(config))), last_send_(Clock::now()) {}
@@ -116,6 +127,7 @@ void MlflowTracker::start() {
     try {
       client_->start_run();
       started_ = true;
+      note_run_started();
     } catch (const TrackerUnavailable& e) {
       // Not fatal: records are journaled by TrackerHub until the server answers.
       warned_unreachable_at_start_ = true;
@@ -153,10 +165,41 @@ void MlflowTracker::ensure_run() {
     throw;
   }
   started_ = true;
+  note_run_started();
   if (warned_unreachable_at_start_) {
     warn_mlflow(fmt::format("server {} answers now; run {} created", client_->config().tracking_uri,
                             client_->run_id()));
   }
+}
+
+nlohmann::json MlflowTracker::resume_info() const {
+  std::lock_guard lock(resume_mutex_);
+  return resume_;
+}
+
+void MlflowTracker::note_run_started() {
+  std::lock_guard lock(resume_mutex_);
+  resume_ = {{"tracking_uri", client_->config().tracking_uri}, {"run_id", client_->run_id()}};
+}
+
+void MlflowTracker::update_acknowledged() {
+  acknowledge(pending_records_.empty() ? accepted_records_ : pending_records_.front() - 1);
+}
+
+// Sends one log-batch request; false when the server is unreachable.
+bool MlflowTracker::send_batch(std::size_t offset, std::size_t n) {
+  try {
+    client_->log_batch(std::span(pending_).subspan(offset, n));
+  } catch (const TrackerUnavailable&) {
+    return false;
+  } catch (const MlflowRequestError& e) {
+    // Rejected by the server (a bad value): report once, drop this batch, go on.
+    std::lock_guard lock(report_mutex_);
+    dropped_metrics_ += n;
+    report_once("metrics:" + e.error_code(),
+                fmt::format("{} metric points were dropped: {}", n, e.what()));
+  }
+  return true;
 }
 
 bool MlflowTracker::send_pending(bool whole) {
@@ -164,23 +207,39 @@ bool MlflowTracker::send_pending(bool whole) {
   const std::size_t count = whole ? pending_.size() : pending_.size() / batch * batch;
   std::size_t delivered = 0;
   bool reachable = true;
-  while (delivered < count) {
-    const std::size_t n = std::min(batch, count - delivered);
-    try {
-      client_->log_batch(std::span(pending_).subspan(delivered, n));
-    } catch (const TrackerUnavailable&) {
-      reachable = false;
-      break;
-    } catch (const MlflowRequestError& e) {
-      // Rejected by the server (a bad value): report once, drop this batch, go on.
-      dropped_metrics_ += n;
-      report_once("metrics:" + e.error_code(),
-                  fmt::format("{} metric points were dropped: {}", n, e.what()));
+  while (delivered < count && reachable) {
+    // A backlog (a journal replay) goes out as several requests at once; points carry their own
+    // step and timestamp, so the server's order of arrival does not matter.
+    const std::size_t requests =
+        std::min<std::size_t>(kConcurrentRequests, (count - delivered + batch - 1) / batch);
+    std::vector<std::future<bool>> others;
+    for (std::size_t r = 1; r < requests; ++r) {
+      const std::size_t offset = delivered + r * batch;
+      const std::size_t n = std::min(batch, count - offset);
+      others.push_back(std::async(std::launch::async, [this, offset, n] {
+        return send_batch(offset, n);
+      }));
     }
-    delivered += n;
+    const std::size_t first = std::min(batch, count - delivered);
+    reachable = send_batch(delivered, first);
+    std::size_t done = reachable ? first : 0;
+    for (std::size_t r = 0; r < others.size(); ++r) {
+      const bool ok = others[r].get();
+      // Only a prefix counts as delivered: a later batch that got through is resent with the
+      // failed one, and the server ignores the points it already has.
+      if (reachable && ok) {
+        done += std::min(batch, count - (delivered + (r + 1) * batch));
+      } else {
+        reachable = false;
+      }
+    }
+    delivered += done;
   }
   pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(delivered));
+  pending_records_.erase(pending_records_.begin(),
+                         pending_records_.begin() + static_cast<std::ptrdiff_t>(delivered));
   if (reachable) last_send_ = Clock::now();
+  update_acknowledged();
   return reachable;
 }
 
@@ -282,6 +341,8 @@ void MlflowTracker::store_init_configuration(const nlohmann::json& config) {
     report_once("params:" + e.error_code(),
                 fmt::format("the run configuration was not stored: {}", e.what()));
   }
+  ++accepted_records_;
+  update_acknowledged();
 }
 
 void MlflowTracker::log(const Values& values, std::optional<int64_t> step) {
@@ -319,10 +380,13 @@ void MlflowTracker::log(const Values& values, std::optional<int64_t> step) {
   // the journal replays it whole (uploads go to fixed paths, so a repeat overwrites).
   for (const auto& artifact : artifacts) upload(artifact);
 
+  ++accepted_records_;
+  pending_records_.insert(pending_records_.end(), metrics.size(), accepted_records_);
   pending_.insert(pending_.end(), std::make_move_iterator(metrics.begin()),
                   std::make_move_iterator(metrics.end()));
+  update_acknowledged();
   const auto& config = client_->config();
-  const bool full = pending_.size() >= config.max_batch_metrics;
+  const bool full = pending_.size() >= config.max_batch_metrics * kConcurrentRequests;
   const bool due = !pending_.empty() && Clock::now() - last_send_ >= config.flush_interval;
   if ((full || due) && !send_pending(/*whole=*/due)) {
     // This record is accepted (its points are pending, in order); later ones wait in the journal.

@@ -26,21 +26,50 @@ constexpr int kPollsBeforeSleep = 50;
 // While end_training waits, retries of an unavailable backend are at least this frequent.
 constexpr auto kClosingRetryDelay = std::chrono::milliseconds(200);
 
-struct RecordTimeScope {
-  explicit RecordTimeScope(std::chrono::system_clock::time_point time) {
-    current_record_time = time;
-  }
-  ~RecordTimeScope() { current_record_time.reset(); }
-  RecordTimeScope(const RecordTimeScope&) = delete;
-  RecordTimeScope& operator=(const RecordTimeScope&) = delete;
-};
-
 }  // namespace
+
+RecordTimeScope::RecordTimeScope(std::chrono::system_clock::time_point time) {
+  current_record_time = time;
+}
+RecordTimeScope::~RecordTimeScope() {
+  current_record_time.reset();
+}
+
+// ---- HeldRecords -------------------------------------------------------------------------------
+
+void HeldRecords::accepted(HubRecord record, bool holds) {
+  ++accepted_;
+  if (!holds) {
+    if (held_.empty()) acknowledged_sequence_ = record.sequence;
+    return;
+  }
+  bytes_ += record.bytes;
+  held_.emplace_back(accepted_, std::move(record));
+}
+
+uint64_t HeldRecords::acknowledge(uint64_t tracker_count) {
+  uint64_t logs = 0;
+  while (!held_.empty() && held_.front().first <= tracker_count) {
+    const HubRecord& record = held_.front().second;
+    if (record.kind == RecordKind::log) ++logs;
+    acknowledged_sequence_ = record.sequence;
+    bytes_ -= record.bytes;
+    held_.pop_front();
+  }
+  return logs;
+}
+
+uint64_t HeldRecords::acknowledge_all() {
+  return acknowledge(accepted_);
+}
+
+// ---- TrackerChannel ------------------------------------------------------------------------------
 
 TrackerChannel::TrackerChannel(std::shared_ptr<GeneralTracker> tracker, ChannelSettings settings)
     : tracker_(std::move(tracker)),
       name_(tracker_->name()),
       settings_(std::move(settings)),
+      holds_records_(tracker_->holds_records()),
       retry_delay_(settings_.retry_initial_delay) {}
 
 TrackerChannel::~TrackerChannel() {
@@ -52,85 +81,118 @@ void TrackerChannel::start_worker() {
   worker_ = std::thread([self = shared_from_this()] { self->worker_main(); });
 }
 
-// ---- training-thread side
-// -------------------------------------------------------------------------
-
-JournalWriter& TrackerChannel::journal() {
-  if (!journal_) journal_.emplace(settings_.journal_path);
-  return *journal_;
+nlohmann::json TrackerChannel::identity() const {
+  nlohmann::json out = settings_.identity;
+  out["resume"] = tracker_->resume_info();
+  return out;
 }
 
-bool TrackerChannel::journal_has_unread() const {
-  return journal_ && journal_->size() > journal_read_offset_;
-}
-
-void TrackerChannel::spill(const HubRecord& record) {
-  try {
-    journal().append(record.to_journal_record());
-  } catch (const std::exception& e) {
-    if (record.kind == RecordKind::log) ++logs_lost_;
-    ++completed_;
-    if (!warned_journal_error_) {
-      warned_journal_error_ = true;
-      warn(
-          fmt::format("tracker '{}': records that cannot be queued or delivered now cannot be kept "
-                      "in its journal either, and are lost: {}",
-                      name_, e.what()));
+std::shared_ptr<JournalSpool> TrackerChannel::spool_locked() {
+  if (!spool_ && !spool_failed_) {
+    try {
+      spool_ = std::make_shared<JournalSpool>(settings_.journal_path, identity());
+    } catch (const std::exception& e) {
+      spool_failed_ = true;
+      warn(fmt::format("tracker '{}': records that cannot be queued or delivered now cannot be kept "
+                       "in a journal either, and are lost: {}",
+                       name_, e.what()));
     }
   }
+  return spool_;
 }
+
+// ---- hub-thread side ----------------------------------------------------------------------------
 
 void TrackerChannel::push(HubRecord record) {
   std::unique_lock lock(mutex_);
   if (record.kind == RecordKind::finish) closed_ = true;
-  if (broken_ || abandoned_) {
+  if (abandoned_) {
     if (record.kind == RecordKind::log) {
       ++logs_pushed_;
       ++logs_lost_;
     }
     return;
   }
-  ++pushed_;
+  record.sequence = next_sequence_++;
   if (record.kind == RecordKind::log) ++logs_pushed_;
-  if (journal_mode_ || queue_.bytes() + in_flight_bytes_ + record.bytes > settings_.queue_bytes) {
-    if (!journal_mode_ && !warned_spill_) {
-      warned_spill_ = true;
-      warn(fmt::format(
-          "tracker '{}' is behind: its queue holds {} bytes (queue_bytes = {}); new "
-          "records are kept in the journal '{}' and delivered in order when it catches up",
-          name_, queue_.bytes() + in_flight_bytes_, settings_.queue_bytes,
-          settings_.journal_path.string()));
-    }
-    journal_mode_ = true;
-    spill(record);
-  } else {
+  const std::size_t memory = queue_.bytes() + held_.bytes() + (current_ ? current_->bytes : 0);
+  if (!journal_mode_ && !broken_ && memory + record.bytes <= settings_.queue_bytes) {
     queue_.push_back(std::move(record));
+    if (worker_sleeping_) work_cv_.notify_one();
+    return;
   }
+  auto spool = spool_locked();
+  if (!spool) {
+    if (record.kind == RecordKind::log) ++logs_lost_;
+    return;
+  }
+  if (!journal_mode_ && !broken_ && !warned_spill_) {
+    warned_spill_ = true;
+    warn(fmt::format(
+        "tracker '{}' is behind: its queue holds {} bytes (queue_bytes = {}); new records are kept "
+        "in the journal '{}' and delivered in order when it catches up",
+        name_, memory, settings_.queue_bytes, settings_.journal_path.string()));
+  }
+  if (!journal_mode_) replay_next_ = record.sequence;
+  journal_mode_ = true;
+  overflow_last_ = record.sequence;
+  // The spool only copies the record into its buffer; its own thread writes the file.
+  spool->append_overflow(record);
   if (worker_sleeping_) work_cv_.notify_one();
 }
 
-void TrackerChannel::sync_journal() {
-  if (!journal_) return;
-  try {
-    journal_->sync();
-  } catch (const Error& e) {
-    warn(fmt::format("tracker '{}': {}", name_, e.what()));
+bool TrackerChannel::backend_down() const {
+  std::lock_guard lock(mutex_);
+  return backend_down_ && !exited_;
+}
+
+void TrackerChannel::persist() {
+  std::lock_guard persisting(persist_mutex_);
+  std::vector<HubRecord> memory;
+  std::shared_ptr<JournalSpool> spool;
+  {
+    std::lock_guard lock(mutex_);
+    if (finished_) return;
+    // Records read back from the journal are on disk already.
+    auto keep = [&](const HubRecord& record) {
+      if (!record.journaled && record.sequence > durable_upto_) memory.push_back(record);
+    };
+    for (const auto& [count, record] : held_.records()) keep(record);
+    if (current_) keep(*current_);
+    queue_.for_each(keep);
+    spool = spool_locked();
+    if (!spool) return;
+  }
+  std::sort(memory.begin(), memory.end(),
+            [](const HubRecord& a, const HubRecord& b) { return a.sequence < b.sequence; });
+  spool->set_identity(identity());
+  const bool written = spool->append_mirror(memory);
+  const bool synced = spool->sync();
+  std::lock_guard lock(mutex_);
+  if (written && synced && !memory.empty()) {
+    durable_upto_ = std::max(durable_upto_, memory.back().sequence);
   }
 }
 
 void TrackerChannel::request_flush() {
-  std::unique_lock lock(mutex_);
-  flush_target_ = pushed_;
-  flush_pending_ = true;
-  sync_journal();
-  work_cv_.notify_all();
+  std::shared_ptr<JournalSpool> spool;
+  {
+    std::unique_lock lock(mutex_);
+    flush_pending_ = true;
+    ++flush_generation_;
+    spool = spool_;
+    work_cv_.notify_all();
+  }
+  if (spool) spool->sync();
 }
 
 bool TrackerChannel::wait_flushed(Clock::time_point deadline) {
   std::unique_lock lock(mutex_);
+  const uint64_t generation = flush_generation_;
   return done_cv_.wait_until(lock, deadline, [&] {
-    return broken_ || exited_ || (!flush_pending_ && flushed_upto_ >= flush_target_);
-  }) && !broken_;
+           return broken_ || exited_ || flushed_generation_ >= generation;
+         }) &&
+         !broken_;
 }
 
 bool TrackerChannel::wait_exited(Clock::time_point deadline) {
@@ -140,17 +202,13 @@ bool TrackerChannel::wait_exited(Clock::time_point deadline) {
 }
 
 void TrackerChannel::abandon() {
-  std::unique_lock lock(mutex_);
-  if (exited_) return;
-  abandoned_ = true;
-  // Keep what is still queued on disk when that preserves order (nothing newer in the journal yet).
-  if (!queue_.empty() && !journal_has_unread()) {
-    std::vector<HubRecord> rest;
-    queue_.drain_into(rest);
-    for (const auto& record : rest) spill(record);
+  {
+    std::lock_guard lock(mutex_);
+    if (exited_) return;
+    abandoned_ = true;
+    work_cv_.notify_all();
   }
-  sync_journal();
-  work_cv_.notify_all();
+  persist();
 }
 
 void TrackerChannel::release_worker() {
@@ -168,78 +226,110 @@ void TrackerChannel::release_worker() {
 }
 
 TrackerDelivery TrackerChannel::report() {
-  std::lock_guard lock(mutex_);
+  std::shared_ptr<JournalSpool> spool;
+  bool exited;
+  bool finished;
+  uint64_t acknowledged;
   TrackerDelivery out;
-  out.name = name_;
-  out.logged = logs_pushed_;
-  out.delivered = logs_delivered_;
-  out.undelivered = logs_pushed_ - logs_delivered_;
-  out.timed_out = !exited_;
-  if (broken_) {
-    out.error = error_;
-  } else if (in_outage_) {
-    out.error = fmt::format("backend unavailable: {}", outage_reason_);
-  } else if (!exited_) {
-    out.error = "did not finish within the end_training timeout";
-  }
-  if (journal_) {
-    if (journal_has_unread()) {
-      out.journal = journal_->path();
-    } else {
-      std::error_code ec;
-      journal_.reset();
-      std::filesystem::remove(settings_.journal_path, ec);
-      std::filesystem::remove(settings_.journal_path.parent_path(), ec);  // only if empty
+  {
+    std::lock_guard lock(mutex_);
+    out.name = name_;
+    out.logged = logs_pushed_;
+    out.delivered = logs_acknowledged_;
+    out.undelivered = logs_pushed_ - logs_acknowledged_;
+    out.timed_out = !exited_;
+    exited = exited_;
+    finished = finished_;
+    acknowledged = held_.acknowledged_sequence();
+    if (broken_) {
+      out.error = error_;
+    } else if (backend_down_) {
+      out.error = fmt::format("backend unavailable: {}", outage_reason_);
+    } else if (!exited_) {
+      out.error = "did not finish within the end_training timeout";
     }
+  }
+  if (!finished) persist();
+  {
+    std::lock_guard lock(mutex_);
+    spool = spool_;
+  }
+  if (!spool) {
+    out.lost = out.undelivered;
+    return out;
+  }
+  spool->acknowledge(acknowledged, /*force=*/true);
+  spool->sync();
+  if (spool->settled() && exited) {
+    {
+      std::lock_guard lock(mutex_);
+      spool_.reset();
+    }
+    spool.reset();
+    std::error_code ec;
+    std::filesystem::remove(settings_.journal_path, ec);
+    std::filesystem::remove(settings_.journal_path.parent_path(), ec);  // only if empty
+    out.lost = out.undelivered;
+    return out;
+  }
+  // Count what the file really holds, as `accel-launch sync` will read it.
+  const JournalContents contents = read_journal_contents(settings_.journal_path);
+  out.journaled = std::min(contents.pending_logs, out.undelivered);
+  out.lost = out.undelivered - out.journaled;
+  if (!contents.pending.empty()) {
+    out.journal = settings_.journal_path;
+    out.sync_command = fmt::format("accel-launch sync {}", settings_.journal_path.string());
   }
   return out;
 }
 
-// ---- worker side
-// ----------------------------------------------------------------------------------
+// ---- worker side --------------------------------------------------------------------------------
+
+bool TrackerChannel::replay_pending() const {
+  return replay_next_ != 0 && replay_next_ <= overflow_last_;
+}
 
 bool TrackerChannel::has_work() const {
-  return !queue_.empty() || journal_has_unread() || flush_pending_ || abandoned_ ||
+  return !queue_.empty() || replay_pending() || flush_pending_ || abandoned_ ||
          (closed_ && finished_);
 }
 
 void TrackerChannel::worker_main() {
   std::unique_lock lock(mutex_);
   while (!abandoned_ && !finished_ && !broken_) {
+    report_acknowledgements(lock);
     if (!queue_.empty()) {
       idle_polls_ = 0;
-      deliver_batch(lock);
+      deliver_next(lock);
       continue;
     }
-    if (journal_has_unread()) {
+    if (replay_pending()) {
       idle_polls_ = 0;
-      replay_journal(lock);
+      replay_next(lock);
       continue;
     }
-    journal_mode_ = false;  // nothing unread (also when the journal could not be written at all)
+    if (journal_mode_) {
+      // Everything overflowed has been delivered: new records may use the queue again.
+      journal_mode_ = false;
+      replay_next_ = 0;
+    }
+    if (in_outage_ && !backend_down_) {
+      in_outage_ = false;
+      warn(fmt::format("tracker '{}': backend is back; the records kept meanwhile ({} of them from "
+                       "the journal) were delivered in order",
+                       name_, outage_replayed_));
+    }
     if (flush_pending_) {
-      uint64_t target = completed_;
-      lock.unlock();
-      std::optional<std::pair<std::string, std::exception_ptr>> failure;
-      try {
-        if (started_) tracker_->flush();
-      } catch (const TrackerUnavailable&) {
-        // Nothing was lost: the records were delivered; the backend will be flushed at finish.
-      } catch (const std::exception& e) {
-        failure.emplace(e.what(), std::current_exception());
-      } catch (...) {
-        failure.emplace("unknown exception", std::current_exception());
-      }
-      lock.lock();
-      if (failure) mark_broken(failure->first, failure->second);
-      flushed_upto_ = target;
-      if (flushed_upto_ >= flush_target_) flush_pending_ = false;
-      done_cv_.notify_all();
+      flush_tracker(lock);
       continue;
     }
+    if (holds_records_ && !held_.empty()) collect_acknowledgements();
     if (idle_polls_ < kPollsBeforeSleep) {
       ++idle_polls_;
       work_cv_.wait_for(lock, kPollInterval);
+    } else if (holds_records_ && !held_.empty()) {
+      // The tracker still holds records: look for its acknowledgements now and then.
+      work_cv_.wait_for(lock, kPollInterval * 25);
     } else {
       worker_sleeping_ = true;
       work_cv_.wait(lock, [&] { return has_work(); });
@@ -247,78 +337,145 @@ void TrackerChannel::worker_main() {
       idle_polls_ = 0;
     }
   }
-  if (broken_) {
-    // Nothing more reaches this tracker; queued records count as undelivered.
-    std::vector<HubRecord> rest;
-    queue_.drain_into(rest);
-    completed_ += rest.size();
+  if (!abandoned_) report_acknowledgements(lock);
+  if (broken_ && !abandoned_) {
+    lock.unlock();
+    close_broken_run();
+    lock.lock();
   }
   exited_ = true;
   done_cv_.notify_all();
 }
 
-void TrackerChannel::deliver_batch(std::unique_lock<std::mutex>& lock) {
-  std::vector<HubRecord> batch;
-  batch.reserve(queue_.size());
-  std::size_t bytes = queue_.bytes();
-  queue_.drain_into(batch);
-  in_flight_bytes_ += bytes;
-  lock.unlock();
-
-  std::size_t i = 0;
-  Outcome outcome = Outcome::delivered;
-  for (; i < batch.size(); ++i) {
-    outcome = deliver(batch[i]);
-    if (outcome == Outcome::unavailable) break;
-    lock.lock();
-    in_flight_bytes_ -= batch[i].bytes;
-    record_completed(batch[i], outcome == Outcome::delivered);
-    bool stop = outcome == Outcome::broken || abandoned_;
-    lock.unlock();
-    if (stop) {
-      ++i;
-      break;
-    }
-  }
-  lock.lock();
-  std::vector<HubRecord> rest(
-      std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(i)),
-      std::make_move_iterator(batch.end()));
-  for (const auto& record : rest) in_flight_bytes_ -= record.bytes;
-  if (outcome == Outcome::unavailable) {
-    handle_unavailable(lock, rest);
-  } else {
-    // Broken or abandoned: put the rest back so the report counts it.
-    for (auto it = rest.rbegin(); it != rest.rend(); ++it) queue_.push_front(std::move(*it));
+// Called with the lock held; takes the queue's oldest record and delivers it.
+void TrackerChannel::deliver_next(std::unique_lock<std::mutex>& lock) {
+  current_ = queue_.pop_front();
+  if (!deliver_current(lock)) {
+    // Unavailable: it goes back in front, older than everything else.
+    queue_.push_front(std::move(*current_));
+    current_.reset();
+    backoff(lock);
   }
 }
 
-void TrackerChannel::handle_unavailable(std::unique_lock<std::mutex>& lock,
-                                        std::vector<HubRecord>& rest) {
-  if (!in_outage_) {
-    in_outage_ = true;
-    outage_replayed_ = 0;
-    warn(
-        fmt::format("tracker '{}': backend unavailable ({}); records are kept in the journal '{}' "
-                    "and retried",
-                    name_, outage_reason_, settings_.journal_path.string()));
+void TrackerChannel::replay_next(std::unique_lock<std::mutex>& lock) {
+  const uint64_t sequence = replay_next_;
+  auto spool = spool_;
+  lock.unlock();
+  std::optional<HubRecord> record = spool->read_overflow(sequence);
+  if (record) record->journaled = true;
+  uint64_t next_available = record ? sequence : spool->next_overflow(sequence);
+  lock.lock();
+  if (!record) {
+    // Lost to a failed write (counted by the spool): go on with the next record that survived.
+    replay_next_ = next_available == 0 ? overflow_last_ + 1 : next_available;
+    return;
   }
-  if (!journal_has_unread()) {
-    // Everything in memory is older than anything new: move it all to the journal, in order, then
-    // keep new records there too until the replay has caught up.
-    queue_.drain_into(rest);
-    for (const auto& record : rest) spill(record);
-    journal_mode_ = true;
-    try {
-      journal().sync();
-    } catch (const Error& e) {
-      warn(fmt::format("tracker '{}': {}", name_, e.what()));
-    }
+  current_ = std::move(*record);
+  if (deliver_current(lock)) {
+    if (replay_next_ == sequence) ++replay_next_;
+    if (in_outage_) ++outage_replayed_;
   } else {
-    // The journal already holds newer records: these older ones wait in memory, in front.
-    for (auto it = rest.rbegin(); it != rest.rend(); ++it) queue_.push_front(std::move(*it));
+    current_.reset();
+    backoff(lock);
   }
-  backoff(lock);
+}
+
+// Delivers current_ (lock released during the call). True when it was accepted or the tracker broke
+// (current_ is then consumed); false when the backend is unavailable (current_ kept).
+bool TrackerChannel::deliver_current(std::unique_lock<std::mutex>& lock) {
+  lock.unlock();
+  const Outcome outcome = deliver(*current_);
+  lock.lock();
+  if (outcome == Outcome::unavailable) {
+    backend_down_ = true;
+    if (!in_outage_) {
+      in_outage_ = true;
+      outage_replayed_ = 0;
+      warn(fmt::format(
+          "tracker '{}': backend unavailable ({}); records are kept (in memory up to queue_bytes, "
+          "then in the journal '{}') and retried",
+          name_, outage_reason_, settings_.journal_path.string()));
+    }
+    return false;
+  }
+  HubRecord record = std::move(*current_);
+  current_.reset();
+  if (outcome == Outcome::broken) {
+    // Not accepted: keep it for the journal, in front of what is queued.
+    queue_.push_front(std::move(record));
+    return true;
+  }
+  retry_delay_ = settings_.retry_initial_delay;
+  backend_down_ = false;
+  const bool finish = record.kind == RecordKind::finish;
+  accepted(std::move(record));
+  if (finish) {
+    acknowledged_all();
+    finished_ = true;
+  } else if (holds_records_) {
+    collect_acknowledgements();
+  }
+  done_cv_.notify_all();
+  return true;
+}
+
+void TrackerChannel::accepted(HubRecord record) {
+  const bool log = record.kind == RecordKind::log;
+  held_.accepted(std::move(record), holds_records_);
+  if (!holds_records_ && log) ++logs_acknowledged_;
+}
+
+void TrackerChannel::collect_acknowledgements() {
+  logs_acknowledged_ += held_.acknowledge(tracker_->acknowledged());
+}
+
+void TrackerChannel::acknowledged_all() {
+  logs_acknowledged_ += held_.acknowledge_all();
+}
+
+void TrackerChannel::report_acknowledgements(std::unique_lock<std::mutex>& lock) {
+  const uint64_t upto = held_.acknowledged_sequence();
+  if (!spool_ || upto <= spool_acknowledged_) return;
+  spool_acknowledged_ = upto;
+  auto spool = spool_;
+  lock.unlock();  // the journal may touch the disk: never with the lock that push() needs
+  spool->acknowledge(upto);
+  lock.lock();
+}
+
+void TrackerChannel::flush_tracker(std::unique_lock<std::mutex>& lock) {
+  const uint64_t generation = flush_generation_;
+  lock.unlock();
+  std::optional<std::pair<std::string, std::exception_ptr>> failure;
+  bool flushed = false;
+  try {
+    if (started_) tracker_->flush();
+    flushed = true;
+  } catch (const TrackerUnavailable&) {
+    // Nothing was lost: the tracker keeps what it holds; the backend is flushed at finish.
+  } catch (const std::exception& e) {
+    failure.emplace(e.what(), std::current_exception());
+  } catch (...) {
+    failure.emplace("unknown exception", std::current_exception());
+  }
+  lock.lock();
+  if (failure) mark_broken(failure->first, failure->second);
+  if (flushed) acknowledged_all();
+  flushed_generation_ = generation;
+  if (flushed_generation_ >= flush_generation_) flush_pending_ = false;
+  done_cv_.notify_all();
+}
+
+void TrackerChannel::close_broken_run() {
+  // Best effort, so that the backend's run does not stay RUNNING (the MLflow client marks a run
+  // that failed FAILED): the records it did not get are in the journal, with the real final
+  // status, for `accel-launch sync`.
+  try {
+    if (started_) tracker_->finish(RunStatus::failed);
+  } catch (...) {
+    // The tracker is broken; this was only an attempt.
+  }
 }
 
 void TrackerChannel::backoff(std::unique_lock<std::mutex>& lock) {
@@ -326,66 +483,6 @@ void TrackerChannel::backoff(std::unique_lock<std::mutex>& lock) {
                        : retry_delay_;
   work_cv_.wait_for(lock, delay, [&] { return abandoned_; });
   retry_delay_ = std::min(retry_delay_ * 2, settings_.retry_max_delay);
-}
-
-void TrackerChannel::replay_journal(std::unique_lock<std::mutex>& lock) {
-  try {
-    journal_->flush();
-  } catch (const Error& e) {
-    warn(fmt::format("tracker '{}': {}", name_, e.what()));
-  }
-  const uint64_t end = journal_->size();
-  JournalReader reader(journal_->path(), journal_read_offset_);
-  lock.unlock();
-  while (reader.offset() < end) {
-    auto journaled = reader.next();
-    if (!journaled) {
-      lock.lock();
-      mark_broken(fmt::format("its journal '{}' is damaged at byte {}", journal_->path().string(),
-                              reader.offset()),
-                  nullptr);
-      return;
-    }
-    HubRecord record = HubRecord::from_journal_record(std::move(*journaled));
-    Outcome outcome;
-    while ((outcome = deliver(record)) == Outcome::unavailable) {
-      lock.lock();
-      backoff(lock);
-      if (abandoned_) return;
-      lock.unlock();
-    }
-    lock.lock();
-    journal_read_offset_ = reader.offset();
-    record_completed(record, outcome == Outcome::delivered);
-    if (in_outage_) ++outage_replayed_;
-    if (outcome == Outcome::broken || abandoned_) return;
-    lock.unlock();
-  }
-  lock.lock();
-  if (journal_->size() == journal_read_offset_) {
-    try {
-      journal_->clear();
-    } catch (const Error& e) {
-      warn(fmt::format("tracker '{}': {}", name_, e.what()));
-    }
-    journal_read_offset_ = 0;
-    journal_mode_ = false;
-    if (in_outage_) {
-      in_outage_ = false;
-      warn(fmt::format("tracker '{}': backend is back; {} journaled records delivered in order",
-                       name_, outage_replayed_));
-    }
-  }
-}
-
-void TrackerChannel::record_completed(const HubRecord& record, bool delivered) {
-  ++completed_;
-  if (delivered) {
-    retry_delay_ = settings_.retry_initial_delay;
-    if (record.kind == RecordKind::log) ++logs_delivered_;
-    if (record.kind == RecordKind::finish) finished_ = true;
-  }
-  done_cv_.notify_all();
 }
 
 TrackerChannel::Outcome TrackerChannel::deliver(const HubRecord& record) {
@@ -407,8 +504,11 @@ TrackerChannel::Outcome TrackerChannel::deliver(const HubRecord& record) {
         tracker_->flush();
         tracker_->finish(record.status);
         break;
+      case RecordKind::identity:
+      case RecordKind::acknowledged:
+        break;
     }
-    return Outcome::delivered;
+    return Outcome::accepted;
   } catch (const TrackerUnavailable& e) {
     std::lock_guard lock(mutex_);
     outage_reason_ = e.what();
@@ -445,10 +545,10 @@ void TrackerChannel::mark_broken(std::string message, std::exception_ptr error) 
   if (broken_) return;
   broken_ = true;
   error_ = message;
-  warn(
-      fmt::format("tracker '{}' failed and is disabled: {}. The other trackers go on; set "
-                  "strict = true to make this fatal",
-                  name_, message));
+  warn(fmt::format(
+      "tracker '{}' failed and is disabled: {}. The other trackers go on; what it has not "
+      "delivered is kept in its journal '{}'; set strict = true to make this fatal",
+      name_, message, settings_.journal_path.string()));
   if (settings_.strict && settings_.errors) {
     std::lock_guard slot_lock(settings_.errors->mutex);
     if (!settings_.errors->error && !settings_.errors->pending) {

@@ -1,20 +1,31 @@
 #pragma once
 // accel::detail::TrackerChannel: one tracker, its worker thread, its byte-bounded queue and its
-// journal.
+// journal (JournalSpool).
 //
-// Order: records reach the tracker in the order push() received them. Records waiting in the queue
-// are always older than records in the journal: once the queue overflows (or the backend is
-// unreachable) every new record goes to the journal until the worker has replayed it to the end.
+// The ledger: every record push() accepts gets a sequence number and is, at every moment, in exactly
+// one of these places (docs/reliability.md):
+//   queue      in memory, not yet handed to the tracker (at most queue_bytes, with held)
+//   in flight  the record whose call is running, or accepted by a tracker that holds_records() and
+//              not yet acknowledged (held_)
+//   backend    acknowledged: every record with sequence <= acknowledged_sequence()
+//   journal    on disk: overflow records (the queue had no room), and mirror copies of memory
+//              records written by persist() (flush or a signal while the backend is down, the end)
+// Order: records reach the tracker in sequence order. Overflow records are always newer than every
+// memory record: once the queue overflows every new record goes to the journal until the worker has
+// replayed it to the end.
 //
-// Delivery outcomes per record: delivered; TrackerUnavailable → kept (journal) and retried with
-// exponential backoff; any other exception → the tracker is disabled ("broken"), the error is
-// reported once and, in strict mode, handed to the hub's ErrorSlot.
+// Delivery outcomes per record: accepted; TrackerUnavailable -> kept and retried with exponential
+// backoff; any other exception -> the tracker is disabled ("broken"): it is told finish(failed) once
+// (so that its run does not stay RUNNING), the error is reported once and, in strict mode, handed to
+// the hub's ErrorSlot; later records go to the journal.
 //
-// Thread-safety: push/request_flush/wait_*/abandon/report come from hub threads; the worker thread
-// is the only caller of the tracker. All shared state is guarded by mutex_.
+// Thread-safety: push/persist/request_flush/wait_*/abandon/report come from hub threads; the worker
+// thread is the only caller of the tracker's methods. State is guarded by mutex_, which no one holds
+// across I/O or a tracker call; the journal has locks of its own.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <exception>
 #include <filesystem>
 #include <memory>
@@ -29,6 +40,7 @@
 #include "accel/tracking/hub.hpp"
 #include "accel/tracking/journal.hpp"
 #include "hub_record.hpp"
+#include "journal_spool.hpp"
 
 namespace accel::detail {
 
@@ -44,10 +56,36 @@ struct ErrorSlot {
 struct ChannelSettings {
   std::size_t queue_bytes = 64U << 20;
   std::filesystem::path journal_path;
+  // Who the journal belongs to (tracker, project, logging dir, init_kwargs without secrets, hub run
+  // id); the channel adds the tracker's resume_info() as "resume".
+  nlohmann::json identity = nlohmann::json::object();
   std::chrono::milliseconds retry_initial_delay{100};
   std::chrono::milliseconds retry_max_delay{5000};
   bool strict = false;
   std::shared_ptr<ErrorSlot> errors;
+};
+
+// Records a tracker accepted and its backend has not stored yet, oldest first, and the mapping
+// from the tracker's acknowledged() count to sequence numbers. Not thread-safe.
+class HeldRecords {
+ public:
+  // The tracker accepted record (its call returned normally). Kept when the tracker holds records.
+  void accepted(HubRecord record, bool holds);
+  // The tracker's acknowledged() count: drops the records it covers. Returns how many log records
+  // that acknowledged.
+  uint64_t acknowledge(uint64_t tracker_count);
+  uint64_t acknowledge_all();
+  // Every record with a sequence up to this one is at the backend.
+  uint64_t acknowledged_sequence() const { return acknowledged_sequence_; }
+  std::size_t bytes() const { return bytes_; }
+  bool empty() const { return held_.empty(); }
+  const std::deque<std::pair<uint64_t, HubRecord>>& records() const { return held_; }
+
+ private:
+  std::deque<std::pair<uint64_t, HubRecord>> held_;  // (accepted count, record)
+  uint64_t accepted_ = 0;
+  uint64_t acknowledged_sequence_ = 0;
+  std::size_t bytes_ = 0;
 };
 
 class TrackerChannel : public std::enable_shared_from_this<TrackerChannel> {
@@ -63,10 +101,16 @@ class TrackerChannel : public std::enable_shared_from_this<TrackerChannel> {
   void start_worker();
   GeneralTracker& tracker() { return *tracker_; }
   const std::string& name() const { return name_; }
+  const std::filesystem::path& journal_path() const { return settings_.journal_path; }
 
-  // Training thread: queue the record, or append it to the journal when the queue is full or the
-  // journal is in use. Never waits for the tracker.
+  // Training thread: numbers the record and queues it, or hands it to the journal when the queue is
+  // full or the journal is in use. Never waits for the tracker, never writes a file.
   void push(HubRecord record);
+  // True while the backend is known to be unreachable (its last call threw TrackerUnavailable).
+  bool backend_down() const;
+  // Writes every record still in memory (queued, in flight) to the journal and fsyncs it, so that
+  // they survive this process; they stay queued for delivery. Any hub thread.
+  void persist();
   // Asks the worker to deliver everything pushed so far and call tracker.flush(); fsyncs the
   // journal.
   void request_flush();
@@ -74,60 +118,74 @@ class TrackerChannel : public std::enable_shared_from_this<TrackerChannel> {
   bool wait_flushed(Clock::time_point deadline);
   // Waits until the worker has delivered the finish record (or the tracker broke) and exited.
   bool wait_exited(Clock::time_point deadline);
-  // Gives up on the worker: it stops at its next chance; what is left stays in the journal.
+  // Gives up on the worker: it stops at its next chance; what is left is persisted to the journal.
   void abandon();
   // Joins the worker if it exited, otherwise detaches it (it still owns this channel).
   void release_worker();
+  // After wait_exited or abandon: the ledger's counts, checked against the journal file.
   TrackerDelivery report();
 
  private:
-  enum class Outcome { delivered, unavailable, broken };
+  enum class Outcome { accepted, unavailable, broken };
 
   void worker_main();
   Outcome deliver(const HubRecord& record);
   void check_steps(const Values& values, int64_t step);
   void mark_broken(std::string message, std::exception_ptr error);
-  // Called with the lock held; may unlock while delivering.
-  void deliver_batch(std::unique_lock<std::mutex>& lock);
-  void replay_journal(std::unique_lock<std::mutex>& lock);
-  void handle_unavailable(std::unique_lock<std::mutex>& lock, std::vector<HubRecord>& rest);
+  // The worker's steps; called with the lock held, may unlock while delivering.
+  void deliver_next(std::unique_lock<std::mutex>& lock);
+  void replay_next(std::unique_lock<std::mutex>& lock);
+  void flush_tracker(std::unique_lock<std::mutex>& lock);
+  bool deliver_current(std::unique_lock<std::mutex>& lock);
   void backoff(std::unique_lock<std::mutex>& lock);
-  void record_completed(const HubRecord& record, bool delivered);
+  void collect_acknowledgements();
+  // Tells the journal what the backend has (outside the lock).
+  void report_acknowledgements(std::unique_lock<std::mutex>& lock);
+  void accepted(HubRecord record);
+  void acknowledged_all();
+  void close_broken_run();
   bool has_work() const;
-  JournalWriter& journal();
-  bool journal_has_unread() const;
-  void spill(const HubRecord& record);
-  // fsyncs the journal, if any; a failure is warned about, not thrown. Caller holds mutex_.
-  void sync_journal();
+  bool replay_pending() const;
+  // Caller holds mutex_. The journal, opened on first use; nullptr when it cannot be opened.
+  std::shared_ptr<JournalSpool> spool_locked();
+  nlohmann::json identity() const;
 
   std::shared_ptr<GeneralTracker> tracker_;
   std::string name_;
   ChannelSettings settings_;
+  const bool holds_records_;
 
   mutable std::mutex mutex_;
   std::condition_variable work_cv_;  // worker waits for work
   std::condition_variable done_cv_;  // hub threads wait for progress
+  std::mutex persist_mutex_;         // one persist() at a time
+
+  // The ledger.
+  uint64_t next_sequence_ = 1;
   RecordQueue queue_;
-  std::size_t in_flight_bytes_ = 0;
-  std::optional<JournalWriter> journal_;
-  uint64_t journal_read_offset_ = 0;
-  bool journal_mode_ = false;  // new records go to the journal
-  bool in_outage_ = false;     // the backend said it is unavailable; retrying
+  std::optional<HubRecord> current_;  // the record whose tracker call is running
+  HeldRecords held_;
+  std::shared_ptr<JournalSpool> spool_;
+  bool spool_failed_ = false;
+  bool journal_mode_ = false;   // new records go to the journal
+  uint64_t overflow_last_ = 0;  // the newest overflow record
+  uint64_t replay_next_ = 0;    // the next overflow record the worker delivers; 0: none
+  uint64_t durable_upto_ = 0;   // memory records up to this sequence are mirrored in the journal
+  uint64_t logs_pushed_ = 0;
+  uint64_t logs_acknowledged_ = 0;
+  uint64_t logs_lost_ = 0;  // could not even be journaled
+
+  uint64_t spool_acknowledged_ = 0;  // what the journal was last told
+  bool backend_down_ = false;        // the last call threw TrackerUnavailable
+  bool in_outage_ = false;           // from the first unavailable call until the journal is replayed
   std::chrono::milliseconds retry_delay_{};
   std::string outage_reason_;
   uint64_t outage_replayed_ = 0;
   bool warned_spill_ = false;
-  bool warned_journal_error_ = false;
 
-  uint64_t pushed_ = 0;     // records accepted
-  uint64_t completed_ = 0;  // records delivered or given up (broken tracker)
-  uint64_t flush_target_ = 0;
-  uint64_t flushed_upto_ = 0;
   bool flush_pending_ = false;
-  bool flush_sync_journal_ = false;
-  uint64_t logs_pushed_ = 0;
-  uint64_t logs_delivered_ = 0;
-  uint64_t logs_lost_ = 0;  // could not even be journaled (disk error) or arrived after the end
+  uint64_t flush_generation_ = 0;
+  uint64_t flushed_generation_ = 0;
 
   bool worker_sleeping_ = false;
   int idle_polls_ = 0;

@@ -12,6 +12,9 @@ namespace accel {
 // CRC-32C of data (initial value 0, the standard definition: crc32c("123456789") == 0xE3069283).
 uint32_t crc32c(std::span<const std::byte> data);
 uint32_t crc32c(const void* data, std::size_t size);
+// The CRC-32C of (what crc was computed over) followed by data: crc32c_extend(crc32c(a), b) ==
+// crc32c(a + b).
+uint32_t crc32c_extend(uint32_t crc, const void* data, std::size_t size);
 // The same, computed by the portable table code whatever the CPU (for tests and benchmarks).
 uint32_t crc32c_portable(const void* data, std::size_t size);
 // True when crc32c() uses the hardware instruction on this machine.

@@ -12,7 +12,19 @@
 //     The hub keeps the record in the tracker's on-disk journal and retries later, in order.
 //   - any other exception: the tracker is broken. The hub warns once, stops feeding it, and the other
 //     trackers go on (in strict mode the error is rethrown to the training loop instead).
+//
+// Delivery contract (how TrackerHub knows what the backend has; see docs/reliability.md):
+//   - A call that returns normally has accepted its record; one that throws has accepted nothing.
+//   - A tracker whose holds_records() is false has stored an accepted record when the call returns.
+//   - A tracker whose holds_records() is true may keep accepted records in a batch of its own (to send
+//     many in one request, or to write them later). It reports progress with acknowledge(n): the first
+//     n records it accepted (store_init_configuration, log and finish calls, counted from 1 in call
+//     order) are stored by the backend. A flush() or finish() that returns normally acknowledges every
+//     record accepted before it. Records held when a call throws TrackerUnavailable stay the tracker's
+//     to deliver; what is not acknowledged when the run ends is written to the hub's journal, so that
+//     `accel-launch sync` delivers it later.
 #include <any>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -54,6 +66,30 @@ class GeneralTracker {
   // The backend's own handle (a writer, a client) for direct use, e.g. a TensorBoardWriter*.
   // Empty when the tracker has none. See TrackerHub::get_tracker(name, unwrap).
   virtual std::any tracker() { return {}; }
+
+  // True when accepted records may wait inside the tracker (see the delivery contract above).
+  virtual bool holds_records() const { return false; }
+  // What a later process needs to continue this run in the same place (e.g. {"run_id": "..."} or
+  // {"directory": "..."}); null when nothing. Stored in the journal, so never a secret. Handed back
+  // as TrackerInit::resume when `accel-launch sync` delivers a journal. Called from any thread.
+  virtual nlohmann::json resume_info() const { return nullptr; }
+
+  // How many accepted records the backend has stored (see acknowledge). Thread-safe.
+  uint64_t acknowledged() const { return acknowledged_.load(std::memory_order_acquire); }
+
+ protected:
+  GeneralTracker() = default;
+  // For trackers that hold records: the first `count` accepted records are stored by the backend.
+  // Monotonic (a smaller count is ignored); may be called from any thread.
+  void acknowledge(uint64_t count) {
+    uint64_t seen = acknowledged_.load(std::memory_order_relaxed);
+    while (count > seen &&
+           !acknowledged_.compare_exchange_weak(seen, count, std::memory_order_acq_rel)) {
+    }
+  }
+
+ private:
+  std::atomic<uint64_t> acknowledged_{0};
 };
 
 // What a built-in or registered tracker is constructed from (Accelerate: tracker_init(run_name,
@@ -65,6 +101,10 @@ struct TrackerInit {
   // Unique per TrackerHub::init_trackers call (empty when constructed elsewhere). Trackers of one run
   // use it to share a run directory (see create_version_directory in key_rules.hpp).
   std::string run_id{};
+  // What resume_info() returned in the process that wrote a journal, when `accel-launch sync` (or
+  // sync_journal) recreates the tracker to deliver it; null otherwise. The tracker continues that
+  // run (same run id, same directory) instead of starting a new one.
+  nlohmann::json resume = nullptr;
 };
 
 // Inside a GeneralTracker call made by TrackerHub: the wall time of the training-loop call that produced

@@ -11,12 +11,13 @@
 //   tracker
 //     has its own worker thread and a queue bounded by bytes (queue_bytes); a slow or hung tracker
 //     never slows log() or the other trackers.
-//   - No value is lost silently: when a queue is full, or a tracker throws
-//   accel::TrackerUnavailable,
-//     records go to that tracker's on-disk journal (see journal.hpp; 0600, fsynced by flush()) and
-//     are delivered in order, exactly once, when the backend is back (retried with exponential
-//     backoff) or at end_training. What is still undelivered when end_training's timeout passes is
-//     reported (and printed), and its journal file is kept.
+//   - Nothing is lost: every record log() accepted is in the tracker's queue, in flight, at the
+//     backend or in the tracker's on-disk journal (see journal.hpp and docs/reliability.md; 0600).
+//     When a queue is full records go to the journal; while a backend is unavailable they wait and
+//     are retried with exponential backoff; both are delivered in order, exactly once. flush() and a
+//     signal do not wait for a backend known to be down: they make the journal durable. What is not
+//     delivered when end_training's timeout passes is written to the journal, counted in the report
+//     from the file itself, and printed with the `accel-launch sync` command that delivers it.
 //   - A tracker that throws anything else is disabled with one warning naming it and the error; the
 //     others go on. With strict = true the error is instead thrown (accel::TrackerError, nesting
 //     the original) from the next log(), flush() or end_training() on the training thread.
@@ -66,6 +67,7 @@ namespace accel {
 namespace detail {
 class TrackerChannel;
 struct ErrorSlot;
+struct LeftoverSync;
 }  // namespace detail
 
 struct TrackerHubOptions {
@@ -86,6 +88,10 @@ struct TrackerHubOptions {
   // Journal files; empty = <logging_dir>/.accel_journal, or a directory under the system temp dir
   // when no logging directory is set.
   std::filesystem::path journal_dir{};
+  // Journals an earlier run left in journal_dir (records it never delivered). false: init_trackers
+  // says so and names the `accel-launch sync` command. true: they are delivered into their own runs
+  // in the background (sync_journal), first thing, within end_training_timeout.
+  bool sync_leftover_journals = false;
   // Backoff between attempts while a backend is unavailable (doubling from initial up to max).
   std::chrono::milliseconds retry_initial_delay{100};
   std::chrono::milliseconds retry_max_delay{5'000};
@@ -102,14 +108,17 @@ struct TrackerHubOptions {
   Collectives* collectives = nullptr;
 };
 
-// What became of one tracker's records.
+// What became of one tracker's log records: logged == delivered + journaled + lost.
 struct TrackerDelivery {
   std::string name;
   uint64_t logged = 0;       // log() calls accepted for this tracker
-  uint64_t delivered = 0;    // of those, delivered to the tracker
+  uint64_t delivered = 0;    // of those, acknowledged by the backend
   uint64_t undelivered = 0;  // logged - delivered
+  uint64_t journaled = 0;    // of the undelivered, kept in `journal` (counted in the file itself)
+  uint64_t lost = 0;         // of the undelivered, neither delivered nor kept (the disk failed)
   std::string error;         // why the tracker was disabled, or why records remain; empty if none
   std::filesystem::path journal;  // the journal kept on disk with undelivered records, if any
+  std::string sync_command;       // the command that delivers `journal` later, if any
   bool timed_out = false;         // the tracker did not finish within end_training_timeout
 };
 
@@ -194,8 +203,12 @@ class TrackerHub {
   void on_signal();
   std::filesystem::path journal_dir() const;
 
+  void find_leftover_journals(const std::vector<std::filesystem::path>& ours);
+  void wait_leftover_sync(std::chrono::steady_clock::time_point deadline);
+
   TrackerHubOptions options_;
   std::shared_ptr<detail::ErrorSlot> errors_;
+  std::shared_ptr<detail::LeftoverSync> leftover_sync_;
   std::vector<std::shared_ptr<detail::TrackerChannel>> channels_;
   std::map<std::string, std::unique_ptr<GeneralTracker>, std::less<>> no_op_trackers_;
 

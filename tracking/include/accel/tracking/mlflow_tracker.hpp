@@ -20,9 +20,11 @@
 //   flush / finish            send pending metrics; finish ends the run FINISHED / FAILED / KILLED.
 //
 // Batching and delivery guarantee (see docs/mlflow.md):
-//   Metrics of accepted log() calls wait in `pending` until max_batch_metrics points are pending or
-//   flush_interval has passed (checked on log() and by a small background flusher, so a quiet loop
-//   still gets its last points out), then go out as log-batch requests of ≤ 1000 points. Every
+//   Metrics of accepted log() calls wait in `pending` until 4 x max_batch_metrics points are pending
+//   or flush_interval has passed (checked on log() and by a small background flusher, so a quiet
+//   loop still gets its last points out), then go out as up to 4 concurrent log-batch requests of
+//   ≤ 1000 points (a replayed backlog drains at the server's speed). Each stored batch is
+//   acknowledged to TrackerHub (GeneralTracker::acknowledge). Every
 //   log() call either is accepted whole (metrics pending or sent, artifacts uploaded) or throws
 //   TrackerUnavailable having accepted nothing, so TrackerHub's journal replays exactly what the
 //   server has not got. A send that fails after retries keeps `pending` in memory, in order, and
@@ -76,6 +78,11 @@ class MlflowTracker final : public GeneralTracker {
   void finish(RunStatus status) override;
   // A MlflowClient* (valid while the tracker lives).
   std::any tracker() override { return client_.get(); }
+  // Points wait in a batch of the tracker's own; acknowledged once a log-batch request stored them.
+  bool holds_records() const override { return true; }
+  // {"tracking_uri", "run_id"} once the run exists; null before. TrackerInit::resume's run_id
+  // continues that run.
+  nlohmann::json resume_info() const override;
 
   MlflowClient& client() { return *client_; }
   std::size_t pending_metrics() const;
@@ -89,8 +96,14 @@ class MlflowTracker final : public GeneralTracker {
     std::string content_type;
   };
 
+  // Log-batch requests sent at once when a backlog is delivered.
+  static constexpr std::size_t kConcurrentRequests = 4;
+
   // All private members below expect mutex_ to be held.
   void ensure_run();
+  void note_run_started();
+  void update_acknowledged();
+  bool send_batch(std::size_t offset, std::size_t n);
   void deliver_pending_while_offline();
   bool send_pending(bool whole);
   void send_pending_or_throw();
@@ -106,6 +119,11 @@ class MlflowTracker final : public GeneralTracker {
   bool started_ = false;
   bool warned_unreachable_at_start_ = false;
   std::vector<MlflowMetric> pending_;
+  std::vector<uint64_t> pending_records_;  // for each pending point, the record it came from
+  uint64_t accepted_records_ = 0;          // store_init_configuration and log calls accepted
+  mutable std::mutex resume_mutex_;
+  nlohmann::json resume_;
+  std::mutex report_mutex_;  // report_once from concurrent batch requests
   Clock::time_point last_send_;
   bool offline_ = false;
   Clock::time_point next_probe_{};
