@@ -1,7 +1,8 @@
 #include "cli.hpp"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 
 #include "config_command.hpp"
 #include "env_report.hpp"
@@ -39,18 +40,20 @@ void add_launch_flags(CLI::App* app, LaunchFlags& f) {
   const std::string distributed = "Distributed";
   const std::string launcher = "Launcher";
   add_value(app, "--num_processes", f.num_processes,
-            "Total number of processes to start (default: one per visible GPU, else 1)", distributed);
+            "Total number of processes to start (default: one per visible GPU, else 1)",
+            distributed);
   add_value(app, "--num_machines", f.num_machines, "Number of machines (needs --mpirun_hostfile)",
             distributed);
   add_value(app, "--machine_rank", f.machine_rank,
             "Rank of this machine; accel-launch runs on machine 0 only", distributed);
   add_value(app, "--main_process_ip", f.main_process_ip,
             "Address of the machine of rank 0 (MASTER_ADDR)", distributed);
-  add_value(app, "--main_process_port", f.main_process_port, "Port on the main machine (MASTER_PORT)",
-            distributed);
-  add_value(app, "--gpu_ids", f.gpu_ids, "GPUs to use on this machine, e.g. 0,1 (CUDA_VISIBLE_DEVICES)",
-            hardware);
-  app->add_flag(names("--cpu"), f.cpu, "Train on the CPU even when GPUs are visible")->group(hardware);
+  add_value(app, "--main_process_port", f.main_process_port,
+            "Port on the main machine (MASTER_PORT)", distributed);
+  add_value(app, "--gpu_ids", f.gpu_ids,
+            "GPUs to use on this machine, e.g. 0,1 (CUDA_VISIBLE_DEVICES)", hardware);
+  app->add_flag(names("--cpu"), f.cpu, "Train on the CPU even when GPUs are visible")
+      ->group(hardware);
   app->add_flag(names("--multi_gpu"), f.multi_gpu, "Distributed GPU training (one process per GPU)")
       ->group(hardware);
   add_value(app, "--num_cpu_threads_per_process", f.num_cpu_threads_per_process,
@@ -78,23 +81,26 @@ void add_launch_flags(CLI::App* app, LaunchFlags& f) {
          "-t,--tee", [&f](const std::string& value) { f.tee = value; },
          "Streams copied into --log_dir: 0 none, 1 stdout, 2 stderr, 3 both")
       ->group(launcher);
-  add_value(app, "--log_dir", f.log_dir, "Write every rank's output to DIR/rank<N>.{stdout,stderr}.log",
-            launcher);
-  app->add_flag(names("--dry_run"), f.dry_run, "Print the mpirun command and environment; run nothing")
+  add_value(app, "--log_dir", f.log_dir,
+            "Write every rank's output to DIR/rank<N>.{stdout,stderr}.log", launcher);
+  app->add_flag(names("--dry_run"), f.dry_run,
+                "Print the mpirun command and environment; run nothing")
       ->group(launcher);
 }
 
 }  // namespace
 
 int run_cli(int argc, char** argv) {
-  CLI::App app{"accel-launch: start a program on several processes through mpirun, with the flags "
-               "and config files of `accelerate launch`.",
-               "accel-launch"};
+  CLI::App app{
+      "accel-launch: start a program on several processes through mpirun, with the flags "
+      "and config files of `accelerate launch`.",
+      "accel-launch"};
   app.set_version_flag("--version", std::string("accel-launch ") + ACCEL_VERSION);
   app.prefix_command();
-  app.footer("Usage: accel-launch [flags] <program> [program args...]\n"
-             "       accel-launch config default|show | env | test | sync PATH...\n"
-             "The program and everything after it are passed to the program unchanged.");
+  app.footer(
+      "Usage: accel-launch [flags] <program> [program args...]\n"
+      "       accel-launch config default|show | env | test | sync PATH...\n"
+      "The program and everything after it are passed to the program unchanged.");
 
   LaunchFlags launch;
   add_launch_flags(&app, launch);
@@ -104,19 +110,23 @@ int run_cli(int argc, char** argv) {
   std::optional<std::string> config_file;
   std::string mixed_precision = "no";
   bool force = false;
-  CLI::App* config_default = config->add_subcommand("default", "Write a basic config for this machine");
+  CLI::App* config_default =
+      config->add_subcommand("default", "Write a basic config for this machine");
   config_default->add_option_function<std::string>(
       names("--config_file"), [&](const std::string& v) { config_file = v; },
       "Where to write it (default: the default config location)");
   config_default->add_option(names("--mixed_precision"), mixed_precision, "no, fp16 or bf16");
   config_default->add_flag("--force", force, "Overwrite an existing file");
-  CLI::App* config_show = config->add_subcommand("show", "Print the config file a launch would use");
+  CLI::App* config_show =
+      config->add_subcommand("show", "Print the config file a launch would use");
   config_show->add_option_function<std::string>(
-      names("--config_file"), [&](const std::string& v) { config_file = v; }, "Config file to show");
+      names("--config_file"), [&](const std::string& v) { config_file = v; },
+      "Config file to show");
 
   CLI::App* env = app.add_subcommand("env", "Print versions, hardware and the resolved config");
   env->add_option_function<std::string>(
-      names("--config_file"), [&](const std::string& v) { config_file = v; }, "Config file to report");
+      names("--config_file"), [&](const std::string& v) { config_file = v; },
+      "Config file to report");
 
   LaunchFlags test_flags;
   CLI::App* test = app.add_subcommand(
@@ -146,7 +156,8 @@ int run_cli(int argc, char** argv) {
   if (test->parsed()) {
     // Flags given before `test` count too; those after it win.
     LaunchFlags merged = test_flags;
-    merged.num_processes = test_flags.num_processes ? test_flags.num_processes : launch.num_processes;
+    merged.num_processes =
+        test_flags.num_processes ? test_flags.num_processes : launch.num_processes;
     merged.config_file = test_flags.config_file ? test_flags.config_file : launch.config_file;
     merged.mpirun_args = test_flags.mpirun_args ? test_flags.mpirun_args : launch.mpirun_args;
     merged.oversubscribe = test_flags.oversubscribe || launch.oversubscribe;
@@ -161,13 +172,15 @@ int run_cli(int argc, char** argv) {
   if (!rest.empty() && rest.front() == "--") rest.erase(rest.begin());  // `accel-launch -- ./prog`
   if (rest.empty()) {
     fmt::print(stderr, "{}", app.help());
-    fmt::print(stderr, "\naccel-launch: error: no program given; usage: accel-launch [flags] "
-                       "<program> [args...]\n");
+    fmt::print(stderr,
+               "\naccel-launch: error: no program given; usage: accel-launch [flags] "
+               "<program> [args...]\n");
     return kExitUsage;
   }
   if (rest.front().starts_with("-")) {
-    fmt::print(stderr, "accel-launch: error: unknown flag '{}' (see accel-launch --help); to pass "
-                       "flags to mpirun use --mpirun_args \"...\"\n",
+    fmt::print(stderr,
+               "accel-launch: error: unknown flag '{}' (see accel-launch --help); to pass "
+               "flags to mpirun use --mpirun_args \"...\"\n",
                rest.front());
     return kExitUsage;
   }

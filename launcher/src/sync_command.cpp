@@ -12,8 +12,8 @@ namespace accel::launch {
 
 int run_sync(const std::vector<std::string>& paths, double timeout_seconds) {
   if (!(timeout_seconds > 0)) {
-    throw UsageError(fmt::format("sync: --timeout {} must be a positive number of seconds",
-                                 timeout_seconds));
+    throw UsageError(
+        fmt::format("sync: --timeout {} must be a positive number of seconds", timeout_seconds));
   }
   SyncOptions options;
   options.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));

@@ -121,10 +121,10 @@ json journal_identity(const GeneralTracker& tracker, std::string_view project,
 
 void warn_undelivered(const TrackerDelivery& t) {
   if (t.undelivered == 0 && t.error.empty()) return;
-  std::string text = fmt::format("end_training: tracker '{}': {} of {} log records were not "
-                                 "delivered{}",
-                                 t.name, t.undelivered, t.logged,
-                                 t.error.empty() ? "" : " (" + t.error + ")");
+  std::string text = fmt::format(
+      "end_training: tracker '{}': {} of {} log records were not "
+      "delivered{}",
+      t.name, t.undelivered, t.logged, t.error.empty() ? "" : " (" + t.error + ")");
   if (t.journaled > 0 || !t.journal.empty()) {
     text += fmt::format("; {} are kept in the journal '{}': deliver them with `{}`", t.journaled,
                         t.journal.string(), t.sync_command);
@@ -363,7 +363,8 @@ void TrackerHub::find_leftover_journals(const std::vector<std::filesystem::path>
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     const auto& path = entry.path();
-    if (path.extension() != ".journal" || path.filename().string().find(rank_tag) == std::string::npos ||
+    if (path.extension() != ".journal" ||
+        path.filename().string().find(rank_tag) == std::string::npos ||
         std::find(ours.begin(), ours.end(), path) != ours.end()) {
       continue;
     }
@@ -372,10 +373,11 @@ void TrackerHub::find_leftover_journals(const std::vector<std::filesystem::path>
   if (leftovers.empty()) return;
   std::sort(leftovers.begin(), leftovers.end());
   if (!options_.sync_leftover_journals) {
-    warn(fmt::format("found {} journal(s) that an earlier run left in '{}' with records it never "
-                     "delivered; deliver them with `accel-launch sync {}` (or set "
-                     "sync_leftover_journals to deliver them at init_trackers)",
-                     leftovers.size(), dir.string(), dir.string()));
+    warn(
+        fmt::format("found {} journal(s) that an earlier run left in '{}' with records it never "
+                    "delivered; deliver them with `accel-launch sync {}` (or set "
+                    "sync_leftover_journals to deliver them at init_trackers)",
+                    leftovers.size(), dir.string(), dir.string()));
     return;
   }
   warn(fmt::format("delivering {} journal(s) that an earlier run left in '{}' (in the background)",
@@ -390,7 +392,8 @@ void TrackerHub::find_leftover_journals(const std::vector<std::filesystem::path>
       try {
         warn(fmt::format("leftover journal: {}", describe(sync_journal(journal, sync_options))));
       } catch (const std::exception& e) {
-        warn(fmt::format("leftover journal '{}' was not delivered: {}", journal.string(), e.what()));
+        warn(
+            fmt::format("leftover journal '{}' was not delivered: {}", journal.string(), e.what()));
       }
     }
     std::lock_guard lock(job->mutex);
@@ -404,8 +407,9 @@ void TrackerHub::wait_leftover_sync(std::chrono::steady_clock::time_point deadli
   if (!leftover_sync_) return;
   std::unique_lock lock(leftover_sync_->mutex);
   if (!leftover_sync_->cv.wait_until(lock, deadline, [&] { return leftover_sync_->done; })) {
-    warn("end_training: the delivery of an earlier run's journals is still going on; what it has "
-         "not delivered stays in those journals");
+    warn(
+        "end_training: the delivery of an earlier run's journals is still going on; what it has "
+        "not delivered stays in those journals");
   }
 }
 

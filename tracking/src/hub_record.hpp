@@ -23,7 +23,7 @@ struct HubRecord {
   std::shared_ptr<const nlohmann::json> config;  // kind == config
   RunStatus status = RunStatus::finished;        // kind == finish
   std::chrono::system_clock::time_point time{};
-  std::size_t bytes = 0;  // what the record counts against the queue's byte bound
+  std::size_t bytes = 0;   // what the record counts against the queue's byte bound
   bool journaled = false;  // read back from the journal (so on disk already)
 
   // The record as the journal writes it (referring to values/config, not copying them).

@@ -111,7 +111,10 @@ void put_head(std::vector<uint8_t>& out, uint8_t major, uint64_t value) {
     return;
   }
   int bytes = value <= 0xFF ? 1 : value <= 0xFFFF ? 2 : value <= 0xFFFFFFFFULL ? 4 : 8;
-  out.push_back(static_cast<uint8_t>(m | (bytes == 1 ? 24 : bytes == 2 ? 25 : bytes == 4 ? 26 : 27)));
+  out.push_back(static_cast<uint8_t>(m | (bytes == 1   ? 24
+                                          : bytes == 2 ? 25
+                                          : bytes == 4 ? 26
+                                                       : 27)));
   for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<uint8_t>(value >> (8 * i)));
 }
 
@@ -175,9 +178,9 @@ std::size_t append_journal_record(std::vector<uint8_t>& out, const JournalRecord
   put_text(out, "kind");
   put_head(out, 0, static_cast<uint64_t>(record.kind));
   put_text(out, "time_ns");
-  put_int(out,
-          std::chrono::duration_cast<std::chrono::nanoseconds>(record.time.time_since_epoch())
-              .count());
+  put_int(
+      out,
+      std::chrono::duration_cast<std::chrono::nanoseconds>(record.time.time_since_epoch()).count());
   switch (record.kind) {
     case RecordKind::config:
       put_text(out, "config");
@@ -343,8 +346,7 @@ void JournalWriter::flush() {
         file_size_ += written;  // could not cut; the reader stops at the torn record
       }
       buffer_.clear();
-      throw TrackerError(
-          fmt::format("cannot write journal '{}': {}", path_.string(), reason));
+      throw TrackerError(fmt::format("cannot write journal '{}': {}", path_.string(), reason));
     }
     written += static_cast<std::size_t>(n);
   }
@@ -405,11 +407,11 @@ bool JournalReader::fill(std::size_t need) {
   return done >= need;
 }
 
-std::optional<JournalRecord> JournalReader::next() {
+std::optional<JournalReader::Frame> JournalReader::next_frame() {
   if (fd_ < 0 || damaged_) return std::nullopt;
   if (!fill(kHeaderSize)) {
     if (offset_ < buffer_offset_ + buffer_.size()) damaged_ = true;  // a torn header
-    return std::nullopt;  // else the clean end
+    return std::nullopt;                                             // else the clean end
   }
   const uint8_t* header = buffer_.data() + (offset_ - buffer_offset_);
   const uint32_t length = get_u32(header);
@@ -425,12 +427,37 @@ std::optional<JournalRecord> JournalReader::next() {
     damaged_ = true;
     return std::nullopt;
   }
+  Frame out;
+  out.sequence = sequence;
+  out.payload = {frame + kHeaderSize, length};
+  // Our encoder writes "kind" first: map head, text(4) "kind", kind (< 24, one byte).
+  static constexpr uint8_t kKindKey[] = {0x64, 'k', 'i', 'n', 'd'};
+  if (length >= 7 &&
+      std::equal(std::begin(kKindKey), std::end(kKindKey), frame + kHeaderSize + 1) &&
+      frame[kHeaderSize + 6] >= 1 && frame[kHeaderSize + 6] <= 5) {
+    out.kind = static_cast<RecordKind>(frame[kHeaderSize + 6]);
+  } else {
+    try {
+      out.kind = decode_journal_record(out.payload).kind;
+    } catch (const TrackerError&) {
+      damaged_ = true;
+      return std::nullopt;
+    }
+  }
+  offset_ += kHeaderSize + length;
+  return out;
+}
+
+std::optional<JournalRecord> JournalReader::next() {
+  const uint64_t at = offset_;
+  auto frame = next_frame();
+  if (!frame) return std::nullopt;
   try {
-    JournalRecord record = decode_journal_record({frame + kHeaderSize, length});
-    record.sequence = sequence;
-    offset_ += kHeaderSize + length;
+    JournalRecord record = decode_journal_record(frame->payload);
+    record.sequence = frame->sequence;
     return record;
   } catch (const TrackerError&) {
+    offset_ = at;
     damaged_ = true;
     return std::nullopt;
   }
@@ -443,17 +470,31 @@ std::vector<JournalRecord> read_journal(const std::filesystem::path& path) {
   return records;
 }
 
-JournalContents read_journal_contents(const std::filesystem::path& path) {
+JournalContents read_journal_contents(const std::filesystem::path& path, bool keep_records) {
   JournalContents contents;
   std::vector<JournalRecord> records;
+  // keep_records == false: two bits per sequence number instead of the records.
+  std::vector<bool> seen, is_log;
   JournalReader reader(path);
-  while (auto record = reader.next()) {
-    if (record->kind == RecordKind::identity) {
-      contents.identity = std::move(record->identity);
-    } else if (record->kind == RecordKind::acknowledged) {
-      contents.acknowledged = std::max(contents.acknowledged, record->acknowledged);
+  while (auto frame = reader.next_frame()) {
+    if (frame->kind == RecordKind::identity || frame->kind == RecordKind::acknowledged) {
+      JournalRecord record = decode_journal_record(frame->payload);
+      if (record.kind == RecordKind::identity) contents.identity = std::move(record.identity);
+      if (record.kind == RecordKind::acknowledged) {
+        contents.acknowledged = std::max(contents.acknowledged, record.acknowledged);
+      }
+    } else if (keep_records) {
+      JournalRecord record = decode_journal_record(frame->payload);
+      record.sequence = frame->sequence;
+      records.push_back(std::move(record));
     } else {
-      records.push_back(std::move(*record));
+      if (frame->sequence >= seen.size()) {
+        const std::size_t size = std::max<std::size_t>(frame->sequence + 1, 2 * seen.size());
+        seen.resize(size);
+        is_log.resize(size);
+      }
+      seen[frame->sequence] = true;
+      is_log[frame->sequence] = frame->kind == RecordKind::log;
     }
   }
   contents.damaged = reader.stopped_at_damage();
@@ -465,6 +506,12 @@ JournalContents read_journal_contents(const std::filesystem::path& path) {
     if (!contents.pending.empty() && contents.pending.back().sequence == record.sequence) continue;
     if (record.kind == RecordKind::log) ++contents.pending_logs;
     contents.pending.push_back(std::move(record));
+  }
+  contents.pending_records = contents.pending.size();
+  for (std::size_t sequence = contents.acknowledged + 1; sequence < seen.size(); ++sequence) {
+    if (!seen[sequence]) continue;
+    ++contents.pending_records;
+    if (is_log[sequence]) ++contents.pending_logs;
   }
   return contents;
 }

@@ -81,8 +81,8 @@ void JournalSpool::write_buffered() {
     writer_.flush();
   } catch (const Error& e) {
     std::lock_guard lock(buffer_mutex_);
-    // Everything from chunk_begin on is gone (the writer cut the file back): this chunk and what was
-    // buffered after it, whose offsets assumed the chunk would be there.
+    // Everything from chunk_begin on is gone (the writer cut the file back): this chunk and what
+    // was buffered after it, whose offsets assumed the chunk would be there.
     lost_logs_ += chunk_logs + std::exchange(buffer_overflow_logs_, 0);
     buffer_.clear();
     std::erase_if(runs_, [&](const Run& run) { return run.begin >= chunk_begin; });
@@ -239,7 +239,8 @@ std::optional<HubRecord> JournalSpool::read_overflow(uint64_t sequence) {
   if (run.end > writer_.file_size()) return std::nullopt;  // the write failed: lost
   if (!reader_ || reader_sequence_ != sequence) {
     if (sequence != run.first) {
-      // Not where the reader stands: walk the run from its start (not reached when reading in order).
+      // Not where the reader stands: walk the run from its start (not reached when reading in
+      // order).
       reader_.emplace(path_, run.begin);
       for (uint64_t s = run.first; s < sequence; ++s) reader_->next();
     } else {

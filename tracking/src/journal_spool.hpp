@@ -4,11 +4,11 @@
 //
 // Two kinds of records reach it:
 //   - overflow records (append_overflow): records the channel's queue had no room for. They exist
-//     only here, and the channel's worker reads them back (read_overflow) to deliver them, in order.
-//     The training thread appends them: it encodes the record into a buffer under a lock that no one
-//     holds for longer than a swap or a copy, and the spool's own writer thread writes the buffer to
-//     the file. It waits only while more than kBufferCap bytes are waiting (a disk slower than the
-//     training loop), so memory stays bounded.
+//     only here, and the channel's worker reads them back (read_overflow) to deliver them, in
+//     order. The training thread appends them: it encodes the record into a buffer under a lock
+//     that no one holds for longer than a swap or a copy, and the spool's own writer thread writes
+//     the buffer to the file. It waits only while more than kBufferCap bytes are waiting (a disk
+//     slower than the training loop), so memory stays bounded.
 //   - mirror records (append_mirror): copies of records that are still in memory (queued, or held
 //     by the tracker) written so that they survive the process (flush() or a signal while the
 //     backend is down, the end of the run). Never read back by the worker.

@@ -54,7 +54,8 @@ std::unique_ptr<GeneralTracker> make_tracker(const json& identity, const SyncOpt
     factory = registration->factory;
   }
   auto tracker = factory(init);
-  if (!tracker) throw TrackerError(fmt::format("the factory of tracker '{}' returned nothing", name));
+  if (!tracker)
+    throw TrackerError(fmt::format("the factory of tracker '{}' returned nothing", name));
   return tracker;
 }
 
@@ -82,9 +83,10 @@ void deliver(GeneralTracker& tracker, const JournalRecord& record) {
 std::vector<std::filesystem::path> find_journals(const std::filesystem::path& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
-    throw InvalidValue(fmt::format("sync: '{}' does not exist; give a journal file, or the project "
-                                   "or logging directory of a run",
-                                   path.string()));
+    throw InvalidValue(
+        fmt::format("sync: '{}' does not exist; give a journal file, or the project "
+                    "or logging directory of a run",
+                    path.string()));
   }
   if (!std::filesystem::is_directory(path, ec)) return {path};
   std::vector<std::filesystem::path> out;
@@ -168,8 +170,12 @@ SyncResult sync_journal(const std::filesystem::path& journal, const SyncOptions&
       }
       if (!finished) {
         // The process died before end_training: the run ends failed, as it really did.
-        with_retries([&] { tracker->flush(); tracker->finish(RunStatus::failed); }, options,
-                     deadline);
+        with_retries(
+            [&] {
+              tracker->flush();
+              tracker->finish(RunStatus::failed);
+            },
+            options, deadline);
         result.ended = RunStatus::failed;
         held.acknowledge_all();
       }
@@ -202,9 +208,9 @@ std::string describe(const SyncResult& r) {
   if (r.complete && r.records == 0) {
     return fmt::format("{}: nothing left to deliver (already synced)", r.journal.string());
   }
-  std::string text = fmt::format("{}: {} delivered {} records ({} log records) to {}",
-                                 r.journal.string(), r.tracker, r.records, r.logs,
-                                 r.run.empty() ? std::string("its run") : r.run);
+  std::string text =
+      fmt::format("{}: {} delivered {} records ({} log records) to {}", r.journal.string(),
+                  r.tracker, r.records, r.logs, r.run.empty() ? std::string("its run") : r.run);
   if (r.ended) text += fmt::format("; run ended {}", to_string(*r.ended));
   if (r.complete) {
     text += "; journal removed";

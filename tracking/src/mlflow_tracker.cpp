@@ -216,9 +216,8 @@ bool MlflowTracker::send_pending(bool whole) {
     for (std::size_t r = 1; r < requests; ++r) {
       const std::size_t offset = delivered + r * batch;
       const std::size_t n = std::min(batch, count - offset);
-      others.push_back(std::async(std::launch::async, [this, offset, n] {
-        return send_batch(offset, n);
-      }));
+      others.push_back(
+          std::async(std::launch::async, [this, offset, n] { return send_batch(offset, n); }));
     }
     const std::size_t first = std::min(batch, count - delivered);
     reachable = send_batch(delivered, first);

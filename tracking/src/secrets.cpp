@@ -11,7 +11,7 @@ bool is_secret_key(std::string_view key) {
   for (unsigned char c : key) {
     if (std::isalnum(c)) folded += static_cast<char>(std::tolower(c));
   }
-  constexpr std::string_view kMarks[] = {"apikey", "token",      "password", "passwd",
+  constexpr std::string_view kMarks[] = {"apikey", "token",      "password",      "passwd",
                                          "secret", "credential", "authorization", "privatekey"};
   return std::any_of(std::begin(kMarks), std::end(kMarks),
                      [&](std::string_view mark) { return folded.find(mark) != std::string::npos; });

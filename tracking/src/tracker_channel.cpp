@@ -63,7 +63,8 @@ uint64_t HeldRecords::acknowledge_all() {
   return acknowledge(accepted_);
 }
 
-// ---- TrackerChannel ------------------------------------------------------------------------------
+// ---- TrackerChannel
+// ------------------------------------------------------------------------------
 
 TrackerChannel::TrackerChannel(std::shared_ptr<GeneralTracker> tracker, ChannelSettings settings)
     : tracker_(std::move(tracker)),
@@ -93,9 +94,10 @@ std::shared_ptr<JournalSpool> TrackerChannel::spool_locked() {
       spool_ = std::make_shared<JournalSpool>(settings_.journal_path, identity());
     } catch (const std::exception& e) {
       spool_failed_ = true;
-      warn(fmt::format("tracker '{}': records that cannot be queued or delivered now cannot be kept "
-                       "in a journal either, and are lost: {}",
-                       name_, e.what()));
+      warn(
+          fmt::format("tracker '{}': records that cannot be queued or delivered now cannot be kept "
+                      "in a journal either, and are lost: {}",
+                      name_, e.what()));
     }
   }
   return spool_;
@@ -190,9 +192,8 @@ bool TrackerChannel::wait_flushed(Clock::time_point deadline) {
   std::unique_lock lock(mutex_);
   const uint64_t generation = flush_generation_;
   return done_cv_.wait_until(lock, deadline, [&] {
-           return broken_ || exited_ || flushed_generation_ >= generation;
-         }) &&
-         !broken_;
+    return broken_ || exited_ || flushed_generation_ >= generation;
+  }) && !broken_;
 }
 
 bool TrackerChannel::wait_exited(Clock::time_point deadline) {
@@ -273,10 +274,11 @@ TrackerDelivery TrackerChannel::report() {
     return out;
   }
   // Count what the file really holds, as `accel-launch sync` will read it.
-  const JournalContents contents = read_journal_contents(settings_.journal_path);
+  const JournalContents contents =
+      read_journal_contents(settings_.journal_path, /*keep_records=*/false);
   out.journaled = std::min(contents.pending_logs, out.undelivered);
   out.lost = out.undelivered - out.journaled;
-  if (!contents.pending.empty()) {
+  if (contents.pending_records > 0) {
     out.journal = settings_.journal_path;
     out.sync_command = fmt::format("accel-launch sync {}", settings_.journal_path.string());
   }
@@ -315,9 +317,10 @@ void TrackerChannel::worker_main() {
     }
     if (in_outage_ && !backend_down_) {
       in_outage_ = false;
-      warn(fmt::format("tracker '{}': backend is back; the records kept meanwhile ({} of them from "
-                       "the journal) were delivered in order",
-                       name_, outage_replayed_));
+      warn(
+          fmt::format("tracker '{}': backend is back; the records kept meanwhile ({} of them from "
+                      "the journal) were delivered in order",
+                      name_, outage_replayed_));
     }
     if (flush_pending_) {
       flush_tracker(lock);

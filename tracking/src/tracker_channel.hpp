@@ -2,8 +2,8 @@
 // accel::detail::TrackerChannel: one tracker, its worker thread, its byte-bounded queue and its
 // journal (JournalSpool).
 //
-// The ledger: every record push() accepts gets a sequence number and is, at every moment, in exactly
-// one of these places (docs/reliability.md):
+// The ledger: every record push() accepts gets a sequence number and is, at every moment, in
+// exactly one of these places (docs/reliability.md):
 //   queue      in memory, not yet handed to the tracker (at most queue_bytes, with held)
 //   in flight  the record whose call is running, or accepted by a tracker that holds_records() and
 //              not yet acknowledged (held_)
@@ -15,13 +15,13 @@
 // replayed it to the end.
 //
 // Delivery outcomes per record: accepted; TrackerUnavailable -> kept and retried with exponential
-// backoff; any other exception -> the tracker is disabled ("broken"): it is told finish(failed) once
-// (so that its run does not stay RUNNING), the error is reported once and, in strict mode, handed to
-// the hub's ErrorSlot; later records go to the journal.
+// backoff; any other exception -> the tracker is disabled ("broken"): it is told finish(failed)
+// once (so that its run does not stay RUNNING), the error is reported once and, in strict mode,
+// handed to the hub's ErrorSlot; later records go to the journal.
 //
 // Thread-safety: push/persist/request_flush/wait_*/abandon/report come from hub threads; the worker
-// thread is the only caller of the tracker's methods. State is guarded by mutex_, which no one holds
-// across I/O or a tracker call; the journal has locks of its own.
+// thread is the only caller of the tracker's methods. State is guarded by mutex_, which no one
+// holds across I/O or a tracker call; the journal has locks of its own.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -177,7 +177,7 @@ class TrackerChannel : public std::enable_shared_from_this<TrackerChannel> {
 
   uint64_t spool_acknowledged_ = 0;  // what the journal was last told
   bool backend_down_ = false;        // the last call threw TrackerUnavailable
-  bool in_outage_ = false;           // from the first unavailable call until the journal is replayed
+  bool in_outage_ = false;  // from the first unavailable call until the journal is replayed
   std::chrono::milliseconds retry_delay_{};
   std::string outage_reason_;
   uint64_t outage_replayed_ = 0;

@@ -1,37 +1,40 @@
 #pragma once
-// accel::GeneralTracker: the interface every experiment tracker implements — the built-ins (csv, jsonl,
-// tensorboard, mlflow, ...) and user subclasses alike. Mirrors Accelerate's GeneralTracker.
+// accel::GeneralTracker: the interface every experiment tracker implements — the built-ins (csv,
+// jsonl, tensorboard, mlflow, ...) and user subclasses alike. Mirrors Accelerate's GeneralTracker.
 //
-// Threading contract: TrackerHub calls start, store_init_configuration, log and finish of one tracker
-// from ONE worker thread, never concurrently, in the order the training loop issued them. A tracker
-// therefore needs no locking of its own for these calls. The handle returned by tracker() may be used by
-// the user from another thread, so a backend handle that is shared that way must be thread-safe.
+// Threading contract: TrackerHub calls start, store_init_configuration, log and finish of one
+// tracker from ONE worker thread, never concurrently, in the order the training loop issued them. A
+// tracker therefore needs no locking of its own for these calls. The handle returned by tracker()
+// may be used by the user from another thread, so a backend handle that is shared that way must be
+// thread-safe.
 //
 // Failure contract (how TrackerHub treats exceptions thrown from these methods):
-//   - accel::TrackerUnavailable: the backend is temporarily unreachable (server down, 5xx, timeout).
+//   - accel::TrackerUnavailable: the backend is temporarily unreachable (server down, 5xx,
+//   timeout).
 //     The hub keeps the record in the tracker's on-disk journal and retries later, in order.
-//   - any other exception: the tracker is broken. The hub warns once, stops feeding it, and the other
+//   - any other exception: the tracker is broken. The hub warns once, stops feeding it, and the
+//   other
 //     trackers go on (in strict mode the error is rethrown to the training loop instead).
 //
 // Delivery contract (how TrackerHub knows what the backend has; see docs/reliability.md):
 //   - A call that returns normally has accepted its record; one that throws has accepted nothing.
 //   - A tracker whose holds_records() is false has stored an accepted record when the call returns.
-//   - A tracker whose holds_records() is true may keep accepted records in a batch of its own (to send
-//     many in one request, or to write them later). It reports progress with acknowledge(n): the first
-//     n records it accepted (store_init_configuration, log and finish calls, counted from 1 in call
-//     order) are stored by the backend. A flush() or finish() that returns normally acknowledges every
-//     record accepted before it. Records held when a call throws TrackerUnavailable stay the tracker's
-//     to deliver; what is not acknowledged when the run ends is written to the hub's journal, so that
-//     `accel-launch sync` delivers it later.
+//   - A tracker whose holds_records() is true may keep accepted records in a batch of its own (to
+//   send
+//     many in one request, or to write them later). It reports progress with acknowledge(n): the
+//     first n records it accepted (store_init_configuration, log and finish calls, counted from 1
+//     in call order) are stored by the backend. A flush() or finish() that returns normally
+//     acknowledges every record accepted before it. Records held when a call throws
+//     TrackerUnavailable stay the tracker's to deliver; what is not acknowledged when the run ends
+//     is written to the hub's journal, so that `accel-launch sync` delivers it later.
 #include <any>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/values.hpp"
@@ -45,7 +48,8 @@ class GeneralTracker {
  public:
   virtual ~GeneralTracker() = default;
 
-  // Unique name, used in log_with, init_kwargs and get_tracker ("csv", "tensorboard", "my_tracker").
+  // Unique name, used in log_with, init_kwargs and get_tracker ("csv", "tensorboard",
+  // "my_tracker").
   virtual std::string name() const = 0;
   // True when the tracker writes under a logging directory (the hub then requires one).
   virtual bool requires_logging_directory() const = 0;
@@ -58,7 +62,8 @@ class GeneralTracker {
   virtual void store_init_configuration(const nlohmann::json& config) = 0;
   // One log call. step is absent when the user gave none.
   virtual void log(const Values& values, std::optional<int64_t> step) = 0;
-  // Flush buffered data to durable storage / the server. Called by TrackerHub::flush and before finish.
+  // Flush buffered data to durable storage / the server. Called by TrackerHub::flush and before
+  // finish.
   virtual void flush() {}
   // End of the run. Called once; no other call follows.
   virtual void finish([[maybe_unused]] RunStatus status) {}
@@ -95,11 +100,11 @@ class GeneralTracker {
 // What a built-in or registered tracker is constructed from (Accelerate: tracker_init(run_name,
 // logging_dir, **init_kwargs[name])).
 struct TrackerInit {
-  std::string run_name{};                // the project name given to init_trackers
-  std::filesystem::path logging_dir{};   // ProjectConfiguration.logging_dir; empty if none was set
+  std::string run_name{};               // the project name given to init_trackers
+  std::filesystem::path logging_dir{};  // ProjectConfiguration.logging_dir; empty if none was set
   nlohmann::json init_kwargs = nlohmann::json::object();  // init_kwargs[name], or {}
-  // Unique per TrackerHub::init_trackers call (empty when constructed elsewhere). Trackers of one run
-  // use it to share a run directory (see create_version_directory in key_rules.hpp).
+  // Unique per TrackerHub::init_trackers call (empty when constructed elsewhere). Trackers of one
+  // run use it to share a run directory (see create_version_directory in key_rules.hpp).
   std::string run_id{};
   // What resume_info() returned in the process that wrote a journal, when `accel-launch sync` (or
   // sync_journal) recreates the tracker to deliver it; null otherwise. The tracker continues that
@@ -107,10 +112,10 @@ struct TrackerInit {
   nlohmann::json resume = nullptr;
 };
 
-// Inside a GeneralTracker call made by TrackerHub: the wall time of the training-loop call that produced
-// the record (init_trackers, log or end_training), also when the record is replayed later from the
-// journal. Trackers use it as the event time (TensorBoard wall_time, MLflow timestamp). Outside such a
-// call: the current time. Thread-safety: per thread.
+// Inside a GeneralTracker call made by TrackerHub: the wall time of the training-loop call that
+// produced the record (init_trackers, log or end_training), also when the record is replayed later
+// from the journal. Trackers use it as the event time (TensorBoard wall_time, MLflow timestamp).
+// Outside such a call: the current time. Thread-safety: per thread.
 std::chrono::system_clock::time_point record_time();
 
 }  // namespace accel

@@ -14,10 +14,11 @@
 //   - Nothing is lost: every record log() accepted is in the tracker's queue, in flight, at the
 //     backend or in the tracker's on-disk journal (see journal.hpp and docs/reliability.md; 0600).
 //     When a queue is full records go to the journal; while a backend is unavailable they wait and
-//     are retried with exponential backoff; both are delivered in order, exactly once. flush() and a
-//     signal do not wait for a backend known to be down: they make the journal durable. What is not
-//     delivered when end_training's timeout passes is written to the journal, counted in the report
-//     from the file itself, and printed with the `accel-launch sync` command that delivers it.
+//     are retried with exponential backoff; both are delivered in order, exactly once. flush() and
+//     a signal do not wait for a backend known to be down: they make the journal durable. What is
+//     not delivered when end_training's timeout passes is written to the journal, counted in the
+//     report from the file itself, and printed with the `accel-launch sync` command that delivers
+//     it.
 //   - A tracker that throws anything else is disabled with one warning naming it and the error; the
 //     others go on. With strict = true the error is instead thrown (accel::TrackerError, nesting
 //     the original) from the next log(), flush() or end_training() on the training thread.

@@ -132,6 +132,13 @@ class JournalReader {
 
   // The next good record, or nullopt at the end of the file or at the first torn or corrupt record.
   std::optional<JournalRecord> next();
+  // The next good record's frame, not decoded (payload valid until the next call).
+  struct Frame {
+    uint64_t sequence = 0;
+    RecordKind kind = RecordKind::log;
+    std::span<const uint8_t> payload;
+  };
+  std::optional<Frame> next_frame();
   // Byte offset just after the last record next() returned.
   uint64_t offset() const { return offset_; }
   // True when next() stopped at a torn or corrupt record rather than at the clean end of the file.
@@ -154,13 +161,15 @@ std::vector<JournalRecord> read_journal(const std::filesystem::path& path);
 // What a journal holds for delivery: the records not yet acknowledged, in sequence order (each
 // sequence once), and the last identity. Reads the file once.
 struct JournalContents {
-  nlohmann::json identity;           // null when the journal has none
-  uint64_t acknowledged = 0;         // largest acknowledged mark
+  nlohmann::json identity;             // null when the journal has none
+  uint64_t acknowledged = 0;           // largest acknowledged mark
   std::vector<JournalRecord> pending;  // sequence > acknowledged, sorted, no duplicates
-  uint64_t pending_logs = 0;           // of pending, kind == log
+  uint64_t pending_records = 0;        // records not acknowledged (also when not kept)
+  uint64_t pending_logs = 0;           // of those, kind == log
   bool damaged = false;                // the file ends in a torn or corrupt record
   uint64_t damaged_at = 0;             // byte offset of that record
 };
-JournalContents read_journal_contents(const std::filesystem::path& path);
+// keep_records = false: counts only (pending stays empty; for reports of large journals).
+JournalContents read_journal_contents(const std::filesystem::path& path, bool keep_records = true);
 
 }  // namespace accel

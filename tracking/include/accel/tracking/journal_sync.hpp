@@ -15,8 +15,9 @@
 //     stopped, and a journal whose every record was delivered is deleted (a second sync sends
 //     nothing).
 //   - The tracker is recreated from the journal's identity (tracker name, project, logging dir,
-//     init_kwargs, and the run it wrote to, from GeneralTracker::resume_info), so the records land in
-//     the same run. Credentials come from the environment, as when training; the journal holds none.
+//     init_kwargs, and the run it wrote to, from GeneralTracker::resume_info), so the records land
+//     in the same run. Credentials come from the environment, as when training; the journal holds
+//     none.
 //   - The run ends with the status of the journal's finish record; a journal without one (the
 //     process died before end_training) ends it failed.
 //   - A journal still being written (its training process runs) is refused, not read.
@@ -45,14 +46,14 @@ struct SyncOptions {
 
 struct SyncResult {
   std::filesystem::path journal;
-  std::string tracker;            // the tracker's name
-  std::string run;                // where the records went (the tracker's resume_info), as JSON
-  uint64_t records = 0;           // records delivered by this call (config, log and finish)
-  uint64_t logs = 0;              // of those, log records
-  uint64_t remaining = 0;         // records still in the journal afterwards
-  std::optional<RunStatus> ended; // the status the run was ended with, if it was
-  bool complete = false;          // everything is delivered and the journal is gone
-  std::string error;              // why it stopped early; empty when complete
+  std::string tracker;             // the tracker's name
+  std::string run;                 // where the records went (the tracker's resume_info), as JSON
+  uint64_t records = 0;            // records delivered by this call (config, log and finish)
+  uint64_t logs = 0;               // of those, log records
+  uint64_t remaining = 0;          // records still in the journal afterwards
+  std::optional<RunStatus> ended;  // the status the run was ended with, if it was
+  bool complete = false;           // everything is delivered and the journal is gone
+  std::string error;               // why it stopped early; empty when complete
 };
 
 // The journal files under path: path itself when it is a file; else every "*.journal" below it (a
@@ -60,8 +61,8 @@ struct SyncResult {
 // when path does not exist.
 std::vector<std::filesystem::path> find_journals(const std::filesystem::path& path);
 
-// Delivers one journal. Errors of the backend or the tracker are reported in the result (the journal
-// is kept); a file that is not a journal, or is in use, throws accel::TrackerError.
+// Delivers one journal. Errors of the backend or the tracker are reported in the result (the
+// journal is kept); a file that is not a journal, or is in use, throws accel::TrackerError.
 SyncResult sync_journal(const std::filesystem::path& journal, const SyncOptions& options = {});
 
 // One line that says what sync_journal did, for people.

@@ -20,19 +20,19 @@
 //   flush / finish            send pending metrics; finish ends the run FINISHED / FAILED / KILLED.
 //
 // Batching and delivery guarantee (see docs/mlflow.md):
-//   Metrics of accepted log() calls wait in `pending` until 4 x max_batch_metrics points are pending
-//   or flush_interval has passed (checked on log() and by a small background flusher, so a quiet
-//   loop still gets its last points out), then go out as up to 4 concurrent log-batch requests of
-//   ≤ 1000 points (a replayed backlog drains at the server's speed). Each stored batch is
-//   acknowledged to TrackerHub (GeneralTracker::acknowledge). Every
-//   log() call either is accepted whole (metrics pending or sent, artifacts uploaded) or throws
-//   TrackerUnavailable having accepted nothing, so TrackerHub's journal replays exactly what the
-//   server has not got. A send that fails after retries keeps `pending` in memory, in order, and
-//   marks the server offline; while offline, each call first tries (at most once per probe
-//   interval, one attempt) to deliver `pending` and throws TrackerUnavailable, accepting nothing,
-//   if it cannot. So points are never dropped or reordered; and a resent request whose first
-//   attempt did reach the server stores nothing twice, because MLflow ignores a metric identical in
-//   key, value, step and timestamp to one it has.
+//   Metrics of accepted log() calls wait in `pending` until 4 x max_batch_metrics points are
+//   pending or flush_interval has passed (checked on log() and by a small background flusher, so a
+//   quiet loop still gets its last points out), then go out as up to 4 concurrent log-batch
+//   requests of ≤ 1000 points (a replayed backlog drains at the server's speed). Each stored batch
+//   is acknowledged to TrackerHub (GeneralTracker::acknowledge). Every log() call either is
+//   accepted whole (metrics pending or sent, artifacts uploaded) or throws TrackerUnavailable
+//   having accepted nothing, so TrackerHub's journal replays exactly what the server has not got. A
+//   send that fails after retries keeps `pending` in memory, in order, and marks the server
+//   offline; while offline, each call first tries (at most once per probe interval, one attempt) to
+//   deliver `pending` and throws TrackerUnavailable, accepting nothing, if it cannot. So points are
+//   never dropped or reordered; and a resent request whose first attempt did reach the server
+//   stores nothing twice, because MLflow ignores a metric identical in key, value, step and
+//   timestamp to one it has.
 // Bad values (a 4xx from the server) are reported once with the server's message and dropped, not
 // retried. Thread-safety: TrackerHub calls it from one worker thread (GeneralTracker contract); an
 // internal mutex serialises those calls with the background flusher. The MlflowClient from

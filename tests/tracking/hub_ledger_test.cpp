@@ -1,0 +1,207 @@
+// TrackerHub's ledger: every record log() accepted ends up delivered (acknowledged by the backend),
+// or in the journal, and the end report counts from the file itself. Memory stays within the queue
+// bound plus a documented constant under a backend that never answers. Bounds in this file are far
+// above what is expected, so a slow machine does not fail them.
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "accel/tracking/hub.hpp"
+#include "accel/tracking/journal.hpp"
+#include "tracking_test_support.hpp"
+
+using namespace accel;
+using namespace std::chrono_literals;
+using test::RecordingTracker;
+using test::ScratchDir;
+using test::WarningCapture;
+
+namespace {
+
+// A backend that holds records in a batch of its own (like MLflow's) and acknowledges the first
+// `acknowledge_upto` of them; flush and finish fail while `down`.
+class HoldingTracker final : public GeneralTracker {
+ public:
+  std::string name() const override { return "holding"; }
+  bool requires_logging_directory() const override { return false; }
+  bool holds_records() const override { return true; }
+  void store_init_configuration(const nlohmann::json&) override { ++accepted_; }
+  void log(const Values&, std::optional<int64_t>) override {
+    ++accepted_;
+    acknowledge(std::min<uint64_t>(accepted_, acknowledge_upto));
+  }
+  void flush() override {
+    if (down) throw TrackerUnavailable("holding: server went away");
+  }
+  void finish(RunStatus) override {
+    if (down) throw TrackerUnavailable("holding: server went away");
+  }
+  nlohmann::json resume_info() const override { return {{"run_id", "r-1"}}; }
+  std::atomic<bool> down{false};
+  uint64_t acknowledge_upto = 0;
+
+ private:
+  uint64_t accepted_ = 0;
+};
+
+// A backend that never answers: every call throws TrackerUnavailable.
+class DeadTracker final : public GeneralTracker {
+ public:
+  std::string name() const override { return "dead"; }
+  bool requires_logging_directory() const override { return false; }
+  void store_init_configuration(const nlohmann::json&) override { down(); }
+  void log(const Values&, std::optional<int64_t>) override { down(); }
+  void flush() override { down(); }
+  void finish(RunStatus) override { down(); }
+
+ private:
+  static void down() { throw TrackerUnavailable("dead: connection refused"); }
+};
+
+std::size_t rss_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+void check_steps_in_order(const JournalContents& contents, int64_t first, int64_t count) {
+  int64_t expected = first;
+  for (const auto& record : contents.pending) {
+    if (record.kind != RecordKind::log) continue;
+    REQUIRE(record.step.has_value());
+    REQUIRE(*record.step == expected);
+    ++expected;
+  }
+  CHECK(expected == first + count);
+}
+
+}  // namespace
+
+TEST_CASE("a full queue and a dead backend: every record and the config end up in the journal") {
+  ScratchDir dir;
+  WarningCapture warnings;
+  auto tracker = std::make_shared<DeadTracker>();
+  TrackerHubOptions options = test::hub_options_in(dir);
+  options.queue_bytes = 20'000;
+  options.end_training_timeout = 300ms;
+  options.retry_initial_delay = 5ms;
+  TrackerHub hub(options);
+  hub.init_trackers("proj", {{"lr", 0.5}}, {tracker});
+  for (int64_t i = 0; i < 200; ++i) hub.log({{"loss", 1.0 / double(i + 1)}, {"i", i}}, i);
+  auto report = hub.end_training();
+  REQUIRE(report.trackers.size() == 1);
+  const auto& t = report.trackers[0];
+  CHECK(t.logged == 200);
+  CHECK(t.delivered == 0);
+  CHECK(t.journaled == 200);
+  CHECK(t.lost == 0);
+  REQUIRE_FALSE(t.journal.empty());
+  CHECK(t.sync_command == "accel-launch sync " + t.journal.string());
+  CHECK(warnings.count({"200 are kept in the journal", "accel-launch sync"}) == 1);
+
+  const JournalContents contents = read_journal_contents(t.journal);
+  CHECK(contents.pending_logs == 200);
+  REQUIRE(contents.pending.size() == 202);  // config + 200 logs + finish
+  CHECK(contents.pending.front().kind == RecordKind::config);
+  CHECK(contents.pending.front().config == nlohmann::json{{"lr", 0.5}});
+  CHECK(contents.pending.back().kind == RecordKind::finish);
+  CHECK(contents.pending.back().status == RunStatus::finished);
+  check_steps_in_order(contents, 0, 200);
+  CHECK(contents.identity.at("tracker") == "dead");
+  CHECK(contents.identity.at("project") == "proj");
+}
+
+TEST_CASE("records a holding tracker never got acknowledged are in the journal at the end") {
+  ScratchDir dir;
+  WarningCapture warnings;
+  auto tracker = std::make_shared<HoldingTracker>();
+  tracker->acknowledge_upto = 51;  // the config and the first 50 log records
+  TrackerHubOptions options = test::hub_options_in(dir);
+  options.end_training_timeout = 300ms;
+  TrackerHub hub(options);
+  hub.init_trackers("proj", {{"a", 1}}, {tracker});
+  for (int64_t i = 0; i < 80; ++i) hub.log({{"x", i}}, i);
+  tracker->down = true;
+  auto report = hub.end_training();
+  const auto& t = report.trackers.at(0);
+  CHECK(t.logged == 80);
+  CHECK(t.delivered == 50);
+  CHECK(t.journaled == 30);
+  CHECK(t.lost == 0);
+  const JournalContents contents = read_journal_contents(t.journal);
+  CHECK(contents.pending_logs == 30);
+  check_steps_in_order(contents, 50, 30);
+  CHECK(contents.pending.back().kind == RecordKind::finish);
+  CHECK(contents.identity.at("resume") == nlohmann::json{{"run_id", "r-1"}});
+}
+
+TEST_CASE(
+    "flush() does not wait for a backend that is known to be down, and makes the journal "
+    "durable") {
+  ScratchDir dir;
+  WarningCapture warnings;
+  auto tracker = std::make_shared<RecordingTracker>("dead");
+  tracker->unavailable_calls = 1'000'000'000;
+  TrackerHubOptions options = test::hub_options_in(dir);
+  options.flush_timeout = 10s;
+  options.end_training_timeout = 200ms;
+  TrackerHub hub(options);
+  hub.init_trackers("proj", {}, {tracker});
+  hub.log({{"x", 1}}, 0);
+  // Wait until the worker has met the outage.
+  for (int i = 0; i < 500 && warnings.count({"'dead'", "unavailable"}) == 0; ++i)
+    std::this_thread::sleep_for(5ms);
+  for (int64_t i = 1; i < 100; ++i) hub.log({{"x", i}}, i);
+  const auto begin = std::chrono::steady_clock::now();
+  CHECK_FALSE(hub.flush());
+  CHECK(std::chrono::steady_clock::now() - begin < 2s);
+  // Durable now: the records in memory are in the file (mirror copies), before end_training.
+  const auto journal = dir.path() / ".accel_journal";
+  auto journals = std::vector<std::filesystem::path>(std::filesystem::directory_iterator(journal),
+                                                     std::filesystem::directory_iterator());
+  REQUIRE(journals.size() == 1);
+  CHECK(read_journal_contents(journals[0]).pending_logs == 100);
+  hub.end_training();
+}
+
+TEST_CASE("1,000,000 log calls against a dead backend stay within the queue bound in memory") {
+  ScratchDir dir;
+  WarningCapture warnings;
+  auto tracker = std::make_shared<DeadTracker>();
+  TrackerHubOptions options = test::hub_options_in(dir);
+  options.queue_bytes = 16U << 20;
+  options.end_training_timeout = 200ms;
+  // The documented constant (docs/reliability.md): the journal's write buffer (4 MiB) plus threads,
+  // allocator slack and the reading of the journal at the end.
+  const std::size_t constant = 32U << 20;
+  const std::size_t baseline = rss_bytes();
+  std::atomic<bool> stop{false};
+  std::atomic<std::size_t> peak{0};
+  std::thread sampler([&] {
+    while (!stop) {
+      peak = std::max(peak.load(), rss_bytes());
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  int64_t n = 1'000'000;
+  {
+    TrackerHub hub(options);
+    hub.init_trackers("proj", {}, {tracker});
+    for (int64_t i = 0; i < n; ++i) {
+      Values values;
+      for (int k = 0; k < 10; ++k) values.set("train/metric_" + std::to_string(k), double(i + k));
+      hub.log(std::move(values), i);
+    }
+    auto report = hub.end_training();
+    CHECK(report.trackers.at(0).journaled == static_cast<uint64_t>(n));
+    CHECK(report.trackers.at(0).lost == 0);
+  }
+  stop = true;
+  sampler.join();
+  INFO("baseline RSS " << baseline / 1024 << " KiB, peak " << peak / 1024 << " KiB");
+  CHECK(peak - baseline <= options.queue_bytes + constant);
+}
