@@ -89,10 +89,15 @@ TrackerRegistration MlflowTracker::registration() {
 
 namespace {
 MlflowConfig resumed(const TrackerInit& init) {
-  MlflowConfig config = MlflowConfig::resolve(init);
-  // `accel-launch sync`: continue the run the journal was written for.
-  if (init.resume.is_object() && init.resume.contains("run_id")) {
-    config.run_id = init.resume.at("run_id").get<std::string>();
+  if (!init.resume.is_object()) return MlflowConfig::resolve(init);
+  // `accel-launch sync`: the server and the run the journal was written for.
+  TrackerInit with_server = init;
+  if (auto uri = init.resume.find("tracking_uri"); uri != init.resume.end()) {
+    with_server.init_kwargs["tracking_uri"] = *uri;
+  }
+  MlflowConfig config = MlflowConfig::resolve(with_server);
+  if (auto run = init.resume.find("run_id"); run != init.resume.end()) {
+    config.run_id = run->get<std::string>();
   }
   return config;
 }
@@ -101,7 +106,9 @@ MlflowConfig resumed(const TrackerInit& init) {
 MlflowTracker::MlflowTracker(const TrackerInit& init) : MlflowTracker(resumed(init)) {}
 
 MlflowTracker::MlflowTracker(MlflowConfig config)
-    : client_(std::make_unique<MlflowClient>(std::move(config))), last_send_(Clock::now()) {}
+    : client_(std::make_unique<MlflowClient>(std::move(config))), last_send_(Clock::now()) {
+  resume_ = {{"tracking_uri", client_->config().tracking_uri}};
+}
 
 MlflowTracker::~MlflowTracker() {
   stop_flusher();

@@ -80,8 +80,8 @@ class MlflowTracker final : public GeneralTracker {
   std::any tracker() override { return client_.get(); }
   // Points wait in a batch of the tracker's own; acknowledged once a log-batch request stored them.
   bool holds_records() const override { return true; }
-  // {"tracking_uri", "run_id"} once the run exists; null before. TrackerInit::resume's run_id
-  // continues that run.
+  // {"tracking_uri"} and, once the run exists, "run_id". TrackerInit::resume with these delivers
+  // to that server (over MLFLOW_TRACKING_URI) and continues that run.
   nlohmann::json resume_info() const override;
 
   MlflowClient& client() { return *client_; }
