@@ -2,18 +2,25 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
-#include <iterator>
-#include <sstream>
+#include <optional>
+#include <system_error>
+#include <utility>
 
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/key_rules.hpp"
 #include "accel/tracking/warnings.hpp"
+#include "record_file.hpp"
 
 namespace accel {
 namespace {
 
 using json = nlohmann::json;
+
+// Rows waiting in the tracker's buffer are handed to the OS once they take this many bytes, also
+// before flush_every rows have come.
+constexpr std::size_t kBufferBytes = 64 * 1024;
 
 // RFC 4180: quote a field that holds a comma, a quote or a line break; double inner quotes.
 std::string csv_field(std::string_view text) {
@@ -80,16 +87,35 @@ void emit_yaml(const json& value, int indent, std::string& out) {
   }
 }
 
-void write_file_atomically(const std::filesystem::path& path, const std::string& content) {
-  auto tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << content;
-    out.flush();
-    if (!out) throw TrackerError(fmt::format("cannot write '{}'", tmp.string()));
+// The first record of a CSV text (RFC 4180: quoted fields may hold commas, quotes and line breaks):
+// its fields and the offset just after its line break; nullopt when the text holds no whole record.
+std::optional<std::pair<std::vector<std::string>, std::size_t>> first_csv_record(
+    std::string_view text) {
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quoted) {
+      if (c != '"') {
+        fields.back() += c;
+      } else if (i + 1 < text.size() && text[i + 1] == '"') {
+        fields.back() += '"';
+        ++i;
+      } else {
+        quoted = false;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      fields.emplace_back();
+    } else if (c == '\n') {
+      if (!fields.back().empty() && fields.back().back() == '\r') fields.back().pop_back();
+      return std::make_pair(std::move(fields), i + 1);
+    } else {
+      fields.back() += c;
+    }
   }
-  std::filesystem::rename(tmp, path);
+  return std::nullopt;
 }
 
 }  // namespace
@@ -101,7 +127,8 @@ std::string to_yaml(const json& value) {
   return out;
 }
 
-CsvTracker::CsvTracker(TrackerInit init) : init_(std::move(init)) {
+CsvTracker::CsvTracker(TrackerInit init)
+    : init_(std::move(init)), out_(std::make_unique<detail::RecordFile>("csv")) {
   if (init_.logging_dir.empty()) {
     throw InvalidValue(
         "the csv tracker writes files and needs a logging directory; set project_dir "
@@ -116,6 +143,8 @@ CsvTracker::CsvTracker(TrackerInit init) : init_(std::move(init)) {
   }
 }
 
+CsvTracker::~CsvTracker() = default;
+
 TrackerRegistration CsvTracker::registration() {
   return {.name = "csv",
           .factory = [](const TrackerInit& init) { return std::make_unique<CsvTracker>(init); },
@@ -124,16 +153,73 @@ TrackerRegistration CsvTracker::registration() {
 }
 
 void CsvTracker::start() {
-  log_dir_ =
-      create_version_directory(child_directory(init_.logging_dir, init_.run_name), init_.run_id);
-  metrics_path_ = log_dir_ / "metrics.csv";
+  if (auto dir = detail::resume_directory(init_.resume, "csv")) {
+    // `accel-launch sync` delivering a journal: continue the run in its directory.
+    log_dir_ = *dir;
+    std::error_code ec;
+    std::filesystem::create_directories(log_dir_, ec);
+    if (ec) {
+      throw TrackerError(
+          fmt::format("csv: cannot continue the run in '{}': {}", log_dir_.string(), ec.message()));
+    }
+    metrics_path_ = log_dir_ / "metrics.csv";
+    if (std::filesystem::exists(metrics_path_, ec)) {
+      out_->open(metrics_path_, /*truncate=*/false);
+      restore_columns();
+    }
+  } else {
+    log_dir_ =
+        create_version_directory(child_directory(init_.logging_dir, init_.run_name), init_.run_id);
+    metrics_path_ = log_dir_ / "metrics.csv";
+  }
+  std::lock_guard lock(resume_mutex_);
+  resume_info_ = detail::directory_resume_info(log_dir_);
+}
+
+json CsvTracker::resume_info() const {
+  std::lock_guard lock(resume_mutex_);
+  return resume_info_;
+}
+
+void CsvTracker::restore_columns() {
+  const uint64_t size = out_->size();
+  std::optional<std::pair<std::vector<std::string>, std::size_t>> header;
+  for (uint64_t want = 64 * 1024;; want *= 2) {
+    header = first_csv_record(out_->read(0, static_cast<std::size_t>(std::min(want, size))));
+    if (header || want >= size) break;
+  }
+  if (!header || header->first.size() < 2) {
+    // Empty, or a header torn by a process killed while writing it: the next row writes it anew.
+    out_->truncate(0);
+    return;
+  }
+  auto& [fields, end] = *header;
+  if (fields.front() != "step") {
+    throw TrackerError(fmt::format(
+        "csv: cannot continue '{}': its first line is not a metrics.csv header (\"step,...\")",
+        metrics_path_.string()));
+  }
+  for (std::size_t i = 1; i < fields.size(); ++i) {
+    column_index_.emplace(fields[i], columns_.size());
+    columns_.push_back(std::move(fields[i]));
+  }
+  header_bytes_ = end;
+  // A row torn by a killed process is dropped; rows hold no line breaks (only the header can).
+  const uint64_t whole = out_->end_of_last_line(end);
+  if (whole < out_->size()) out_->truncate(whole);
 }
 
 void CsvTracker::store_init_configuration(const json& config) {
-  write_file_atomically(log_dir_ / "hparams.yaml", to_yaml(config));
+  retry_failed_write();
+  if (auto error = detail::write_file_atomically(log_dir_ / "hparams.yaml", to_yaml(config))) {
+    throw TrackerError("csv: " + *error);
+  }
+  ++accepted_;
+  update_acknowledged();
 }
 
 void CsvTracker::log(const Values& values, std::optional<int64_t> step) {
+  retry_failed_write();
   std::vector<std::pair<std::string, std::string>> cells;
   cells.reserve(values.size());
   for (const auto& [key, value] : values) {
@@ -149,7 +235,11 @@ void CsvTracker::log(const Values& values, std::optional<int64_t> step) {
                       key, value.kind()));
     }
   }
-  if (cells.empty()) return;
+  if (cells.empty()) {
+    ++accepted_;
+    update_acknowledged();
+    return;
+  }
 
   std::vector<std::string> new_keys;
   for (const auto& [key, text] : cells) {
@@ -169,65 +259,90 @@ void CsvTracker::log(const Values& values, std::optional<int64_t> step) {
     if (cell) line += *cell;
   }
   line += '\n';
-  write_line(line);
+
+  const uint64_t number = accepted_ + 1;
+  out_->add(line, number);
+  if (rows_since_flush_ + 1 >= flush_every_ || out_->buffered_bytes() >= kBufferBytes) {
+    try {
+      write_out();
+    } catch (const TrackerUnavailable&) {
+      out_->drop_from(number);  // this call throws, so it has accepted nothing
+      throw;
+    }
+  } else {
+    ++rows_since_flush_;
+  }
+  accepted_ = number;
+  update_acknowledged();
 }
 
 void CsvTracker::add_columns(const std::vector<std::string>& keys) {
-  for (const auto& key : keys) {
-    column_index_.emplace(key, columns_.size());
-    columns_.push_back(key);
-  }
+  std::vector<std::string> columns = columns_;
+  columns.insert(columns.end(), keys.begin(), keys.end());
   std::string header = "step";
-  for (const auto& column : columns_) header += "," + csv_field(column);
+  for (const auto& column : columns) header += "," + csv_field(column);
   header += '\n';
 
-  if (!out_.is_open()) {
-    out_.open(metrics_path_, std::ios::binary | std::ios::trunc);
-    if (!out_)
-      throw TrackerError(fmt::format("cannot open '{}' for writing", metrics_path_.string()));
-    out_ << header;
-    header_bytes_ = header.size();
-    return;
+  if (columns_.empty()) {
+    // The file's first line. It belongs to no call of its own: when writing it fails it stays
+    // buffered (the columns are known from now on) and goes out before the next row.
+    if (!out_->is_open()) out_->open(metrics_path_, /*truncate=*/true);
+    out_->add(header, 0);
+  } else {
+    // Lightning's approach: rewrite the file with the wider header; earlier rows get empty cells.
+    write_out();  // the buffered rows first, so that the rewritten file holds them
+    const std::string old = out_->read(0, static_cast<std::size_t>(out_->size()));
+    std::string rewritten = header;
+    rewritten.reserve(old.size() + header.size() + old.size() / 8);
+    const std::string padding(keys.size(), ',');
+    std::size_t pos = std::min(header_bytes_, old.size());
+    while (pos < old.size()) {
+      std::size_t end = old.find('\n', pos);
+      if (end == std::string::npos) end = old.size();
+      rewritten.append(old, pos, end - pos);
+      rewritten += padding;
+      rewritten += '\n';
+      pos = end + 1;
+    }
+    if (auto error = detail::write_file_atomically(metrics_path_, rewritten)) {
+      throw TrackerUnavailable("csv: " + *error);
+    }
+    out_->open(metrics_path_, /*truncate=*/false);
   }
-  // Lightning's approach: rewrite the file with the wider header; earlier rows get empty cells.
-  out_.close();
-  std::ifstream in(metrics_path_, std::ios::binary);
-  std::string old((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  in.close();
-  std::string rewritten = header;
-  rewritten.reserve(old.size() + header.size() + old.size() / 8);
-  const std::string padding(keys.size(), ',');
-  std::size_t pos = std::min(header_bytes_, old.size());
-  while (pos < old.size()) {
-    std::size_t end = old.find('\n', pos);
-    if (end == std::string::npos) end = old.size();
-    rewritten.append(old, pos, end - pos);
-    rewritten += padding;
-    rewritten += '\n';
-    pos = end + 1;
-  }
-  write_file_atomically(metrics_path_, rewritten);
+  for (std::size_t i = 0; i < keys.size(); ++i) column_index_.emplace(keys[i], columns_.size() + i);
+  columns_ = std::move(columns);
   header_bytes_ = header.size();
-  out_.open(metrics_path_, std::ios::binary | std::ios::app);
-  if (!out_) throw TrackerError(fmt::format("cannot reopen '{}'", metrics_path_.string()));
 }
 
-void CsvTracker::write_line(const std::string& line) {
-  out_ << line;
-  if (++rows_since_flush_ >= flush_every_) flush();
-  if (!out_) throw TrackerError(fmt::format("cannot write '{}'", metrics_path_.string()));
+void CsvTracker::write_out() {
+  try {
+    out_->write_buffered();
+  } catch (const TrackerUnavailable&) {
+    update_acknowledged();  // the whole rows written before the failure
+    throw;
+  }
+  rows_since_flush_ = 0;
+  update_acknowledged();
+}
+
+void CsvTracker::retry_failed_write() {
+  if (out_->write_failed()) write_out();  // throws TrackerUnavailable again while the disk is full
+}
+
+void CsvTracker::update_acknowledged() {
+  const uint64_t first_buffered = out_->first_buffered_number();
+  acknowledge(first_buffered == 0 ? accepted_ : first_buffered - 1);
 }
 
 void CsvTracker::flush() {
-  if (out_.is_open()) out_.flush();
-  rows_since_flush_ = 0;
+  write_out();
 }
 
 void CsvTracker::finish(RunStatus) {
-  if (out_.is_open()) {
-    out_.flush();
-    out_.close();
-  }
+  write_out();
+  out_->close();
+  ++accepted_;
+  update_acknowledged();
 }
 
 }  // namespace accel
