@@ -2,13 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <fstream>
+#include <system_error>
 
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/key_rules.hpp"
 #include "accel/tracking/png_encoder.hpp"
+#include "record_file.hpp"
 
 namespace accel {
 namespace {
@@ -34,23 +36,23 @@ std::string file_stem(std::string_view key) {
 }
 
 void write_png(const std::filesystem::path& path, const Image& image) {
-  const std::string png = encode_png(image, "jsonl");
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  file.write(png.data(), static_cast<std::streamsize>(png.size()));
-  if (!file.flush()) {
-    throw TrackerError(fmt::format("jsonl: cannot write image '{}'", path.string()));
+  if (auto error = detail::write_file_atomically(path, encode_png(image, "jsonl"))) {
+    throw TrackerUnavailable("jsonl: " + *error);
   }
 }
 
 }  // namespace
 
-JsonlTracker::JsonlTracker(TrackerInit init) : init_(std::move(init)) {
+JsonlTracker::JsonlTracker(TrackerInit init)
+    : init_(std::move(init)), out_(std::make_unique<detail::RecordFile>("jsonl")) {
   if (init_.logging_dir.empty()) {
     throw InvalidValue(
         "the jsonl tracker writes files and needs a logging directory; set "
         "project_dir or logging_dir");
   }
 }
+
+JsonlTracker::~JsonlTracker() = default;
 
 TrackerRegistration JsonlTracker::registration() {
   return {.name = "jsonl",
@@ -60,19 +62,52 @@ TrackerRegistration JsonlTracker::registration() {
 }
 
 void JsonlTracker::start() {
-  log_dir_ =
-      create_version_directory(child_directory(init_.logging_dir, init_.run_name), init_.run_id);
-  out_.open(log_dir_ / "metrics.jsonl", std::ios::binary | std::ios::app);
-  if (!out_)
-    throw TrackerError(
-        fmt::format("jsonl: cannot open '{}'", (log_dir_ / "metrics.jsonl").string()));
+  const auto resume = detail::resume_directory(init_.resume, "jsonl");
+  if (resume) {
+    // `accel-launch sync` delivering a journal: continue the run in its directory.
+    log_dir_ = *resume;
+    std::error_code ec;
+    std::filesystem::create_directories(log_dir_, ec);
+    if (ec) {
+      throw TrackerError(fmt::format("jsonl: cannot continue the run in '{}': {}",
+                                     log_dir_.string(), ec.message()));
+    }
+  } else {
+    log_dir_ =
+        create_version_directory(child_directory(init_.logging_dir, init_.run_name), init_.run_id);
+  }
+  out_->open(log_dir_ / "metrics.jsonl", /*truncate=*/false);
+  if (resume && out_->size() > 0) {
+    // A line torn by a killed process is dropped (JSON text holds no raw line break), and new
+    // media files are numbered after the lines already there.
+    const uint64_t whole = out_->end_of_last_line(0);
+    if (whole < out_->size()) out_->truncate(whole);
+    constexpr std::size_t kChunk = 1 << 20;
+    for (uint64_t at = 0; at < whole; at += kChunk) {
+      const std::string chunk = out_->read(at, kChunk);
+      line_ += std::count(chunk.begin(), chunk.end(), '\n');
+    }
+  }
+  std::lock_guard lock(resume_mutex_);
+  resume_info_ = detail::directory_resume_info(log_dir_);
+}
+
+nlohmann::json JsonlTracker::resume_info() const {
+  std::lock_guard lock(resume_mutex_);
+  return resume_info_;
+}
+
+void JsonlTracker::accepted() {
+  ++accepted_;
+  acknowledge(accepted_);  // every line of an accepted call is written when the call returns
 }
 
 void JsonlTracker::store_init_configuration(const json& config) {
-  auto path = log_dir_ / "config.json";
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << json_safe_config(config).dump(2, ' ', false, json::error_handler_t::replace) << '\n';
-  if (!out) throw TrackerError(fmt::format("jsonl: cannot write '{}'", path.string()));
+  const auto text = json_safe_config(config).dump(2, ' ', false, json::error_handler_t::replace);
+  if (auto error = detail::write_file_atomically(log_dir_ / "config.json", text + "\n")) {
+    throw TrackerError("jsonl: " + *error);
+  }
+  accepted();
 }
 
 void JsonlTracker::log(const Values& values, std::optional<int64_t> step) {
@@ -126,20 +161,26 @@ void JsonlTracker::log(const Values& values, std::optional<int64_t> step) {
   line["step"] = step ? json(*step) : json(nullptr);
   line["time"] = std::chrono::duration<double>(record_time().time_since_epoch()).count();
   line["values"] = std::move(encoded);
-  out_ << line.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
-  out_.flush();
+  // The line is written before log returns: when that fails, RecordFile has cut the file back to
+  // its last whole line, and the call throws having written nothing of its own.
+  out_->add(line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n", accepted_ + 1);
+  try {
+    out_->write_buffered();
+  } catch (const TrackerUnavailable&) {
+    out_->drop_from(accepted_ + 1);
+    throw;
+  }
   ++line_;
-  if (!out_)
-    throw TrackerError(
-        fmt::format("jsonl: cannot write '{}'", (log_dir_ / "metrics.jsonl").string()));
+  accepted();
 }
 
 void JsonlTracker::flush() {
-  if (out_.is_open()) out_.flush();
+  // Nothing is buffered: every accepted line is written when its call returns.
 }
 
 void JsonlTracker::finish(RunStatus) {
-  if (out_.is_open()) out_.close();
+  out_->close();
+  accepted();
 }
 
 }  // namespace accel
