@@ -4,11 +4,11 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 
 #include "accel/tracking/csv_tracker.hpp"  // to_yaml
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/key_rules.hpp"
+#include "record_file.hpp"
 
 namespace accel {
 namespace {
@@ -83,7 +83,12 @@ TensorBoardTracker::TensorBoardTracker(TrackerInit init) : init_(std::move(init)
       }
     }
   }
-  run_dir_ = child_directory(init_.logging_dir, init_.run_name);
+  if (auto dir = detail::resume_directory(init_.resume, "tensorboard")) {
+    run_dir_ = *dir;  // `accel-launch sync` delivering a journal: the run's directory
+  } else {
+    run_dir_ = child_directory(init_.logging_dir, init_.run_name);
+  }
+  resume_info_ = detail::directory_resume_info(run_dir_);
   // Checked here as well as in start(): TrackerHub constructs trackers inside init_trackers (on the
   // training thread) but starts them on their worker thread, and an unwritable logging directory
   // must fail init_trackers, not disable the tracker later.
@@ -98,7 +103,9 @@ TensorBoardTracker::TensorBoardTracker(TrackerInit init) : init_(std::move(init)
   }
 }
 
-TensorBoardTracker::~TensorBoardTracker() = default;
+TensorBoardTracker::~TensorBoardTracker() {
+  if (writer_) writer_->set_written_callback({});  // the writer's close() must not call back
+}
 
 TrackerRegistration TensorBoardTracker::registration() {
   return {
@@ -109,8 +116,15 @@ TrackerRegistration TensorBoardTracker::registration() {
 }
 
 void TensorBoardTracker::start() {
-  std::call_once(writer_once_,
-                 [this] { writer_ = std::make_unique<TensorBoardWriter>(run_dir_, options_); });
+  std::call_once(writer_once_, [this] {
+    writer_ = std::make_unique<TensorBoardWriter>(run_dir_, options_);
+    writer_->set_written_callback([this](uint64_t bytes) { written(bytes); });
+    started_.store(true, std::memory_order_release);
+  });
+}
+
+nlohmann::json TensorBoardTracker::resume_info() const {
+  return started_.load(std::memory_order_acquire) ? resume_info_ : nlohmann::json(nullptr);
 }
 
 std::any TensorBoardTracker::tracker() {
@@ -126,22 +140,51 @@ TensorBoardWriter& TensorBoardTracker::started_writer(const char* call) {
   return *writer_;
 }
 
+void TensorBoardTracker::throw_if_failed(TensorBoardWriter& writer) {
+  // The writer throws its failure once (possibly to a direct user of the handle, or into its
+  // background flush) and drops later events: every later call of ours says so instead of
+  // accepting a record that is not written.
+  if (auto error = writer.error()) throw TrackerError(*error);
+}
+
+void TensorBoardTracker::accepted(TensorBoardWriter& writer) {
+  // Read before the failure check: a failed write drops the buffer, so a size read after it could
+  // count this call's dropped events as written.
+  const uint64_t end = writer.bytes_appended();
+  throw_if_failed(writer);
+  ++accepted_;
+  {
+    std::lock_guard lock(unwritten_mutex_);
+    unwritten_.emplace_back(accepted_, end);
+  }
+  written(writer.bytes_written());  // the writer may have written it already
+}
+
+void TensorBoardTracker::written(uint64_t bytes) {
+  uint64_t upto = 0;
+  {
+    std::lock_guard lock(unwritten_mutex_);
+    while (!unwritten_.empty() && unwritten_.front().second <= bytes) {
+      upto = unwritten_.front().first;
+      unwritten_.pop_front();
+    }
+  }
+  if (upto != 0) acknowledge(upto);
+}
+
 void TensorBoardTracker::store_init_configuration(const nlohmann::json& config) {
   auto& writer = started_writer("store_init_configuration");
+  throw_if_failed(writer);
   const nlohmann::json safe =
       json_safe_config(config.is_object() ? config : nlohmann::json{{"config", config}});
-  const auto yaml_path = run_dir_ / "hparams.yaml";
-  {
-    std::ofstream out(yaml_path, std::ios::binary | std::ios::trunc);
-    out << to_yaml(safe);
-    if (!out.flush()) {
-      throw TrackerError(fmt::format(
-          "cannot write '{}'; make sure the logging directory is writable", yaml_path.string()));
-    }
+  if (auto error = detail::write_file_atomically(run_dir_ / "hparams.yaml", to_yaml(safe))) {
+    throw TrackerError(
+        fmt::format("tensorboard: {}; make sure the logging directory is writable", *error));
   }
   writer.add_hparams_session_start(safe);
   writer.flush();  // the HParams tab can show the run from the start
   config_ = safe;
+  accepted(writer);
 }
 
 const std::string& TensorBoardTracker::tag_for(const std::string& key) {
@@ -159,6 +202,7 @@ const std::string& TensorBoardTracker::tag_for(const std::string& key) {
 
 void TensorBoardTracker::log(const Values& values, std::optional<int64_t> step) {
   auto& writer = started_writer("log");
+  throw_if_failed(writer);
   const int64_t s = step ? *step : log_calls_;
   ++log_calls_;
   // The time of the training-loop call, also when the hub replays this record later from its
@@ -200,20 +244,39 @@ void TensorBoardTracker::log(const Values& values, std::optional<int64_t> step) 
     for (std::size_t i = 0; i < problems.size(); ++i) message += (i ? "; " : "") + problems[i];
     throw InvalidValue(message);
   }
+  accepted(writer);
 }
 
 void TensorBoardTracker::flush() {
-  if (writer_) writer_->flush();
+  if (writer_) {
+    throw_if_failed(*writer_);
+    writer_->flush();
+    throw_if_failed(*writer_);
+  }
+  {
+    std::lock_guard lock(unwritten_mutex_);
+    unwritten_.clear();
+  }
+  acknowledge(accepted_);  // everything accepted is in the OS now
 }
 
 void TensorBoardTracker::finish(RunStatus status) {
-  if (finished_ || !writer_) return;
+  if (writer_) throw_if_failed(*writer_);
+  if (finished_) return;
   finished_ = true;
-  if (config_) {
-    if (write_experiment_) writer_->add_hparams_experiment(*config_, scalar_tags_);
-    writer_->add_hparams_session_end(status);
+  if (writer_) {
+    if (config_) {
+      if (write_experiment_) writer_->add_hparams_experiment(*config_, scalar_tags_);
+      writer_->add_hparams_session_end(status);
+    }
+    writer_->close();
+    throw_if_failed(*writer_);
   }
-  writer_->close();
+  {
+    std::lock_guard lock(unwritten_mutex_);
+    unwritten_.clear();
+  }
+  acknowledge(++accepted_);
 }
 
 }  // namespace accel

@@ -367,7 +367,15 @@ void TensorBoardWriter::flush_periodically(std::stop_token stop) {
     } catch (const Error&) {
       // Kept in records_->failure(); thrown to the next caller (see locked_append).
     }
+    notify_written_locked();
   }
+}
+
+void TensorBoardWriter::notify_written_locked() {
+  const uint64_t written = records_->bytes_written();
+  if (written == notified_written_) return;
+  notified_written_ = written;
+  if (written_callback_) written_callback_(written);
 }
 
 template <class Append>
@@ -383,11 +391,13 @@ void TensorBoardWriter::locked_append(Append&& append) {
     throw TrackerError(records_->failure());
   }
   try {
-    append(*records_);
+    append(*records_);  // may hand a full buffer to the OS
   } catch (const TrackerError&) {
     failure_reported_ = true;
+    notify_written_locked();
     throw;
   }
+  notify_written_locked();
 }
 
 void TensorBoardWriter::add_scalar(std::string_view tag, double value, int64_t step,
@@ -575,13 +585,25 @@ void TensorBoardWriter::close() {
     records_->close();
   } catch (const TrackerError&) {
     failure_reported_ = true;
+    notify_written_locked();
     throw;
   }
+  notify_written_locked();
 }
 
 uint64_t TensorBoardWriter::bytes_appended() const {
   std::lock_guard lock(mutex_);
   return records_->bytes_appended();
+}
+
+uint64_t TensorBoardWriter::bytes_written() const {
+  std::lock_guard lock(mutex_);
+  return records_->bytes_written();
+}
+
+void TensorBoardWriter::set_written_callback(std::function<void(uint64_t)> callback) {
+  std::lock_guard lock(mutex_);
+  written_callback_ = std::move(callback);
 }
 
 std::optional<std::string> TensorBoardWriter::error() const {

@@ -88,10 +88,20 @@ void TfeventsRecordWriter::write_out(const std::byte* data, std::size_t size) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       int e = n < 0 ? errno : ENOSPC;
-      // Cut a partly written chunk back to the last whole record so the file stays readable.
-      if (done > 0 && ::ftruncate(fd_, static_cast<off_t>(written_)) == 0) {
-        ::lseek(fd_, static_cast<off_t>(written_), SEEK_SET);
+      // Keep the whole records that reached the OS (data holds whole records back to back) and cut
+      // the part of the next one off, so that the file stays readable.
+      std::size_t kept = 0;
+      while (kept + kHeaderBytes <= done) {
+        uint64_t length = 0;
+        for (int i = 0; i < 8; ++i) length |= static_cast<uint64_t>(data[kept + i]) << (8 * i);
+        const std::size_t record = kHeaderBytes + static_cast<std::size_t>(length) + kFooterBytes;
+        if (kept + record > done) break;
+        kept += record;
       }
+      if (done > kept && ::ftruncate(fd_, static_cast<off_t>(written_ + kept)) == 0) {
+        ::lseek(fd_, static_cast<off_t>(written_ + kept), SEEK_SET);
+      }
+      written_ += kept;
       used_ = 0;
       fail("writing", e);
     }

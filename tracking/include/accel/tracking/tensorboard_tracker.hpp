@@ -26,11 +26,27 @@
 // TensorBoard infers one across all runs of the log directory). Unknown keys are rejected.
 //
 // Errors: the constructor (run by init_trackers) and start() throw accel::TrackerError when the run
-// directory or the events file cannot be created; log()
-// writes every valid entry of the call, then throws accel::InvalidValue naming the bad ones; an I/O
-// failure (disk full) is thrown once as accel::TrackerError (see TensorBoardWriter).
-// Thread-safety: as GeneralTracker (one worker thread); the writer from tracker() is thread-safe.
+// directory or the events file cannot be created; log() writes every valid entry of the call, then
+// throws accel::InvalidValue naming the bad ones. An I/O failure (disk full) is thrown as
+// accel::TrackerError naming the file and the OS reason (see TensorBoardWriter), and so is every
+// later call: the events file keeps the whole records written before the failure, the hub's journal
+// keeps the records that were not acknowledged.
+//
+// Delivery (see GeneralTracker): holds_records() is true. The writer buffers events, so a call that
+// returns has not necessarily reached the file: acknowledged() counts the accepted calls
+// (store_init_configuration, log, finish) whose events the writer has handed to the OS — at its
+// flush every flush_secs, when its buffer is full, at flush() (which acknowledges every accepted
+// call when it returns) and at finish().
+//
+// resume_info() is {"directory": "<the run directory>"} once started. Constructed with
+// TrackerInit::resume = that (as `accel-launch sync` does), the tracker writes into that directory:
+// a new events file beside the earlier ones (TensorBoard reads every events file of a run
+// directory as one run).
+// Thread-safety: as GeneralTracker (one worker thread); the writer from tracker(), resume_info()
+// and acknowledged() may be used from any thread.
+#include <atomic>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -61,22 +77,35 @@ class TensorBoardTracker final : public GeneralTracker {
   void log(const Values& values, std::optional<int64_t> step) override;
   void flush() override;
   void finish(RunStatus status) override;
+  bool holds_records() const override { return true; }
+  // {"directory": "<the run directory>"} once started; null before.
+  nlohmann::json resume_info() const override;
   // The TensorBoardWriter* (thread-safe). Starts the tracker first if start() has not run yet, so
   // the handle is valid as soon as init_trackers returns; throws like start() when that fails.
   std::any tracker() override;
 
-  // <logging_dir>/<run_name>, known from construction.
+  // <logging_dir>/<run_name> (or TrackerInit::resume's directory), known from construction.
   const std::filesystem::path& run_dir() const { return run_dir_; }
   TensorBoardWriter* writer() { return writer_.get(); }
 
  private:
   const std::string& tag_for(const std::string& key);
   TensorBoardWriter& started_writer(const char* call);
+  void throw_if_failed(TensorBoardWriter& writer);
+  void accepted(TensorBoardWriter& writer);
+  void written(uint64_t bytes);
 
   TrackerInit init_;
   TensorBoardWriterOptions options_;
   bool write_experiment_ = true;
   std::filesystem::path run_dir_;
+  nlohmann::json resume_info_;        // set at construction, returned once started_
+  std::atomic<bool> started_{false};  // the writer exists
+  uint64_t accepted_ = 0;             // calls accepted so far (see GeneralTracker::acknowledge)
+  std::mutex unwritten_mutex_;        // taken inside the writer's lock (its written callback)
+  // Accepted calls whose events may not have reached the OS yet: (call number, the events file's
+  // size once they have). Guarded by unwritten_mutex_.
+  std::deque<std::pair<uint64_t, uint64_t>> unwritten_;
   std::once_flag writer_once_;  // start() may race with tracker() from the training thread
   std::unique_ptr<TensorBoardWriter> writer_;
   std::optional<nlohmann::json> config_;

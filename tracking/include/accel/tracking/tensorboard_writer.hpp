@@ -22,19 +22,21 @@
 // are dropped.
 //
 // Durability: records are buffered and handed to the OS every flush_secs by a background thread,
-// at flush() and at close(); close() also fsyncs once. A process killed at any point leaves a file
-// that TensorBoard reads up to the last flush. No fsync happens per record.
+// when the buffer is full, at flush() and at close(); close() also fsyncs once. A process killed at
+// any point leaves a file that TensorBoard reads up to the last flush. No fsync happens per record.
+// bytes_written() and the written callback (set_written_callback) tell how much has reached the OS.
 //
 // Errors: bad input throws accel::InvalidValue (naming the tag and the problem) and writes nothing
 // for that call. An I/O failure (disk full, ...) is thrown once as accel::TrackerError, from the
-// call that hits it or, when the background flush hit it, from the next call. The file keeps every
-// whole record written before the failure and nothing after it; later calls are dropped, and
-// error() says why.
+// call that hits it or, when the background flush hit it, from the next call; its message names
+// the file and the OS reason ("No space left on device"). The file keeps every whole record written
+// before the failure and nothing after it; later calls are dropped, and error() says why.
 //
 // Thread-safety: every member function may be called from any thread (one internal mutex).
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -115,6 +117,14 @@ class TensorBoardWriter {
   const std::filesystem::path& file_path() const { return file_path_; }
   // Bytes appended to the events file so far (written or buffered).
   uint64_t bytes_appended() const;
+  // Bytes of whole records handed to the OS so far: the file's size (after a failed write, the
+  // whole records written before it).
+  uint64_t bytes_written() const;
+  // Calls callback(bytes_written()) each time that grows: when records are handed to the OS by
+  // flush(), the background flush, a full buffer or close(), and after a failed write that kept
+  // some. It runs on the thread that wrote, with the writer's lock held, so it must be quick, must
+  // not throw and must not call this writer. Replaces the callback set before; {} removes it.
+  void set_written_callback(std::function<void(uint64_t)> callback);
   // Why writing stopped, or nullopt while healthy.
   std::optional<std::string> error() const;
 
@@ -126,6 +136,7 @@ class TensorBoardWriter {
   template <class Append>
   void locked_append(Append&& append);
   void flush_periodically(std::stop_token stop);
+  void notify_written_locked();
   void write_hparams_summary(std::string_view tag, const std::string& plugin_content);
 
   std::filesystem::path log_dir_;
@@ -136,10 +147,12 @@ class TensorBoardWriter {
   std::unique_ptr<TfeventsRecordWriter> records_;  // guarded by mutex_
   std::mutex layout_mutex_;                        // orders add_scalars' layout updates
   std::vector<std::pair<std::string, std::vector<std::string>>>
-      scalar_groups_;              // guarded by layout_mutex_
-  bool failure_reported_ = false;  // guarded by mutex_
-  bool closed_ = false;            // guarded by mutex_
-  std::jthread flusher_;           // last member: stopped first on destruction
+      scalar_groups_;                               // guarded by layout_mutex_
+  bool failure_reported_ = false;                   // guarded by mutex_
+  std::function<void(uint64_t)> written_callback_;  // guarded by mutex_
+  uint64_t notified_written_ = 0;                   // guarded by mutex_
+  bool closed_ = false;                             // guarded by mutex_
+  std::jthread flusher_;                            // last member: stopped first on destruction
 };
 
 }  // namespace accel

@@ -7,9 +7,9 @@
 //   masked_crc32c(data)
 // with mask_crc32c() from crc32c.hpp. Invariant: the file only ever holds whole records. Records
 // are buffered in memory and handed to the OS in whole-record chunks (flush()); a write that fails
-// part-way (disk full, file size limit) is cut back to the last whole record, so readers never see
-// a torn record. After such a failure the writer is "failed": every later append/flush throws
-// accel::TrackerError.
+// part-way (disk full, file size limit) keeps the whole records it wrote and is cut back to the end
+// of the last of them, so readers never see a torn record. After such a failure the writer is
+// "failed": every later append/flush throws accel::TrackerError.
 //
 // Durability: flush() = write(2) to the OS (survives the process being killed); sync() adds one
 // fsync. Thread-safety: none. The owner (TensorBoardWriter) serialises access with its own mutex.
@@ -55,7 +55,8 @@ class TfeventsRecordWriter {
   void close();
 
   const std::filesystem::path& path() const { return path_; }
-  // Bytes of whole records the OS has accepted (the file size, unless failed).
+  // Bytes of whole records the OS has accepted: the file's size, also after a failed write (which
+  // keeps the whole records it wrote).
   uint64_t bytes_written() const { return written_; }
   // Bytes appended so far, written or still buffered.
   uint64_t bytes_appended() const { return written_ + used_; }
