@@ -1,11 +1,14 @@
 // CsvTracker: Lightning's layout, a header that widens by rewriting the file, scalars only,
 // NaN/Inf, unicode and quoting; checked with Python's csv module, pandas and PyYAML (real readers).
+// Delivery: acknowledgements, resuming a run, and a full disk (a small tmpfs, see
+// disk_full_support.hpp).
 #include "accel/tracking/csv_tracker.hpp"
 
 #include <cmath>
 #include <limits>
 
 #include "accel/tracking/hub.hpp"
+#include "disk_full_support.hpp"
 #include "tracking_test_support.hpp"
 
 using namespace accel;
@@ -14,6 +17,41 @@ using test::WarningCapture;
 
 namespace {
 
+TrackerInit csv_init(const std::filesystem::path& logging_dir,
+                     nlohmann::json init_kwargs = nlohmann::json::object()) {
+  TrackerInit init;
+  init.run_name = "proj";
+  init.logging_dir = logging_dir;
+  init.init_kwargs = std::move(init_kwargs);
+  return init;
+}
+
+std::string absolute_name(const std::filesystem::path& dir) {
+  return std::filesystem::absolute(dir).lexically_normal().string();
+}
+
+// Every row whole, with "step,a,b" cells step == a == b, the steps 0, 1, 2, ... without a gap, and
+// the file ending in a line break; prints {"rows": n}.
+const char* kCheckRows = R"PY(
+import csv, json, sys
+path = sys.argv[1]
+data = open(path, "rb").read()
+assert data.endswith(b"\n"), "the file ends with a partial row: %r" % data[-60:]
+with open(path, newline="", encoding="utf-8") as f:
+    rows = list(csv.reader(f))
+assert rows[0] == ["step", "a", "b"], rows[0]
+for i, row in enumerate(rows[1:]):
+    assert row == [str(i)] * 3, (i, row)
+print(json.dumps({"rows": len(rows) - 1}))
+)PY";
+
+uint64_t whole_rows(const std::filesystem::path& path) {
+  return nlohmann::json::parse(test::run_python(kCheckRows, path))["rows"].get<uint64_t>();
+}
+
+Values row(int64_t step) {
+  return {{"a", step}, {"b", step}};
+}
 
 // Python prints the rows as JSON: header + list of dicts (csv.DictReader), plus a pandas check.
 const char* kReadCsv = R"PY(
@@ -159,4 +197,192 @@ print(json.dumps(d, ensure_ascii=False))
 
 TEST_CASE("csv needs a logging directory") {
   CHECK_THROWS_AS(CsvTracker(TrackerInit{"run", "", nlohmann::json::object(), ""}), InvalidValue);
+}
+
+TEST_CASE("csv holds records: acknowledged() counts the calls whose rows reached the OS") {
+  ScratchDir dir;
+  WarningCapture warnings;
+  CsvTracker tracker(csv_init(dir.path(), {{"flush_every", 3}}));
+  CHECK(tracker.holds_records());
+  CHECK(tracker.resume_info().is_null());
+  tracker.start();
+  const auto version = dir.path() / "proj" / "version_0";
+  CHECK(tracker.resume_info() == nlohmann::json({{"directory", absolute_name(version)}}));
+  tracker.store_init_configuration({{"lr", 0.1}});  // 1: hparams.yaml is written
+  CHECK(tracker.acknowledged() == 1);
+  tracker.log({{"loss", 0.5}}, 0);  // 2 and 3 wait in the buffer (flush_every = 3)
+  tracker.log({{"loss", 0.4}}, 1);
+  CHECK(tracker.acknowledged() == 1);
+  CHECK(test::read_file(version / "metrics.csv").empty());
+  tracker.log({{"loss", 0.3}}, 2);  // 4: the third row, all three go out
+  CHECK(tracker.acknowledged() == 4);
+  CHECK(test::read_file(version / "metrics.csv") == "step,loss\n0,0.5\n1,0.4\n2,0.3\n");
+  tracker.log({{"note", "no scalar"}}, 3);  // 5: no row, and nothing waits before it
+  CHECK(tracker.acknowledged() == 5);
+  tracker.log({{"loss", 0.2}}, 4);          // 6: waits
+  tracker.log({{"note", "no scalar"}}, 5);  // 7: no row, but row 6 waits before it
+  CHECK(tracker.acknowledged() == 5);
+  tracker.flush();
+  CHECK(tracker.acknowledged() == 7);
+  tracker.finish(RunStatus::finished);  // 8
+  CHECK(tracker.acknowledged() == 8);
+  CHECK(test::read_file(version / "metrics.csv") == "step,loss\n0,0.5\n1,0.4\n2,0.3\n4,0.2\n");
+}
+
+TEST_CASE("through the hub, csv's buffered rows count as delivered once written") {
+  ScratchDir dir;
+  TrackerHub hub(test::hub_options_in(dir));
+  hub.init_trackers("proj", {}, {"csv"}, {{"csv", {{"flush_every", 4}}}});
+  for (int64_t step = 0; step < 10; ++step) hub.log(row(step), step);
+  auto report = hub.end_training();
+  CHECK(report.complete());
+  REQUIRE(report.trackers.size() == 1);
+  CHECK(report.trackers[0].logged == 10);
+  CHECK(report.trackers[0].delivered == 10);
+  CHECK(whole_rows(dir.path() / "proj" / "version_0" / "metrics.csv") == 10);
+}
+
+TEST_CASE("csv resumes a run in its directory: columns from the header, whole rows appended") {
+  ScratchDir dir;
+  nlohmann::json resume;
+  {
+    CsvTracker first(csv_init(dir.path()));
+    first.start();
+    first.log({{"a,b", 1}, {"c", 2}}, 0);
+    first.log({{"a,b", 3}}, 1);
+    first.finish(RunStatus::failed);
+    resume = first.resume_info();
+  }
+  const auto version = dir.path() / "proj" / "version_0";
+  const auto path = version / "metrics.csv";
+  std::ofstream(path, std::ios::binary | std::ios::app) << "2,5";  // torn by a killed process
+
+  auto init = csv_init(dir.path());
+  init.resume = resume;
+  CsvTracker second(init);
+  second.start();
+  CHECK(second.log_dir() == absolute_name(version));
+  CHECK(second.resume_info() == resume);
+  second.log({{"c", 4}, {"a,b", 5}}, 2);
+  second.log({{"d", 6}}, 3);  // a new column: the file is rewritten with the wider header
+  second.finish(RunStatus::finished);
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "proj" / "version_1"));
+  CHECK(test::read_file(path) == "step,\"a,b\",c,d\n0,1,2,\n1,3,,\n2,5,4,\n3,,,6\n");
+  auto parsed = read_csv(path);
+  CHECK(parsed["header"] == nlohmann::json({"step", "a,b", "c", "d"}));
+  CHECK(parsed["rows"].size() == 4);
+}
+
+TEST_CASE("csv resumes into a directory without metrics.csv yet") {
+  ScratchDir dir;
+  auto init = csv_init(dir.path() / "other");
+  init.resume = {{"directory", (dir.path() / "run").string()}};
+  CsvTracker tracker(init);
+  tracker.start();
+  tracker.log(row(0), 0);
+  tracker.finish(RunStatus::finished);
+  CHECK(test::read_file(dir.path() / "run" / "metrics.csv") == "step,a,b\n0,0,0\n");
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "other"));
+}
+
+TEST_CASE("csv on a full disk: whole rows, the OS reason, acknowledged() = rows in the file",
+          "[.disk_full]") {
+  ScratchDir dir;
+  test::run_on_small_disk(dir.path(), "[.csv_disk_full_child]");
+}
+
+TEST_CASE("csv disk-full child: runs on a 64 KiB tmpfs", "[.csv_disk_full_child]") {
+  const auto disk = test::small_disk_dir();
+  for (const auto& entry : std::filesystem::directory_iterator(disk)) {
+    std::filesystem::remove_all(entry.path());  // what an earlier section left
+  }
+  WarningCapture warnings;
+  const auto full = Catch::Contains("No space left on device");
+
+  SECTION("every row goes out: the refused row is cut off, and a rewrite fails cleanly too") {
+    CsvTracker tracker(csv_init(disk));
+    tracker.start();
+    const auto path = tracker.log_dir() / "metrics.csv";
+    uint64_t accepted = 0;
+    std::string error;
+    for (int64_t step = 0; step < 1'000'000 && error.empty(); ++step) {
+      try {
+        tracker.log(row(step), step);
+        ++accepted;
+      } catch (const TrackerUnavailable& e) {
+        error = e.what();
+      }
+    }
+    CHECK_THAT(error, Catch::Contains("csv: cannot write '" + path.string() + "'") && full);
+    CHECK(accepted > 100);
+    CHECK(whole_rows(path) == accepted);
+    CHECK(tracker.acknowledged() == accepted);
+
+    // Still full: a retry throws again and leaves the file as it was.
+    const auto size = std::filesystem::file_size(path);
+    CHECK_THROWS_AS(tracker.log(row(static_cast<int64_t>(accepted)), 0), TrackerUnavailable);
+    // A new column needs the file rewritten: that fails too, naming the file being written.
+    auto message = test::thrown<TrackerUnavailable>([&] { tracker.log({{"new", 1}}, 0); });
+    CHECK_THAT(message, Catch::Contains(path.string()) && full);
+    CHECK(std::filesystem::file_size(path) == size);
+    CHECK(whole_rows(path) == accepted);
+    CHECK(tracker.acknowledged() == accepted);
+  }
+
+  SECTION("buffered rows (flush_every = 8) stay buffered and go out once there is space") {
+    test::write_ballast(disk / "ballast", 16 * 1024);
+    CsvTracker tracker(csv_init(disk, {{"flush_every", 8}}));
+    tracker.start();
+    tracker.store_init_configuration({{"lr", 0.1}});  // call 1
+    const auto path = tracker.log_dir() / "metrics.csv";
+    int64_t logs = 0;  // accepted log calls; the call with step `logs` is refused
+    std::string error;
+    for (; logs < 1'000'000; ++logs) {
+      try {
+        tracker.log(row(logs), logs);
+      } catch (const TrackerUnavailable& e) {
+        error = e.what();
+        break;
+      }
+    }
+    CHECK_THAT(error, Catch::Contains(path.string()) && full);
+    const uint64_t in_file = whole_rows(path);
+    CHECK(in_file <= static_cast<uint64_t>(logs));
+    CHECK(tracker.acknowledged() == 1 + in_file);
+    CHECK_THROWS_AS(tracker.flush(), TrackerUnavailable);
+    CHECK(tracker.acknowledged() == 1 + in_file);
+
+    std::filesystem::remove(disk / "ballast");
+    tracker.flush();  // writes the rows still buffered
+    CHECK(tracker.acknowledged() == 1 + static_cast<uint64_t>(logs));
+    tracker.log(row(logs), logs);  // the refused call again, as the hub retries it
+    tracker.finish(RunStatus::finished);
+    CHECK(tracker.acknowledged() == 1 + static_cast<uint64_t>(logs) + 2);
+    CHECK(whole_rows(path) == static_cast<uint64_t>(logs) + 1);
+  }
+
+  SECTION("through the hub: what it reports delivered is what the file holds") {
+    ScratchDir journal;  // not on the small disk
+    TrackerHubOptions options;
+    options.project_dir = disk;
+    options.journal_dir = journal.path();
+    options.handle_signals = false;
+    options.retry_initial_delay = std::chrono::milliseconds(10);
+    options.retry_max_delay = std::chrono::milliseconds(50);
+    options.end_training_timeout = std::chrono::milliseconds(1000);
+    TrackerHub hub(options);
+    hub.init_trackers("hub", {}, {"csv"});
+    const int64_t logs = 6000;  // about 90 KiB of rows
+    for (int64_t step = 0; step < logs; ++step) hub.log(row(step), step);
+    auto report = hub.end_training();
+    REQUIRE(report.trackers.size() == 1);
+    const auto& delivery = report.trackers[0];
+    INFO("error: " << delivery.error);
+    CHECK_FALSE(report.complete());
+    CHECK(delivery.logged == static_cast<uint64_t>(logs));
+    const uint64_t in_file = whole_rows(disk / "hub" / "version_0" / "metrics.csv");
+    CHECK(in_file > 100);
+    CHECK(delivery.delivered == in_file);
+    CHECK(delivery.delivered + delivery.journaled + delivery.lost == delivery.logged);
+  }
 }
