@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "accel/tracking/hub.hpp"
+#include "accel/tracking/journal.hpp"
 #include "tracking_test_support.hpp"
 
 using namespace accel;
@@ -68,7 +69,53 @@ void log_then_signal(const std::filesystem::path& dir, int signo) {
   ::_exit(3);  // the signal should have ended the process
 }
 
+// A backend that never answers.
+class DeadTracker final : public GeneralTracker {
+ public:
+  std::string name() const override { return "dead"; }
+  bool requires_logging_directory() const override { return false; }
+  void store_init_configuration(const nlohmann::json&) override { down(); }
+  void log(const Values&, std::optional<int64_t>) override { down(); }
+  void finish(RunStatus) override { down(); }
+
+ private:
+  static void down() { throw TrackerUnavailable("dead: connection refused"); }
+};
+
 }  // namespace
+
+TEST_CASE(
+    "SIGTERM with a backend that is down: the process ends at once and its journal holds "
+    "every record, ended as killed") {
+  ScratchDir dir;
+  const auto begin = std::chrono::steady_clock::now();
+  int status = run_in_child([&] {
+    TrackerHubOptions o;
+    o.project_dir = dir.path();
+    o.end_training_timeout = std::chrono::seconds(30);  // not waited for: the backend is down
+    o.queue_bytes = 4096;                               // most records overflow to the journal
+    TrackerHub hub(o);
+    hub.init_trackers("proj", {{"lr", 1}}, {std::make_shared<DeadTracker>()});
+    for (int64_t i = 0; i < 1000; ++i) hub.log({{"i", i}}, i);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the worker meets the outage
+    ::kill(::getpid(), SIGTERM);
+    std::this_thread::sleep_for(std::chrono::seconds(20));
+    ::_exit(3);
+  });
+  const auto took = std::chrono::steady_clock::now() - begin;
+  REQUIRE(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGTERM);
+  CHECK(took < std::chrono::seconds(5));
+  std::vector<std::filesystem::path> journals(
+      std::filesystem::directory_iterator(dir.path() / ".accel_journal"), {});
+  REQUIRE(journals.size() == 1);
+  const JournalContents contents = read_journal_contents(journals[0]);
+  CHECK(contents.pending_logs == 1000);
+  REQUIRE(contents.pending.size() == 1002);
+  CHECK(contents.pending.front().kind == RecordKind::config);
+  CHECK(contents.pending.back().kind == RecordKind::finish);
+  CHECK(contents.pending.back().status == RunStatus::killed);
+}
 
 TEST_CASE(
     "SIGTERM: trackers are flushed and finished as killed, then the process dies by SIGTERM") {
