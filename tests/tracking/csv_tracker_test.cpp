@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "accel/tracking/hub.hpp"
+#include "accel/tracking/journal_sync.hpp"
 #include "disk_full_support.hpp"
 #include "tracking_test_support.hpp"
 
@@ -361,7 +362,8 @@ TEST_CASE("csv disk-full child: runs on a 64 KiB tmpfs", "[.csv_disk_full_child]
     CHECK(whole_rows(path) == static_cast<uint64_t>(logs) + 1);
   }
 
-  SECTION("through the hub: what it reports delivered is what the file holds") {
+  SECTION("through the hub, then sync: delivered is what the file holds, sync adds the rest") {
+    test::write_ballast(disk / "ballast", 32 * 1024);
     ScratchDir journal;  // not on the small disk
     TrackerHubOptions options;
     options.project_dir = disk;
@@ -370,19 +372,34 @@ TEST_CASE("csv disk-full child: runs on a 64 KiB tmpfs", "[.csv_disk_full_child]
     options.retry_initial_delay = std::chrono::milliseconds(10);
     options.retry_max_delay = std::chrono::milliseconds(50);
     options.end_training_timeout = std::chrono::milliseconds(1000);
-    TrackerHub hub(options);
-    hub.init_trackers("hub", {}, {"csv"});
-    const int64_t logs = 6000;  // about 90 KiB of rows
-    for (int64_t step = 0; step < logs; ++step) hub.log(row(step), step);
-    auto report = hub.end_training();
-    REQUIRE(report.trackers.size() == 1);
-    const auto& delivery = report.trackers[0];
-    INFO("error: " << delivery.error);
-    CHECK_FALSE(report.complete());
-    CHECK(delivery.logged == static_cast<uint64_t>(logs));
-    const uint64_t in_file = whole_rows(disk / "hub" / "version_0" / "metrics.csv");
-    CHECK(in_file > 100);
-    CHECK(delivery.delivered == in_file);
-    CHECK(delivery.delivered + delivery.journaled + delivery.lost == delivery.logged);
+    const int64_t logs = 3000;  // about 45 KiB of rows; 32 KiB are left
+    const auto path = disk / "hub" / "version_0" / "metrics.csv";
+    {
+      TrackerHub hub(options);
+      hub.init_trackers("hub", {}, {"csv"});
+      for (int64_t step = 0; step < logs; ++step) hub.log(row(step), step);
+      auto report = hub.end_training();
+      REQUIRE(report.trackers.size() == 1);
+      const auto& delivery = report.trackers[0];
+      INFO("error: " << delivery.error);
+      CHECK_FALSE(report.complete());
+      CHECK(delivery.logged == static_cast<uint64_t>(logs));
+      const uint64_t in_file = whole_rows(path);
+      CHECK(in_file > 100);
+      CHECK(delivery.delivered == in_file);
+      CHECK(delivery.delivered + delivery.journaled + delivery.lost == delivery.logged);
+      CHECK(delivery.journaled == delivery.undelivered);
+    }
+
+    // `accel-launch sync` once there is space again: the rest goes into the same file.
+    std::filesystem::remove(disk / "ballast");
+    auto journals = find_journals(journal.path());
+    REQUIRE(journals.size() == 1);
+    auto result = sync_journal(journals[0]);
+    INFO(describe(result));
+    CHECK(result.complete);
+    CHECK(result.run == nlohmann::json({{"directory", absolute_name(path.parent_path())}}).dump());
+    CHECK(whole_rows(path) == static_cast<uint64_t>(logs));  // each step once, in order
+    CHECK_FALSE(std::filesystem::exists(disk / "hub" / "version_1"));
   }
 }
