@@ -340,6 +340,8 @@ void TrackerChannel::worker_main() {
       idle_polls_ = 0;
     }
   }
+  // A tracker that broke may still have stored part of what it held (a file cut at a full disk).
+  if (holds_records_ && !held_.empty()) collect_acknowledgements();
   if (!abandoned_) report_acknowledgements(lock);
   if (broken_ && !abandoned_) {
     lock.unlock();
@@ -438,11 +440,17 @@ void TrackerChannel::acknowledged_all() {
 }
 
 void TrackerChannel::report_acknowledgements(std::unique_lock<std::mutex>& lock) {
+  if (!spool_) return;
   const uint64_t upto = held_.acknowledged_sequence();
-  if (!spool_ || upto <= spool_acknowledged_) return;
-  spool_acknowledged_ = upto;
+  // The journal may have been opened before the tracker started (its run did not exist yet):
+  // once it has, the journal learns where the run is.
+  const bool refresh_identity = started_ && !identity_has_run_;
+  if (upto <= spool_acknowledged_ && !refresh_identity) return;
+  spool_acknowledged_ = std::max(spool_acknowledged_, upto);
+  identity_has_run_ = identity_has_run_ || refresh_identity;
   auto spool = spool_;
   lock.unlock();  // the journal may touch the disk: never with the lock that push() needs
+  if (refresh_identity) spool->set_identity(identity());
   spool->acknowledge(upto);
   lock.lock();
 }

@@ -176,6 +176,7 @@ class TrackerChannel : public std::enable_shared_from_this<TrackerChannel> {
   uint64_t logs_lost_ = 0;  // could not even be journaled
 
   uint64_t spool_acknowledged_ = 0;  // what the journal was last told
+  bool identity_has_run_ = false;    // the journal's identity was written after start()
   bool backend_down_ = false;        // the last call threw TrackerUnavailable
   bool in_outage_ = false;  // from the first unavailable call until the journal is replayed
   std::chrono::milliseconds retry_delay_{};
