@@ -205,3 +205,45 @@ TEST_CASE("1,000,000 log calls against a dead backend stay within the queue boun
   INFO("baseline RSS " << baseline / 1024 << " KiB, peak " << peak / 1024 << " KiB");
   CHECK(peak - baseline <= options.queue_bytes + constant);
 }
+
+TEST_CASE(
+    "a backlog replayed from the journal while new records keep overflowing arrives once, "
+    "in order") {
+  // The replay takes well over a second, so acknowledged marks are written into the journal between
+  // the overflow records (a regression: a mark inside a run of overflow records stopped the
+  // replay).
+  ScratchDir dir;
+  WarningCapture warnings;
+  auto tracker = std::make_shared<RecordingTracker>("slow");
+  tracker->unavailable_calls = 3;
+  tracker->delay = std::chrono::microseconds(150);
+  TrackerHubOptions options = test::hub_options_in(dir);
+  options.queue_bytes = 8 * 1024;
+  options.retry_initial_delay = 100ms;
+  options.end_training_timeout = 60s;
+  TrackerHub hub(options);
+  hub.init_trackers("proj", {}, {tracker});
+  const int64_t n = 12'000;
+  for (int64_t i = 0; i < n; ++i) {
+    hub.log({{"i", i}}, i);
+    if (i % 100 == 0) std::this_thread::sleep_for(1ms);
+  }
+  auto report = hub.end_training();
+  const auto& t = report.trackers.at(0);
+  INFO("delivered " << t.delivered << " journaled " << t.journaled << " lost " << t.lost
+                    << " error '" << t.error << "'");
+  CHECK(report.complete());
+  CHECK(t.delivered == static_cast<uint64_t>(n));
+  const auto logs = tracker->logs();
+  for (std::size_t i = 0; i < logs.size(); ++i) {
+    if (*logs[i].step != static_cast<int64_t>(i)) {
+      FAIL("log " << i << " has step " << *logs[i].step);
+    }
+  }
+  REQUIRE(logs.size() == static_cast<std::size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    if (*logs[static_cast<std::size_t>(i)].step != i)
+      FAIL("log " << i << " has step " << *logs[i].step);
+  }
+  CHECK(warnings.count({"'slow' is behind"}) == 1);
+}

@@ -15,7 +15,7 @@ constexpr std::size_t heap_string(const std::string& s) {
 std::size_t HubRecord::memory_bytes(const Values& values) {
   // make_shared<Values>: control block + object; the entries' vector; each key's and string's heap.
   std::size_t n = 2 * sizeof(HubRecord) + allocation(sizeof(Values) + 16) +
-                  allocation(values.size() * sizeof(Values::Entry));
+                  allocation(values.capacity() * sizeof(Values::Entry));
   for (const auto& [key, value] : values) {
     n += heap_string(key);
     if (const auto* text = value.get_if<std::string>()) {

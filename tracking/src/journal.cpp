@@ -335,23 +335,32 @@ void JournalWriter::append_frames(std::span<const uint8_t> frames) {
 }
 
 void JournalWriter::flush() {
+  std::vector<uint8_t> buffered;
+  buffered.swap(buffer_);
+  write_now(buffered);
+}
+
+void JournalWriter::write_now(std::span<const uint8_t> frames) {
+  if (!buffer_.empty()) flush();
   std::size_t written = 0;
-  while (written < buffer_.size()) {
-    ssize_t n = ::write(fd_, buffer_.data() + written, buffer_.size() - written);
+  while (written < frames.size()) {
+    ssize_t n = ::write(fd_, frames.data() + written, frames.size() - written);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const std::string reason = n < 0 ? errno_text() : "the disk accepted no more bytes";
-      // Undo the part of this flush that reached the file: the journal ends in a whole record.
+      // Undo the part of this write that reached the file: the journal ends in a whole record.
       if (written > 0 && ::ftruncate(fd_, static_cast<off_t>(file_size_)) != 0) {
         file_size_ += written;  // could not cut; the reader stops at the torn record
       }
-      buffer_.clear();
+      // A new file's magic must still come first.
+      if (file_size_ < kJournalMagic.size()) {
+        buffer_.assign(kJournalMagic.begin(), kJournalMagic.end());
+      }
       throw TrackerError(fmt::format("cannot write journal '{}': {}", path_.string(), reason));
     }
     written += static_cast<std::size_t>(n);
   }
   file_size_ += written;
-  buffer_.clear();
 }
 
 void JournalWriter::sync() {
@@ -393,6 +402,11 @@ JournalReader::~JournalReader() {
 bool JournalReader::fill(std::size_t need) {
   constexpr std::size_t kReadAhead = 256 * 1024;
   if (offset_ >= buffer_offset_ && offset_ + need <= buffer_offset_ + buffer_.size()) return true;
+  if (need > kReadAhead) {
+    // A length field that was torn may claim up to 1 GiB: believe it only if the file is that long.
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0 || offset_ + need > static_cast<uint64_t>(st.st_size)) return false;
+  }
   buffer_.resize(std::max(need, kReadAhead));
   buffer_offset_ = offset_;
   std::size_t done = 0;
@@ -478,15 +492,25 @@ JournalContents read_journal_contents(const std::filesystem::path& path, bool ke
   JournalReader reader(path);
   while (auto frame = reader.next_frame()) {
     if (frame->kind == RecordKind::identity || frame->kind == RecordKind::acknowledged) {
-      JournalRecord record = decode_journal_record(frame->payload);
+      JournalRecord record;
+      try {
+        record = decode_journal_record(frame->payload);
+      } catch (const TrackerError&) {
+        contents.damaged = true;
+        break;
+      }
       if (record.kind == RecordKind::identity) contents.identity = std::move(record.identity);
       if (record.kind == RecordKind::acknowledged) {
         contents.acknowledged = std::max(contents.acknowledged, record.acknowledged);
       }
     } else if (keep_records) {
-      JournalRecord record = decode_journal_record(frame->payload);
-      record.sequence = frame->sequence;
-      records.push_back(std::move(record));
+      try {
+        records.push_back(decode_journal_record(frame->payload));
+      } catch (const TrackerError&) {
+        contents.damaged = true;
+        break;
+      }
+      records.back().sequence = frame->sequence;
     } else {
       if (frame->sequence >= seen.size()) {
         const std::size_t size = std::max<std::size_t>(frame->sequence + 1, 2 * seen.size());
@@ -497,7 +521,7 @@ JournalContents read_journal_contents(const std::filesystem::path& path, bool ke
       is_log[frame->sequence] = frame->kind == RecordKind::log;
     }
   }
-  contents.damaged = reader.stopped_at_damage();
+  contents.damaged = contents.damaged || reader.stopped_at_damage();
   contents.damaged_at = reader.offset();
   std::stable_sort(records.begin(), records.end(),
                    [](const auto& a, const auto& b) { return a.sequence < b.sequence; });

@@ -71,14 +71,15 @@ void JournalSpool::write_buffered() {
     std::lock_guard lock(buffer_mutex_);
     if (buffer_.empty()) return;
     chunk.swap(buffer_);
+    buffer_.reserve(chunk.capacity());  // no regrowth on the training thread
+    writer_woken_ = false;
     chunk_logs = std::exchange(buffer_overflow_logs_, 0);
     chunk_begin = logical_end_ - chunk.size();
     new_run_ = true;  // a Run never spans two chunks, so a failed chunk drops whole Runs
   }
   space_cv_.notify_all();
   try {
-    writer_.append_frames(chunk);
-    writer_.flush();
+    writer_.write_now(chunk);
   } catch (const Error& e) {
     std::lock_guard lock(buffer_mutex_);
     // Everything from chunk_begin on is gone (the writer cut the file back): this chunk and what
@@ -105,6 +106,8 @@ void JournalSpool::append_frame_locked(const JournalRecordView& view, bool overf
       runs_.back().end = logical_end_ + size;
     }
     if (view.kind == RecordKind::log) ++buffer_overflow_logs_;
+  } else {
+    new_run_ = true;  // a Run holds overflow records only, back to back
   }
   logical_end_ += size;
   max_sequence_ = std::max(max_sequence_, view.sequence);
@@ -128,8 +131,9 @@ void JournalSpool::append_overflow(const HubRecord& record) {
   }
   append_identity_locked();
   append_frame_locked(record.journal_view(), true);
-  if (buffer_.size() >= kWriteThreshold && buffer_.size() - kWriteThreshold < 256) {
-    writer_cv_.notify_one();  // once, as the buffer crosses the threshold
+  if (buffer_.size() >= kWriteThreshold && !writer_woken_) {
+    writer_woken_ = true;  // once per buffer: a wake-up costs the training thread a system call
+    writer_cv_.notify_one();
   }
 }
 
@@ -175,34 +179,46 @@ void JournalSpool::set_identity(const nlohmann::json& identity) {
 }
 
 void JournalSpool::acknowledge(uint64_t upto, bool force) {
-  std::lock_guard file_lock(file_mutex_);
-  std::lock_guard lock(buffer_mutex_);
-  if (upto <= acknowledged_ && !force) return;
-  acknowledged_ = std::max(acknowledged_, upto);
-  if (acknowledged_ >= max_sequence_) {
-    try {
-      writer_.clear();
-    } catch (const Error& e) {
-      note_failure(e.what());
+  std::lock_guard file_lock(file_mutex_);  // the writer thread cannot write meanwhile
+  {
+    std::lock_guard lock(buffer_mutex_);
+    if (upto <= acknowledged_ && !force) return;
+    acknowledged_ = std::max(acknowledged_, upto);
+    if (acknowledged_ < max_sequence_) {
+      const auto now = std::chrono::steady_clock::now();
+      if (!force && now - last_mark_ < kMarkInterval) return;
+      last_mark_ = now;
+      JournalRecordView view;
+      view.kind = RecordKind::acknowledged;
+      view.time = std::chrono::system_clock::now();
+      view.acknowledged = acknowledged_;
+      append_frame_locked(view, false);
       return;
     }
+    // Everything in the file is at the backend: start it again, empty. New frames may be buffered
+    // while the file is cut (without buffer_mutex_, which the training thread needs); their offsets
+    // count from the empty file.
     buffer_.clear();
     buffer_overflow_logs_ = 0;
     runs_.clear();
-    reader_.reset();
-    logical_end_ = writer_.size();
+    logical_end_ = kJournalMagic.size();
     identity_written_ = false;
     new_run_ = true;
-    return;
   }
-  const auto now = std::chrono::steady_clock::now();
-  if (!force && now - last_mark_ < kMarkInterval) return;
-  last_mark_ = now;
-  JournalRecordView view;
-  view.kind = RecordKind::acknowledged;
-  view.time = std::chrono::system_clock::now();
-  view.acknowledged = acknowledged_;
-  append_frame_locked(view, false);
+  reader_.reset();
+  try {
+    writer_.clear();
+  } catch (const Error& e) {
+    // The old (acknowledged) bytes stay: what was buffered meanwhile goes after them.
+    std::lock_guard lock(buffer_mutex_);
+    const uint64_t shift = writer_.size() - kJournalMagic.size();
+    for (auto& run : runs_) {
+      run.begin += shift;
+      run.end += shift;
+    }
+    logical_end_ += shift;
+    note_failure(e.what());
+  }
 }
 
 bool JournalSpool::sync() {
@@ -237,7 +253,7 @@ std::optional<HubRecord> JournalSpool::read_overflow(uint64_t sequence) {
   }
   if (run.end > writer_.file_size()) write_buffered();
   if (run.end > writer_.file_size()) return std::nullopt;  // the write failed: lost
-  if (!reader_ || reader_sequence_ != sequence) {
+  if (!reader_ || reader_sequence_ != sequence || sequence == run.first) {
     if (sequence != run.first) {
       // Not where the reader stands: walk the run from its start (not reached when reading in
       // order).

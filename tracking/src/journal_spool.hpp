@@ -95,8 +95,9 @@ class JournalSpool {
   std::condition_variable space_cv_;
   std::vector<uint8_t> buffer_;
   uint64_t buffer_overflow_logs_ = 0;
-  uint64_t logical_end_ = 0;  // file bytes + buffered bytes
-  bool new_run_ = true;       // the next overflow record starts a new Run
+  uint64_t logical_end_ = 0;   // file bytes + buffered bytes
+  bool new_run_ = true;        // the next overflow record starts a new Run
+  bool writer_woken_ = false;  // the writer was told about the current buffer
   std::vector<Run> runs_;
   uint64_t max_sequence_ = 0;
   uint64_t acknowledged_ = 0;

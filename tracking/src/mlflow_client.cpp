@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -120,9 +121,45 @@ std::string MlflowClient::credentials_hint() const {
 }
 
 MlflowClient::MlflowClient(MlflowConfig config)
-    : config_(std::move(config)), http_(config_.http), random_(std::random_device{}()) {
-  http_.set_authorization(config_.authorization());
+    : config_(std::move(config)), random_(std::random_device{}()) {}
+
+HttpClient* MlflowClient::acquire_http() {
+  {
+    std::lock_guard lock(http_mutex_);
+    if (!idle_http_.empty()) {
+      HttpClient* client = idle_http_.back();
+      idle_http_.pop_back();
+      return client;
+    }
+  }
+  auto client = std::make_unique<HttpClient>(config_.http);
+  client->set_authorization(config_.authorization());
+  std::lock_guard lock(http_mutex_);
+  http_clients_.push_back(std::move(client));
+  return http_clients_.back().get();
 }
+
+void MlflowClient::release_http(HttpClient* client) {
+  std::lock_guard lock(http_mutex_);
+  idle_http_.push_back(client);
+}
+
+namespace {
+// One request's connection, given back to the pool at the end of the scope.
+class HttpLease {
+ public:
+  HttpLease(HttpClient* client, std::function<void(HttpClient*)> release)
+      : client_(client), release_(std::move(release)) {}
+  ~HttpLease() { release_(client_); }
+  HttpLease(const HttpLease&) = delete;
+  HttpLease& operator=(const HttpLease&) = delete;
+  HttpClient& operator*() const { return *client_; }
+
+ private:
+  HttpClient* client_;
+  std::function<void(HttpClient*)> release_;
+};
+}  // namespace
 
 nlohmann::json MlflowClient::send_with_retries(std::string_view method, const std::string& url,
                                                std::string_view body, std::string_view content_type,
@@ -132,9 +169,10 @@ nlohmann::json MlflowClient::send_with_retries(std::string_view method, const st
     std::optional<std::chrono::milliseconds> retry_after;
     std::chrono::milliseconds wait{0};
     {
-      std::unique_lock lock(http_mutex_);
+      HttpLease http(acquire_http(), [this](HttpClient* c) { release_http(c); });
       try {
-        HttpResponse response = http_.send(method, url, body, content_type);
+        ++requests_sent_;
+        HttpResponse response = (*http).send(method, url, body, content_type);
         if (response.status >= 200 && response.status < 300) {
           if (response.body.empty()) return nlohmann::json::object();
           auto parsed = nlohmann::json::parse(response.body, nullptr, false);
@@ -165,9 +203,10 @@ nlohmann::json MlflowClient::send_with_retries(std::string_view method, const st
         last_problem = e.what();
       }
       if (attempt >= config_.retry.max_attempts) break;
+      std::lock_guard lock(http_mutex_);
       wait = config_.retry.backoff(attempt, retry_after, random_);
     }
-    std::this_thread::sleep_for(wait);  // without the lock: other threads may go on meanwhile
+    std::this_thread::sleep_for(wait);
   }
   throw TrackerUnavailable(fmt::format("MLflow server {} did not accept {} after {} attempt{}: {}",
                                        config_.tracking_uri, what, config_.retry.max_attempts,
@@ -425,9 +464,10 @@ void MlflowClient::end_run(RunStatus status) {
 }
 
 bool MlflowClient::reachable() {
-  std::lock_guard lock(http_mutex_);
+  HttpLease http(acquire_http(), [this](HttpClient* c) { release_http(c); });
   try {
-    return http_.send("GET", config_.tracking_uri + "/health").status == 200;
+    ++requests_sent_;
+    return (*http).send("GET", config_.tracking_uri + "/health").status == 200;
   } catch (const HttpTransportError&) {
     return false;
   }
@@ -467,8 +507,7 @@ nlohmann::json MlflowClient::get_run() {
 }
 
 uint64_t MlflowClient::requests_sent() const {
-  std::lock_guard lock(http_mutex_);
-  return http_.requests_sent();
+  return requests_sent_.load();
 }
 
 }  // namespace accel

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <future>
 
 #include "accel/tracking/mlflow_params.hpp"
@@ -90,9 +91,12 @@ TrackerRegistration MlflowTracker::registration() {
 namespace {
 MlflowConfig resumed(const TrackerInit& init) {
   if (!init.resume.is_object()) return MlflowConfig::resolve(init);
-  // `accel-launch sync`: the server and the run the journal was written for.
+  // `accel-launch sync`: the server and the run the journal was written for. A tracking URI set
+  // for this process (init_kwargs, MLFLOW_TRACKING_URI) wins: the server may have moved.
   TrackerInit with_server = init;
-  if (auto uri = init.resume.find("tracking_uri"); uri != init.resume.end()) {
+  const bool uri_given =
+      init.init_kwargs.contains("tracking_uri") || std::getenv("MLFLOW_TRACKING_URI") != nullptr;
+  if (auto uri = init.resume.find("tracking_uri"); uri != init.resume.end() && !uri_given) {
     with_server.init_kwargs["tracking_uri"] = *uri;
   }
   MlflowConfig config = MlflowConfig::resolve(with_server);

@@ -88,18 +88,31 @@ nlohmann::json TrackerChannel::identity() const {
   return out;
 }
 
-std::shared_ptr<JournalSpool> TrackerChannel::spool_locked() {
-  if (!spool_ && !spool_failed_) {
-    try {
-      spool_ = std::make_shared<JournalSpool>(settings_.journal_path, identity());
-    } catch (const std::exception& e) {
-      spool_failed_ = true;
-      warn(
-          fmt::format("tracker '{}': records that cannot be queued or delivered now cannot be kept "
-                      "in a journal either, and are lost: {}",
-                      name_, e.what()));
-    }
+std::shared_ptr<JournalSpool> TrackerChannel::spool_locked(std::unique_lock<std::mutex>& lock) {
+  if (spool_ || spool_failed_) return spool_;
+  // Opening it creates a directory and a file, and starts a thread: not under the lock. One opener
+  // at a time (the file's lock would refuse a second).
+  lock.unlock();
+  std::lock_guard opening(spool_open_mutex_);
+  lock.lock();
+  if (spool_ || spool_failed_) return spool_;
+  lock.unlock();
+  std::shared_ptr<JournalSpool> opened;
+  std::string error;
+  try {
+    opened = std::make_shared<JournalSpool>(settings_.journal_path, identity());
+  } catch (const std::exception& e) {
+    error = e.what();
   }
+  lock.lock();
+  if (!opened) {
+    spool_failed_ = true;
+    warn(
+        fmt::format("tracker '{}': records that cannot be queued or delivered now cannot be kept "
+                    "in a journal either, and are lost: {}",
+                    name_, error));
+  }
+  spool_ = std::move(opened);
   return spool_;
 }
 
@@ -123,7 +136,7 @@ void TrackerChannel::push(HubRecord record) {
     if (worker_sleeping_) work_cv_.notify_one();
     return;
   }
-  auto spool = spool_locked();
+  auto spool = spool_locked(lock);
   if (!spool) {
     if (record.kind == RecordKind::log) ++logs_lost_;
     return;
@@ -153,8 +166,9 @@ void TrackerChannel::persist() {
   std::vector<HubRecord> memory;
   std::shared_ptr<JournalSpool> spool;
   {
-    std::lock_guard lock(mutex_);
-    if (finished_) return;
+    std::unique_lock lock(mutex_);
+    spool = spool_locked(lock);
+    if (!spool || finished_) return;
     // Records read back from the journal are on disk already.
     auto keep = [&](const HubRecord& record) {
       if (!record.journaled && record.sequence > durable_upto_) memory.push_back(record);
@@ -162,8 +176,6 @@ void TrackerChannel::persist() {
     for (const auto& [count, record] : held_.records()) keep(record);
     if (current_) keep(*current_);
     queue_.for_each(keep);
-    spool = spool_locked();
-    if (!spool) return;
   }
   std::sort(memory.begin(), memory.end(),
             [](const HubRecord& a, const HubRecord& b) { return a.sequence < b.sequence; });
@@ -345,8 +357,15 @@ void TrackerChannel::worker_main() {
   if (!abandoned_) report_acknowledgements(lock);
   if (broken_ && !abandoned_) {
     lock.unlock();
-    close_broken_run();
+    const bool closed = close_broken_run();
     lock.lock();
+    // finish() may have stored what the tracker still held.
+    if (closed) {
+      acknowledged_all();
+    } else if (holds_records_) {
+      collect_acknowledgements();
+    }
+    report_acknowledgements(lock);
   }
   exited_ = true;
   done_cv_.notify_all();
@@ -365,15 +384,20 @@ void TrackerChannel::deliver_next(std::unique_lock<std::mutex>& lock) {
 
 void TrackerChannel::replay_next(std::unique_lock<std::mutex>& lock) {
   const uint64_t sequence = replay_next_;
+  const uint64_t last = overflow_last_;  // what the spool has been given so far
   auto spool = spool_;
   lock.unlock();
   std::optional<HubRecord> record = spool->read_overflow(sequence);
   if (record) record->journaled = true;
-  uint64_t next_available = record ? sequence : spool->next_overflow(sequence);
+  const uint64_t next_available = record ? sequence : spool->next_overflow(sequence);
   lock.lock();
   if (!record) {
-    // Lost to a failed write (counted by the spool): go on with the next record that survived.
-    replay_next_ = next_available == 0 ? overflow_last_ + 1 : next_available;
+    // Lost to a failed write (counted by the spool) or unreadable: go on with the next record that
+    // survived, never past what the spool had been given before we looked.
+    replay_next_ = next_available == 0 || next_available == sequence
+                       ? std::min(sequence + 1, last + 1)
+                       : next_available;
+    if (next_available == 0) replay_next_ = last + 1;
     return;
   }
   current_ = std::move(*record);
@@ -444,10 +468,11 @@ void TrackerChannel::report_acknowledgements(std::unique_lock<std::mutex>& lock)
   const uint64_t upto = held_.acknowledged_sequence();
   // The journal may have been opened before the tracker started (its run did not exist yet):
   // once it has, the journal learns where the run is.
-  const bool refresh_identity = started_ && !identity_has_run_;
+  const auto now = Clock::now();
+  const bool refresh_identity = started_ && now - identity_checked_ >= std::chrono::seconds(1);
   if (upto <= spool_acknowledged_ && !refresh_identity) return;
   spool_acknowledged_ = std::max(spool_acknowledged_, upto);
-  identity_has_run_ = identity_has_run_ || refresh_identity;
+  if (refresh_identity) identity_checked_ = now;
   auto spool = spool_;
   lock.unlock();  // the journal may touch the disk: never with the lock that push() needs
   if (refresh_identity) spool->set_identity(identity());
@@ -478,14 +503,16 @@ void TrackerChannel::flush_tracker(std::unique_lock<std::mutex>& lock) {
   done_cv_.notify_all();
 }
 
-void TrackerChannel::close_broken_run() {
+bool TrackerChannel::close_broken_run() {
   // Best effort, so that the backend's run does not stay RUNNING (the MLflow client marks a run
   // that failed FAILED): the records it did not get are in the journal, with the real final
   // status, for `accel-launch sync`.
   try {
-    if (started_) tracker_->finish(RunStatus::failed);
+    if (!started_) return false;
+    tracker_->finish(RunStatus::failed);
+    return true;
   } catch (...) {
-    // The tracker is broken; this was only an attempt.
+    return false;  // the tracker is broken; this was only an attempt
   }
 }
 

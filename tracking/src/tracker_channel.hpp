@@ -143,11 +143,13 @@ class TrackerChannel : public std::enable_shared_from_this<TrackerChannel> {
   void report_acknowledgements(std::unique_lock<std::mutex>& lock);
   void accepted(HubRecord record);
   void acknowledged_all();
-  void close_broken_run();
+  // True when the broken tracker's finish(failed) returned normally.
+  bool close_broken_run();
   bool has_work() const;
   bool replay_pending() const;
-  // Caller holds mutex_. The journal, opened on first use; nullptr when it cannot be opened.
-  std::shared_ptr<JournalSpool> spool_locked();
+  // Caller holds mutex_ (released while the file is opened). The journal, opened on first use;
+  // nullptr when it cannot be opened.
+  std::shared_ptr<JournalSpool> spool_locked(std::unique_lock<std::mutex>& lock);
   nlohmann::json identity() const;
 
   std::shared_ptr<GeneralTracker> tracker_;
@@ -159,6 +161,7 @@ class TrackerChannel : public std::enable_shared_from_this<TrackerChannel> {
   std::condition_variable work_cv_;  // worker waits for work
   std::condition_variable done_cv_;  // hub threads wait for progress
   std::mutex persist_mutex_;         // one persist() at a time
+  std::mutex spool_open_mutex_;      // one opener of the journal at a time (taken before mutex_)
 
   // The ledger.
   uint64_t next_sequence_ = 1;
@@ -175,9 +178,9 @@ class TrackerChannel : public std::enable_shared_from_this<TrackerChannel> {
   uint64_t logs_acknowledged_ = 0;
   uint64_t logs_lost_ = 0;  // could not even be journaled
 
-  uint64_t spool_acknowledged_ = 0;  // what the journal was last told
-  bool identity_has_run_ = false;    // the journal's identity was written after start()
-  bool backend_down_ = false;        // the last call threw TrackerUnavailable
+  uint64_t spool_acknowledged_ = 0;       // what the journal was last told
+  Clock::time_point identity_checked_{};  // the journal's identity was last refreshed then
+  bool backend_down_ = false;             // the last call threw TrackerUnavailable
   bool in_outage_ = false;  // from the first unavailable call until the journal is replayed
   std::chrono::milliseconds retry_delay_{};
   std::string outage_reason_;

@@ -1,9 +1,9 @@
 #include "accel/tracking/values.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
 
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/general_tracker.hpp"
@@ -12,9 +12,12 @@ namespace accel {
 
 std::string_view to_string(RunStatus status) {
   switch (status) {
-    case RunStatus::finished: return "finished";
-    case RunStatus::failed: return "failed";
-    case RunStatus::killed: return "killed";
+    case RunStatus::finished:
+      return "finished";
+    case RunStatus::failed:
+      return "failed";
+    case RunStatus::killed:
+      return "killed";
   }
   return "unknown";
 }
@@ -24,19 +27,22 @@ namespace {
 void check_shape(int64_t height, int64_t width, int64_t channels, std::size_t size,
                  std::string_view what) {
   if (height <= 0 || width <= 0) {
-    throw InvalidValue(fmt::format("{}: image of shape {}x{}x{} (HxWxC) is empty; an image needs "
-                                   "height and width >= 1",
-                                   what, height, width, channels));
+    throw InvalidValue(
+        fmt::format("{}: image of shape {}x{}x{} (HxWxC) is empty; an image needs "
+                    "height and width >= 1",
+                    what, height, width, channels));
   }
   if (channels != 1 && channels != 3 && channels != 4) {
-    throw InvalidValue(fmt::format("{}: image of shape {}x{}x{} (HxWxC) has {} channels; use 1 "
-                                   "(grey), 3 (RGB) or 4 (RGBA), in height x width x channels order",
-                                   what, height, width, channels, channels));
+    throw InvalidValue(
+        fmt::format("{}: image of shape {}x{}x{} (HxWxC) has {} channels; use 1 "
+                    "(grey), 3 (RGB) or 4 (RGBA), in height x width x channels order",
+                    what, height, width, channels, channels));
   }
   if (static_cast<std::size_t>(height * width * channels) != size) {
-    throw InvalidValue(fmt::format("{}: image of shape {}x{}x{} (HxWxC) needs {} values but {} were "
-                                   "given",
-                                   what, height, width, channels, height * width * channels, size));
+    throw InvalidValue(
+        fmt::format("{}: image of shape {}x{}x{} (HxWxC) needs {} values but {} were "
+                    "given",
+                    what, height, width, channels, height * width * channels, size));
   }
 }
 
@@ -48,7 +54,8 @@ Image Image::from_uint8(std::span<const uint8_t> hwc, int64_t height, int64_t wi
   return Image{height, width, channels, std::vector<uint8_t>(hwc.begin(), hwc.end())};
 }
 
-Image Image::from_float(std::span<const float> hwc, int64_t height, int64_t width, int64_t channels) {
+Image Image::from_float(std::span<const float> hwc, int64_t height, int64_t width,
+                        int64_t channels) {
   check_shape(height, width, channels, hwc.size(), "Image::from_float");
   Image image{height, width, channels, std::vector<uint8_t>(hwc.size())};
   std::transform(hwc.begin(), hwc.end(), image.pixels.begin(), [](float v) {
@@ -77,11 +84,13 @@ Histogram Histogram::from_samples(std::vector<double> samples) {
   return h;
 }
 
-Histogram Histogram::from_bins(std::vector<double> bucket_limits, std::vector<double> bucket_counts) {
+Histogram Histogram::from_bins(std::vector<double> bucket_limits,
+                               std::vector<double> bucket_counts) {
   if (bucket_limits.size() != bucket_counts.size() || bucket_limits.empty()) {
-    throw InvalidValue(fmt::format("Histogram::from_bins: {} bucket limits and {} counts; give one "
-                                   "right edge per count (at least one bucket)",
-                                   bucket_limits.size(), bucket_counts.size()));
+    throw InvalidValue(
+        fmt::format("Histogram::from_bins: {} bucket limits and {} counts; give one "
+                    "right edge per count (at least one bucket)",
+                    bucket_limits.size(), bucket_counts.size()));
   }
   if (!std::is_sorted(bucket_limits.begin(), bucket_limits.end())) {
     throw InvalidValue("Histogram::from_bins: bucket limits must be in increasing order");
@@ -114,7 +123,7 @@ double Value::as_double() const {
 }
 
 std::string_view Value::kind() const {
-  static constexpr std::string_view kNames[] = {"int",   "float",     "string",      "image",
+  static constexpr std::string_view kNames[] = {"int",       "float", "string",      "image",
                                                 "histogram", "table", "scalar group"};
   return kNames[storage_.index()];
 }
@@ -143,7 +152,9 @@ std::size_t Value::approximate_bytes() const {
   return sizeof(Value) + std::visit(Visitor{}, storage_);
 }
 
-bool operator==(const Value& a, const Value& b) { return a.storage_ == b.storage_; }
+bool operator==(const Value& a, const Value& b) {
+  return a.storage_ == b.storage_;
+}
 bool operator==(const Image& a, const Image& b) {
   return a.height == b.height && a.width == b.width && a.channels == b.channels &&
          a.pixels == b.pixels;
@@ -155,7 +166,9 @@ bool operator==(const Histogram& a, const Histogram& b) {
 bool operator==(const Table& a, const Table& b) {
   return a.columns == b.columns && a.rows == b.rows;
 }
-bool operator==(const ScalarGroup& a, const ScalarGroup& b) { return a.series == b.series; }
+bool operator==(const ScalarGroup& a, const ScalarGroup& b) {
+  return a.series == b.series;
+}
 
 Values::Values(std::initializer_list<Entry> entries) {
   entries_.reserve(entries.size());

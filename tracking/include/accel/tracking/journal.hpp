@@ -103,6 +103,9 @@ class JournalWriter {
   // Writes buffered records to the file (no fsync). Throws accel::TrackerError on a write error,
   // after cutting the file back to where it was before this flush and dropping the buffer.
   void flush();
+  // Writes whole frames to the file now (after what is buffered), without copying them; a failure
+  // is undone as in flush().
+  void write_now(std::span<const uint8_t> frames);
   // flush() + fsync.
   void sync();
   // Empties the file but for its magic (after every record was delivered).

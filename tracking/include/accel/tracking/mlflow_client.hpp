@@ -25,6 +25,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/general_tracker.hpp"
@@ -122,9 +123,16 @@ class MlflowClient {
   std::string credentials_hint() const;
   void require_run() const;
 
+  // A connection for one request: an idle one of the pool, or a new one (so that concurrent
+  // requests, a backlog's batches, do not wait for each other). Returned by release_http.
+  HttpClient* acquire_http();
+  void release_http(HttpClient* client);
+
   MlflowConfig config_;
-  mutable std::mutex http_mutex_;  // guards http_ and random_ for one attempt (not the backoff)
-  HttpClient http_;
+  mutable std::mutex http_mutex_;  // guards the pool and random_ (never held during a request)
+  std::vector<std::unique_ptr<HttpClient>> http_clients_;
+  std::vector<HttpClient*> idle_http_;
+  std::atomic<uint64_t> requests_sent_{0};
   std::mt19937_64 random_;
   mutable std::mutex run_mutex_;  // guards the run identity below
   std::string run_id_, experiment_id_, artifact_uri_;

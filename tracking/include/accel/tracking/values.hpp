@@ -3,18 +3,17 @@
 //
 // A Value is one of: an integer or floating scalar, a string, an Image, a Histogram, a Table, or a
 // ScalarGroup (several named series under one key, like Accelerate's TensorBoard `add_scalars`).
-// Values are plain data: copying them is how TrackerHub hands them to tracker worker threads, so they
-// never reference memory owned by the caller. Thread-safety: none needed (value types).
+// Values are plain data: copying them is how TrackerHub hands them to tracker worker threads, so
+// they never reference memory owned by the caller. Thread-safety: none needed (value types).
 #include <cstdint>
 #include <initializer_list>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace accel {
 
@@ -27,14 +26,16 @@ struct Image {
   std::vector<uint8_t> pixels;  // size == height * width * channels
 
   // Throws accel::InvalidValue naming the shape when sizes disagree or channels is not 1, 3 or 4.
-  static Image from_uint8(std::span<const uint8_t> hwc, int64_t height, int64_t width, int64_t channels);
-  static Image from_float(std::span<const float> hwc, int64_t height, int64_t width, int64_t channels);
+  static Image from_uint8(std::span<const uint8_t> hwc, int64_t height, int64_t width,
+                          int64_t channels);
+  static Image from_float(std::span<const float> hwc, int64_t height, int64_t width,
+                          int64_t channels);
   // Throws accel::InvalidValue (with the shape) unless the image is well formed and non-empty.
   void validate(std::string_view key) const;
 };
 
-// A histogram either of raw samples (trackers bin them) or pre-binned: bucket_limits[i] is the right
-// edge of bucket i and bucket_counts[i] its count (TensorBoard's HistogramProto convention).
+// A histogram either of raw samples (trackers bin them) or pre-binned: bucket_limits[i] is the
+// right edge of bucket i and bucket_counts[i] its count (TensorBoard's HistogramProto convention).
 struct Histogram {
   std::vector<double> samples;
   std::vector<double> bucket_limits;
@@ -82,7 +83,9 @@ class Value {
   // The scalar as double. Precondition: is_scalar().
   double as_double() const;
   template <class T>
-  const T* get_if() const { return std::get_if<T>(&storage_); }
+  const T* get_if() const {
+    return std::get_if<T>(&storage_);
+  }
   const Storage& storage() const { return storage_; }
   // A short name of the kind, for messages: "int", "float", "string", "image", "histogram", ...
   std::string_view kind() const;
@@ -113,6 +116,8 @@ class Values {
   const Value* find(std::string_view key) const;
   bool contains(std::string_view key) const { return find(key) != nullptr; }
   std::size_t size() const { return entries_.size(); }
+  // Entries the storage has room for (what it costs in memory).
+  std::size_t capacity() const { return entries_.capacity(); }
   bool empty() const { return entries_.empty(); }
   auto begin() const { return entries_.begin(); }
   auto end() const { return entries_.end(); }
