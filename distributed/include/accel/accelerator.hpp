@@ -68,8 +68,12 @@ class ProcessGroup;
 struct ProjectConfiguration {
   std::filesystem::path project_dir{};   // default: AcceleratorOptions::project_dir, else "."
   std::filesystem::path logging_dir{};   // default: project_dir
-  // save_state() without a directory writes project_dir/checkpoints/checkpoint_<iteration>;
-  // load_state() without one reads the newest of them.
+  // The run's directory name: <project_dir>/<project>/<run_name>. Empty (default): version_<N>, the
+  // next free number (Lightning's version_N). A named run that exists is continued (docs/runs.md).
+  // Default: AcceleratorOptions::run_name.
+  std::string run_name{};
+  // save_state() without a directory writes run_dir()/checkpoints/checkpoint_<iteration>;
+  // load_state() without one reads the newest of them (of this run, or else of the newest run).
   bool automatic_checkpoint_naming = false;
   std::optional<int64_t> total_limit{};  // keep at most this many automatic checkpoints (>= 1)
   int64_t iteration = 0;               // index of the next automatic checkpoint
@@ -85,6 +89,7 @@ struct AcceleratorOptions {
   LogWith log_with{};                                   // names ("csv", "all", ...) and/or objects
   std::filesystem::path project_dir{};
   std::optional<ProjectConfiguration> project_config{};
+  std::string run_name{};                               // see ProjectConfiguration::run_name
   bool step_scheduler_with_optimizer = true;
   std::optional<uint64_t> seed{};                       // torch::manual_seed on every process
   int64_t log_every_n_steps = 50;                       // Lightning-style log(name, value, options)
@@ -114,6 +119,17 @@ class Accelerator {
   bool even_batches() const { return even_batches_; }
   const ProjectConfiguration& project_configuration() const { return project_; }
   ProjectConfiguration& project_configuration() { return project_; }
+  // The directory of this run, <project_dir>/<project>/<version_N or run_name> (docs/runs.md): the
+  // file-based trackers, the automatic checkpoints and what the program saves at the end go there.
+  // Decided at the first of init_trackers, save_state(), load_state() and run_dir(): rank 0 creates
+  // it and broadcasts it, so that first call is collective. <project> is the name given to
+  // init_trackers, or "accel_logs" when the directory is needed before init_trackers. load_state of
+  // a checkpoint of a run under this project_dir continues that run in its directory.
+  // Throws accel::InvalidValue on every process when the directory cannot be created or written.
+  std::filesystem::path run_dir();
+  // The run's name: run_name when given, else "<project>/version_<N>" (also the MLflow run name).
+  // Empty before the run directory is decided.
+  const std::string& run_name() const { return run_label_; }
   // Accelerate's `accelerator.step`: micro-batches seen by accumulate() (saved with the RNG states).
   int64_t step() const { return step_; }
 
@@ -310,6 +326,15 @@ class Accelerator {
   void do_sync();
   // Throws CheckpointError on every process when any process reports failure. Collective.
   void agree(bool ok, const std::string& what, const std::string& local_error);
+  // The same, throwing accel::InvalidValue (an output location that cannot be written).
+  void agree_outputs(const std::string& local_error);
+  // prepare(): checks once (collectively) that project_dir and logging_dir can be written when
+  // something will be written there (trackers, automatic checkpoints).
+  void check_outputs_once();
+  // Decides the run directory (see run_dir()) with this project name. Collective the first time.
+  void ensure_run(std::string_view project);
+  // Makes `dir`, a run directory under project_dir, this run's directory (the same on every rank).
+  void adopt_run(const std::filesystem::path& dir);
   Tracking& tracking();
   void log_values(const Values& values, std::optional<int64_t> step);
   void print_line(const std::string& line) const;
@@ -327,6 +352,10 @@ class Accelerator {
   int64_t log_every_n_steps_ = 50;
   ProjectConfiguration project_;
   ReducerOptions reducer_options_;
+  bool outputs_checked_ = false;
+  std::filesystem::path run_dir_;      // empty until decided
+  std::filesystem::path tracker_dir_;  // <logging_dir>/<project>/<run>
+  std::string run_label_;
 
   std::shared_ptr<GradientState> gradient_state_ = std::make_shared<GradientState>();
   std::shared_ptr<ProcessGroup> cpu_group_;
