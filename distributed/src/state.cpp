@@ -1,10 +1,13 @@
-// State discovery (see accel/state.hpp): MPI or a plain single process, local ranks from a shared-memory
-// split of MPI_COMM_WORLD, device choice, exported environment, and orderly MPI shutdown at exit.
+// State discovery (see accel/state.hpp): MPI or a plain single process, local ranks from a
+// shared-memory split of MPI_COMM_WORLD, device choice, exported environment, and orderly MPI
+// shutdown at exit.
 #include "accel/state.hpp"
 
 #include <fmt/format.h>
 #include <mpi.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -95,14 +98,32 @@ std::string mpi_error_text(int code) {
 
 }  // namespace
 
+// A failed exit (exit status != 0: a non-zero return from main, exit(n)) of an MPI rank ends the
+// process at once: MPI_Finalize is collective and would wait for peers that are still computing
+// (they may be blocked in a collective waiting for this rank), and the process groups' shutdown
+// would wait for this rank's pending collectives. Stdio is flushed; later exit handlers (static
+// destructors registered before the State, ~State included) are skipped. mpirun and accel-launch
+// see the real exit status and tear the peers down (a rank that ends without MPI_Finalize aborts
+// the job). A successful exit finalizes collectively as before.
+void end_failed_mpi_rank(int status, void* /*unused*/) {
+  if (status == 0 || !detail::mpi_usable()) return;
+  std::fflush(nullptr);
+  ::_exit(status);
+}
+
 struct StateAccess {
   static State& get() {
     static State state;
+    // Registered after the State's destructor, so it runs before it.
+    static const bool hooked = state.uses_mpi() && ::on_exit(end_failed_mpi_rank, nullptr) == 0;
+    (void)hooked;
     return state;
   }
 };
 
-const State& State::instance() { return StateAccess::get(); }
+const State& State::instance() {
+  return StateAccess::get();
+}
 
 State::State() {
   int already = 0;
@@ -133,8 +154,8 @@ State::State() {
     if (provided < MPI_THREAD_MULTIPLE) {
       MPI_Finalize();
       throw DistributedError(fmt::format(
-          "accel: this MPI provides thread level {} but accel needs MPI_THREAD_MULTIPLE ({}). Use an "
-          "MPI built with thread support (OpenMPI: --enable-mpi-thread-multiple, the default).",
+          "accel: this MPI provides thread level {} but accel needs MPI_THREAD_MULTIPLE ({}). Use "
+          "an MPI built with thread support (OpenMPI: --enable-mpi-thread-multiple, the default).",
           provided, static_cast<int>(MPI_THREAD_MULTIPLE)));
     }
   }
@@ -146,7 +167,8 @@ State::State() {
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node_comm);
     MPI_Comm_rank(node_comm, &local_rank_);
     MPI_Comm_size(node_comm, &local_world_size_);
-    // Nodes are numbered by their lowest global rank: node leaders (local rank 0) split off and rank.
+    // Nodes are numbered by their lowest global rank: node leaders (local rank 0) split off and
+    // rank.
     MPI_Comm leaders = MPI_COMM_NULL;
     MPI_Comm_split(MPI_COMM_WORLD, local_rank_ == 0 ? 0 : MPI_UNDEFINED, rank_, &leaders);
     if (local_rank_ == 0) {
