@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,9 +30,12 @@ using Clock = std::chrono::steady_clock;
 constexpr int kInterruptSignals[] = {SIGINT, SIGTERM, SIGHUP};
 constexpr int kPollMs = 100;
 
-
-[[noreturn]] void exec_job(const JobCommand& job, int stderr_write) {
+[[noreturn]] void exec_job(const JobCommand& job, int stderr_write, pid_t supervisor) {
   setpgid(0, 0);
+  // accel-launch dying in any way (SIGKILL by the OOM killer or a scheduler included) kills
+  // mpirun/srun; the shims then see their parent gone and SIGKILL their programs.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != supervisor) _exit(128 + SIGKILL);  // it died before the line above
   dup2(stderr_write, STDERR_FILENO);
   close(stderr_write);
   // mpirun now runs in a background process group: a terminal on stdin would stop it (SIGTTIN).
@@ -78,7 +82,8 @@ std::string failure_summary(const RankStatus& failed, const std::vector<RankStat
   }
   int stopped = 0;
   for (const auto& status : all) stopped += (status.rank != failed.rank);
-  text += fmt::format("  every other rank was stopped ({} of them ended by the teardown);\n", stopped);
+  text +=
+      fmt::format("  every other rank was stopped ({} of them ended by the teardown);\n", stopped);
   text += fmt::format("  accel-launch exits with rank {}'s status {}.\n", failed.rank, exit_status);
   text += kRule;
   return text;
@@ -93,9 +98,10 @@ int supervise(const JobCommand& job, const SupervisorOptions& options) {
     throw LaunchError(fmt::format("cannot create pipes: {}", std::strerror(errno)));
   }
 
+  const pid_t supervisor = getpid();
   const pid_t launcher = fork();
   if (launcher < 0) throw LaunchError(fmt::format("cannot fork: {}", std::strerror(errno)));
-  if (launcher == 0) exec_job(job, stderr_pipe[1]);
+  if (launcher == 0) exec_job(job, stderr_pipe[1], supervisor);
   setpgid(launcher, launcher);
   close(stderr_pipe[1]);
 
@@ -135,7 +141,8 @@ int supervise(const JobCommand& job, const SupervisorOptions& options) {
                               "them at once)\n",
                               signal_name(interrupt_signal)));
         escalate_at = Clock::now() + std::chrono::seconds(kGracefulStopSeconds);
-        kill_deadline = std::min(kill_deadline, Clock::now() + std::chrono::seconds(kTeardownSeconds));
+        kill_deadline =
+            std::min(kill_deadline, Clock::now() + std::chrono::seconds(kTeardownSeconds));
       } else {
         write_all(STDERR_FILENO, "accel-launch: second interrupt: killing the job\n");
         kill_job();
@@ -146,7 +153,8 @@ int supervise(const JobCommand& job, const SupervisorOptions& options) {
       char buffer[65536];
       const ssize_t n = read(stderr_fd, buffer, sizeof(buffer));
       if (n > 0) {
-        write_all(STDERR_FILENO, filter.feed(std::string_view(buffer, static_cast<std::size_t>(n))));
+        write_all(STDERR_FILENO,
+                  filter.feed(std::string_view(buffer, static_cast<std::size_t>(n))));
       } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
         write_all(STDERR_FILENO, filter.finish());
         close(stderr_fd);
@@ -165,7 +173,8 @@ int supervise(const JobCommand& job, const SupervisorOptions& options) {
     }
     if (!wait_status && !failure_seen && !read_rank_statuses(options.run_dir).empty()) {
       failure_seen = true;
-      kill_deadline = std::min(kill_deadline, Clock::now() + std::chrono::seconds(kTeardownSeconds));
+      kill_deadline =
+          std::min(kill_deadline, Clock::now() + std::chrono::seconds(kTeardownSeconds));
     }
     if (!wait_status && Clock::now() >= escalate_at) {
       escalate_at = kNever;
@@ -187,8 +196,8 @@ int supervise(const JobCommand& job, const SupervisorOptions& options) {
   signals.reset();  // default signal actions again while the summary is written
   if (launcher_fd >= 0) close(launcher_fd);
 
-  const int launcher_status = WIFEXITED(*wait_status) ? WEXITSTATUS(*wait_status)
-                                                      : 128 + WTERMSIG(*wait_status);
+  const int launcher_status =
+      WIFEXITED(*wait_status) ? WEXITSTATUS(*wait_status) : 128 + WTERMSIG(*wait_status);
   const std::vector<RankStatus> statuses = read_rank_statuses(options.run_dir);
   const std::optional<RankStatus> failed = first_failure(statuses);
 
@@ -226,13 +235,15 @@ int supervise(const JobCommand& job, const SupervisorOptions& options) {
     text += fmt::format("accel-launch: job failed: rank {} (of {}) on host {} {}\n", reported.rank,
                         options.num_processes, reported.host.empty() ? "?" : reported.host,
                         describe_end(reported));
-    text += fmt::format("  program: {}\n  (its output is above; the rank ran where its status "
-                        "file is not visible)\n",
-                        options.program_line);
+    text += fmt::format(
+        "  program: {}\n  (its output is above; the rank ran where its status "
+        "file is not visible)\n",
+        options.program_line);
   } else {
-    text += fmt::format("accel-launch: {} failed with exit status {} before any rank reported; "
-                        "its messages are above (rerun with --debug for all of them)\n",
-                        job.via_slurm ? "srun" : "mpirun", launcher_status);
+    text += fmt::format(
+        "accel-launch: {} failed with exit status {} before any rank reported; "
+        "its messages are above (rerun with --debug for all of them)\n",
+        job.via_slurm ? "srun" : "mpirun", launcher_status);
   }
   text += kRule;
   write_all(STDERR_FILENO, text);
