@@ -1,8 +1,11 @@
 #include "job_command.hpp"
 
-#include <cstdlib>
-
 #include <fmt/format.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string_view>
 
 namespace accel::launch {
 namespace {
@@ -60,9 +63,29 @@ EnvironmentList rank_environment(const LaunchPlan& plan) {
     env.emplace_back("CUDA_VISIBLE_DEVICES", ids);
   }
   if (plan.main_process_ip) env.emplace_back("MASTER_ADDR", *plan.main_process_ip);
-  if (plan.main_process_port) env.emplace_back("MASTER_PORT", std::to_string(*plan.main_process_port));
+  if (plan.main_process_port)
+    env.emplace_back("MASTER_PORT", std::to_string(*plan.main_process_port));
   if (plan.yield_when_idle && std::getenv("OMPI_MCA_mpi_yield_when_idle") == nullptr) {
     env.emplace_back("OMPI_MCA_mpi_yield_when_idle", "1");
+  }
+  return env;
+}
+
+EnvironmentList console_environment(int stdout_fd, int prefix_columns) {
+  EnvironmentList env;
+  if (::isatty(stdout_fd) != 1) {
+    env.emplace_back("ACCEL_PROGRESS_BAR", "0");
+    return env;
+  }
+  env.emplace_back("ACCEL_PROGRESS_BAR", "1");
+  winsize size{};
+  int columns = 0;
+  if (::ioctl(stdout_fd, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) columns = size.ws_col;
+  if (columns == 0) {
+    if (const char* value = std::getenv("COLUMNS")) columns = std::atoi(value);
+  }
+  if (columns > prefix_columns) {
+    env.emplace_back("ACCEL_PROGRESS_BAR_COLUMNS", std::to_string(columns - prefix_columns));
   }
   return env;
 }
@@ -70,6 +93,13 @@ EnvironmentList rank_environment(const LaunchPlan& plan) {
 JobCommand build_job_command(const LaunchPlan& plan, const JobTools& tools) {
   JobCommand job;
   job.environment = rank_environment(plan);
+  if (tools.console_fd >= 0) {
+    const int prefix_columns =
+        plan.num_processes > 1 ? static_cast<int>(std::string_view("[rank 0] ").size()) : 0;
+    for (auto& entry : console_environment(tools.console_fd, prefix_columns)) {
+      job.environment.push_back(std::move(entry));
+    }
+  }
   job.via_slurm = plan.use_slurm;
   std::vector<std::string>& argv = job.argv;
   argv.push_back(tools.launcher.string());

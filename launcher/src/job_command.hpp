@@ -27,12 +27,23 @@ struct JobTools {
   std::filesystem::path program;   // the resolved program
   std::string run_dir;             // where failing ranks leave rank<N>.json
   bool running_as_root = false;    // adds mpirun's --allow-run-as-root
+  // accel-launch's stdout: whether rank 0 draws its progress bar (console_environment); -1: no
+  // ACCEL_PROGRESS_BAR variables.
+  int console_fd = -1;
 };
 
 // ACCELERATE_USE_CPU, ACCELERATE_MIXED_PRECISION, ACCELERATE_GRADIENT_ACCUMULATION_STEPS,
 // ACCELERATE_DEBUG_MODE, OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES, MASTER_ADDR/MASTER_PORT: the
 // values `accelerate launch` would set for the same settings.
 EnvironmentList rank_environment(const LaunchPlan& plan);
+
+// Whether rank 0 draws its progress bar, decided from accel-launch's own stdout (each rank's output
+// is a pipe to its shim): ACCEL_PROGRESS_BAR=1 and ACCEL_PROGRESS_BAR_COLUMNS=<width> when stdout
+// is a terminal, ACCEL_PROGRESS_BAR=0 otherwise (see docs/logging.md). Appended to the environment
+// when JobTools::console_fd is set.
+// prefix_columns: the width of the "[rank 0] " prefix the shims put before rank 0's lines (0 when
+// not prefixed), taken off the width.
+EnvironmentList console_environment(int stdout_fd, int prefix_columns);
 
 JobCommand build_job_command(const LaunchPlan& plan, const JobTools& tools);
 

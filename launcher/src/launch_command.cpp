@@ -27,9 +27,10 @@ class RunDirectory {
     fs::create_directories(parent, ec);
     std::string pattern = (parent / "accel-launch-XXXXXX").string();
     if (mkdtemp(pattern.data()) == nullptr) {
-      throw LaunchError(fmt::format("cannot create a run folder in '{}': {}; set TMPDIR to a "
-                                    "writable folder",
-                                    parent.string(), std::strerror(errno)));
+      throw LaunchError(
+          fmt::format("cannot create a run folder in '{}': {}; set TMPDIR to a "
+                      "writable folder",
+                      parent.string(), std::strerror(errno)));
     }
     path_ = pattern;
   }
@@ -73,20 +74,23 @@ std::optional<AccelerateConfig> load_launch_config(const LaunchFlags& flags) {
 int run_launch(const LaunchFlags& flags) {
   const std::optional<AccelerateConfig> config = load_launch_config(flags);
   if (config && !flags.quiet) {
-    for (const auto& warning : config->warnings) fmt::print(stderr, "accel-launch: warning: {}\n", warning);
+    for (const auto& warning : config->warnings)
+      fmt::print(stderr, "accel-launch: warning: {}\n", warning);
   }
   const LaunchPlan plan = resolve_launch_plan(flags, config, current_host_facts());
   if (!flags.quiet) {
     for (const auto& notice : plan.notices) fmt::print(stderr, "accel-launch: note: {}\n", notice);
   }
   if (plan.program.empty()) {
-    throw UsageError("no program to launch; usage: accel-launch [flags] <program> [args...] "
-                     "(see accel-launch --help)");
+    throw UsageError(
+        "no program to launch; usage: accel-launch [flags] <program> [args...] "
+        "(see accel-launch --help)");
   }
   if (plan.hostfile && access(plan.hostfile->c_str(), R_OK) != 0) {
-    throw UsageError(fmt::format("mpirun_hostfile '{}' cannot be read; give an existing file "
-                                 "with one line per machine (`hostname slots=N`)",
-                                 *plan.hostfile));
+    throw UsageError(
+        fmt::format("mpirun_hostfile '{}' cannot be read; give an existing file "
+                    "with one line per machine (`hostname slots=N`)",
+                    *plan.hostfile));
   }
   if (plan.use_slurm && !plan.extra_mpirun_args.empty() && !flags.quiet) {
     fmt::print(stderr, "accel-launch: note: --mpirun_args is ignored under srun\n");
@@ -97,6 +101,7 @@ int run_launch(const LaunchFlags& flags) {
   tools.launcher = plan.use_slurm ? find_srun() : find_mpirun();
   tools.self = self_executable();
   tools.running_as_root = geteuid() == 0;
+  tools.console_fd = STDOUT_FILENO;  // rank 0's progress bar follows accel-launch's stdout
   std::string program_line = tools.program.string();
   for (const auto& arg : plan.program_args) program_line += " " + arg;
 

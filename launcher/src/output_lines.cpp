@@ -8,6 +8,11 @@ std::vector<std::string> LineSplitter::feed(std::string_view data) {
   std::size_t start = 0;
   for (std::size_t i = 0; i < pending_.size(); ++i) {
     const char c = pending_[i];
+    // "\r\n" ends one line; a '\r' alone (a redraw) ends one too, once the next byte shows which.
+    if (c == '\r' && (i + 1 == pending_.size() || pending_[i + 1] == '\n')) {
+      if (i + 1 == pending_.size()) break;
+      continue;
+    }
     if (c == '\n' || c == '\r') {
       lines.push_back(pending_.substr(start, i + 1 - start));
       start = i + 1;
@@ -18,6 +23,10 @@ std::vector<std::string> LineSplitter::feed(std::string_view data) {
   return lines;
 }
 
+bool is_redraw(std::string_view line) {
+  return !line.empty() && line.back() == '\r';
+}
+
 std::string LineSplitter::take_rest() {
   std::string rest;
   rest.swap(pending_);
@@ -25,6 +34,7 @@ std::string LineSplitter::take_rest() {
 }
 
 void LastLines::add(std::string_view line) {
+  if (is_redraw(line)) return;
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
   if (line.find_first_not_of(" \t") == std::string_view::npos) return;
   std::string kept(line.substr(0, kMaxLength));

@@ -22,10 +22,13 @@ class LineSplitter {
   std::string pending_;
 };
 
+// A line ended by '\r' (a progress bar redrawing itself): not kept in the last lines or log files.
+bool is_redraw(std::string_view line);
+
 class LastLines {
  public:
   explicit LastLines(std::size_t capacity = 20) : capacity_(capacity) {}
-  // Keeps `line` without its terminator (blank lines and bare '\r' updates are skipped).
+  // Keeps `line` without its terminator (blank lines and '\r' redraws are skipped).
   void add(std::string_view line);
   std::vector<std::string> lines() const { return {lines_.begin(), lines_.end()}; }
 

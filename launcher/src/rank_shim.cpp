@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
+#include "launch_error.hpp"
 #include "machine_info.hpp"
 #include "output_lines.hpp"
-#include "launch_error.hpp"
 #include "rank_status.hpp"
 #include "signal_pipe.hpp"
 #include "write_all.hpp"
@@ -122,7 +122,7 @@ class Relay {
     std::string out;
     for (const auto& line : lines) {
       last_.add(line);
-      if (stream.log.is_open()) stream.log << line;
+      if (stream.log.is_open() && !is_redraw(line)) stream.log << line;
       out += prefix_;
       out += line;
     }

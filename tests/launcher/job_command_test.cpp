@@ -1,7 +1,12 @@
 // The mpirun/srun command and environment built for a plan.
 #include "job_command.hpp"
 
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <cstdlib>
 
 using namespace accel::launch;
 
@@ -53,20 +58,22 @@ TEST_CASE("mpirun command: process count, binding, root flag, hostfile, shim", "
   plan.tee = 1;
   JobCommand job = build_job_command(plan, tools(/*root=*/false));
   const std::string line = shell_command_line(job.argv);
-  CHECK(line ==
-        "/usr/bin/mpirun -np 4 --hostfile /hosts --npernode 2 --bind-to none "
-        "-x ACCELERATE_USE_CPU=False -x ACCELERATE_MIXED_PRECISION=no -x OMP_NUM_THREADS=1 "
-        "--mca btl tcp,self /opt/accel/bin/accel-launch --rank-shim --run-dir /tmp/accel-launch-abc "
-        "--prefix --log-dir /logs --tee 1 -- /home/me/train --epochs 3");
+  CHECK(
+      line ==
+      "/usr/bin/mpirun -np 4 --hostfile /hosts --npernode 2 --bind-to none "
+      "-x ACCELERATE_USE_CPU=False -x ACCELERATE_MIXED_PRECISION=no -x OMP_NUM_THREADS=1 "
+      "--mca btl tcp,self /opt/accel/bin/accel-launch --rank-shim --run-dir /tmp/accel-launch-abc "
+      "--prefix --log-dir /logs --tee 1 -- /home/me/train --epochs 3");
   CHECK_FALSE(job.via_slurm);
 
   plan = LaunchPlan{};
   plan.oversubscribe = true;
   job = build_job_command(plan, tools(/*root=*/true));
-  CHECK(shell_command_line(job.argv) ==
-        "/usr/bin/mpirun -np 1 --allow-run-as-root --bind-to none --oversubscribe "
-        "-x ACCELERATE_USE_CPU=False -x ACCELERATE_MIXED_PRECISION=no -x OMP_NUM_THREADS=1 "
-        "/opt/accel/bin/accel-launch --rank-shim --run-dir /tmp/accel-launch-abc -- /home/me/train");
+  CHECK(
+      shell_command_line(job.argv) ==
+      "/usr/bin/mpirun -np 1 --allow-run-as-root --bind-to none --oversubscribe "
+      "-x ACCELERATE_USE_CPU=False -x ACCELERATE_MIXED_PRECISION=no -x OMP_NUM_THREADS=1 "
+      "/opt/accel/bin/accel-launch --rank-shim --run-dir /tmp/accel-launch-abc -- /home/me/train");
 }
 
 TEST_CASE("srun command: pmix, task count, kill on bad exit, environment exported", "[launcher]") {
@@ -87,4 +94,44 @@ TEST_CASE("srun command: pmix, task count, kill on bad exit, environment exporte
 
 TEST_CASE("shell_command_line quotes what a shell would split", "[launcher]") {
   CHECK(shell_command_line({"a", "b c", "it's", ""}) == "a 'b c' 'it'\\''s' ''");
+}
+
+TEST_CASE("the progress bar variables follow accel-launch's stdout: terminal or not",
+          "[launcher]") {
+  // Not a terminal (a pipe): the ranks are told not to draw.
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  CHECK(console_environment(fds[1], 9) == EnvironmentList{{"ACCEL_PROGRESS_BAR", "0"}});
+  close(fds[0]);
+  close(fds[1]);
+
+  // A pseudo-terminal 120 columns wide: draw, 120 less the "[rank 0] " prefix.
+  const int master = posix_openpt(O_RDWR | O_NOCTTY);
+  REQUIRE(master >= 0);
+  REQUIRE(grantpt(master) == 0);
+  REQUIRE(unlockpt(master) == 0);
+  const int terminal = open(ptsname(master), O_RDWR | O_NOCTTY);
+  REQUIRE(terminal >= 0);
+  winsize size{};
+  size.ws_col = 120;
+  size.ws_row = 40;
+  REQUIRE(ioctl(terminal, TIOCSWINSZ, &size) == 0);
+  CHECK(console_environment(terminal, 9) ==
+        EnvironmentList{{"ACCEL_PROGRESS_BAR", "1"}, {"ACCEL_PROGRESS_BAR_COLUMNS", "111"}});
+  CHECK(console_environment(terminal, 0) ==
+        EnvironmentList{{"ACCEL_PROGRESS_BAR", "1"}, {"ACCEL_PROGRESS_BAR_COLUMNS", "120"}});
+  close(terminal);
+  close(master);
+
+  // Exported with -x when the launch passes its stdout.
+  LaunchPlan plan;
+  plan.num_processes = 2;
+  plan.program = "/home/me/train";
+  JobTools with_console = tools();
+  REQUIRE(pipe(fds) == 0);
+  with_console.console_fd = fds[1];
+  const std::string line = shell_command_line(build_job_command(plan, with_console).argv);
+  CHECK(line.find("-x ACCEL_PROGRESS_BAR=0 ") != std::string::npos);
+  close(fds[0]);
+  close(fds[1]);
 }

@@ -24,13 +24,15 @@ std::vector<std::string> mpirun_args(int np, std::vector<std::string> command) {
 }  // namespace
 
 TEST_CASE("mpirun's abort report for a non-zero exit is held back and understood", "[launcher]") {
-  auto run = run_command(mpirun_args(2, {"/bin/sh", "-c", "echo visible >&2; [ $OMPI_COMM_WORLD_RANK = 1 ] && exit 4; sleep 5"}));
+  auto run = run_command(mpirun_args(
+      2, {"/bin/sh", "-c", "echo visible >&2; [ $OMPI_COMM_WORLD_RANK = 1 ] && exit 4; sleep 5"}));
   REQUIRE(run.exit_status != 0);
   INFO(run.err);
   REQUIRE(run.err.find("Primary job") != std::string::npos);  // the real text we filter
   MpirunMessageFilter filter(false);
   std::string shown;
-  for (std::size_t i = 0; i < run.err.size(); i += 7) shown += filter.feed(std::string_view(run.err).substr(i, 7));
+  for (std::size_t i = 0; i < run.err.size(); i += 7)
+    shown += filter.feed(std::string_view(run.err).substr(i, 7));
   shown += filter.finish();
   CHECK(shown.find("Primary job") == std::string::npos);
   CHECK(shown.find("visible") != std::string::npos);
@@ -48,8 +50,10 @@ TEST_CASE("mpirun's abort report for a non-zero exit is held back and understood
   CHECK(keep_all.feed(run.err).find("Primary job") != std::string::npos);
 }
 
-TEST_CASE("mpirun's report of a rank killed by a signal names rank, host and signal", "[launcher]") {
-  auto run = run_command(mpirun_args(2, {"/bin/sh", "-c", "[ $OMPI_COMM_WORLD_RANK = 1 ] && kill -9 $$; sleep 5"}));
+TEST_CASE("mpirun's report of a rank killed by a signal names rank, host and signal",
+          "[launcher]") {
+  auto run = run_command(
+      mpirun_args(2, {"/bin/sh", "-c", "[ $OMPI_COMM_WORLD_RANK = 1 ] && kill -9 $$; sleep 5"}));
   MpirunMessageFilter filter(false);
   const std::string shown = filter.feed(run.err) + filter.finish();
   INFO(run.err);
@@ -65,7 +69,8 @@ TEST_CASE("mpirun's report of a rank killed by a signal names rank, host and sig
 }
 
 TEST_CASE("mpirun's not-enough-slots report is recognised", "[launcher]") {
-  auto run = run_command(mpirun_args(512, {"/bin/true"}), {.env = {{"OMPI_MCA_rmaps_base_oversubscribe", std::nullopt}}});
+  auto run = run_command(mpirun_args(512, {"/bin/true"}),
+                         {.env = {{"OMPI_MCA_rmaps_base_oversubscribe", std::nullopt}}});
   REQUIRE(run.exit_status != 0);
   MpirunMessageFilter filter(false);
   const std::string shown = filter.feed(run.err) + filter.finish();
@@ -73,18 +78,26 @@ TEST_CASE("mpirun's not-enough-slots report is recognised", "[launcher]") {
   CHECK(shown.find("not enough slots") == std::string::npos);
 }
 
-TEST_CASE("LineSplitter ends lines at newline and carriage return; LastLines keeps the tail", "[launcher]") {
+TEST_CASE(
+    "LineSplitter ends lines at newline and carriage return; LastLines keeps the tail, not redraws",
+    "[launcher]") {
   LineSplitter splitter;
   CHECK(splitter.feed("ab").empty());
   CHECK(splitter.feed("c\nprogress 1\rprogress 2\rdone\npartial") ==
         std::vector<std::string>{"abc\n", "progress 1\r", "progress 2\r", "done\n"});
   CHECK(splitter.take_rest() == "partial");
+  // "\r\n" ends one line; a '\r' at the end of what arrived waits for the next byte.
+  CHECK(splitter.feed("dos\r").empty());
+  CHECK(splitter.feed("\nbar\r") == std::vector<std::string>{"dos\r\n"});
+  CHECK(splitter.feed("bar 2\r\n") == std::vector<std::string>{"bar\r", "bar 2\r\n"});
+  CHECK(is_redraw("bar\r"));
+  CHECK_FALSE(is_redraw("dos\r\n"));
   LastLines last(2);
   last.add("one\n");
   last.add("\n");
-  last.add("two\r");
-  last.add("three\n");
-  CHECK(last.lines() == std::vector<std::string>{"two", "three"});
+  last.add("two\r");  // a progress bar's redraw: not kept
+  last.add("three\r\n");
+  CHECK(last.lines() == std::vector<std::string>{"one", "three"});
 }
 
 TEST_CASE("a program's own dashed lines are printed at once, not held as a report", "[launcher]") {

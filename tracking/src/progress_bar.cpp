@@ -2,13 +2,16 @@
 
 #include <fmt/format.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace accel {
 
@@ -70,6 +73,28 @@ int terminal_width(int fd) {
     if (n > 0) return n;
   }
   return 100;
+}
+
+bool is_pipe(int fd) {
+  struct stat info {};
+  return ::fstat(fd, &info) == 0 && S_ISFIFO(info.st_mode);
+}
+
+int positive_env(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr) return 0;
+  const int n = std::atoi(value);
+  return n > 0 ? n : 0;
+}
+
+// ACCEL_PROGRESS_BAR: "1" (draw), "0" (do not), unset or anything else: no say.
+std::optional<bool> launcher_progress_bar() {
+  const char* value = std::getenv("ACCEL_PROGRESS_BAR");
+  if (value == nullptr) return std::nullopt;
+  const std::string_view v(value);
+  if (v == "1") return true;
+  if (v == "0") return false;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -160,8 +185,18 @@ ProgressBar::ProgressBar(ProgressBarOptions options) : state_(std::make_unique<S
   const auto& o = state_->options;
   const int fd = output_descriptor(o);
   const bool terminal = fd >= 0 && ::isatty(fd) == 1;
-  state_->enabled = o.is_main_process && o.enabled.value_or(terminal);
-  state_->width = o.width > 0 ? o.width : terminal_width(terminal ? fd : -1);
+  // Under accel-launch the output is a pipe to the rank's shim: the launcher says whether its own
+  // output is a terminal (ACCEL_PROGRESS_BAR=1/0) and how wide (ACCEL_PROGRESS_BAR_COLUMNS).
+  // Elsewhere (plain mpirun included) isatty decides, and ACCEL_PROGRESS_BAR=0 still turns it off.
+  // "1" applies to the rank's stdout/stderr while they are that pipe (not to a file of its own).
+  const std::optional<bool> launcher_says = launcher_progress_bar();
+  const bool relayed = launcher_says.value_or(false) && !terminal &&
+                       (fd == STDOUT_FILENO || fd == STDERR_FILENO) && is_pipe(fd);
+  const bool default_on = launcher_says == false ? false : terminal || relayed;
+  state_->enabled = o.is_main_process && o.enabled.value_or(default_on);
+  int width = o.width;
+  if (width <= 0 && relayed) width = positive_env("ACCEL_PROGRESS_BAR_COLUMNS");
+  state_->width = width > 0 ? width : terminal_width(terminal ? fd : -1);
   state_->epoch_start = state_->last_draw = state_->now();
 }
 

@@ -32,13 +32,16 @@ struct ProgressBarOptions {
   std::FILE* file = stdout;
   std::ostream* stream = nullptr;
   // nullopt: on when the output is a terminal (isatty; for `stream`, only std::cout / std::cerr /
-  // std::clog can be terminals). true / false: forced on / off.
+  // std::clog can be terminals), or, under accel-launch, when ACCEL_PROGRESS_BAR=1 and the output
+  // is the rank's stdout/stderr pipe to the launcher; always off when ACCEL_PROGRESS_BAR=0 (see
+  // docs/logging.md). true / false: forced on / off.
   std::optional<bool> enabled{};
   // false on every rank but the main process: the bar is then off whatever `enabled` says.
   bool is_main_process = true;
   std::chrono::milliseconds refresh_interval{100};
-  // Width of the whole line in columns. 0: the terminal's width (COLUMNS, else the window size),
-  // 100 when unknown. The bar part shrinks to fit; the line is cut to this width.
+  // Width of the whole line in columns. 0: the terminal's width (the window size, else
+  // ACCEL_PROGRESS_BAR_COLUMNS under accel-launch, else COLUMNS), 100 when unknown. The bar part
+  // shrinks to fit; the line is cut to this width.
   int width = 0;
   // Clock for elapsed time, it/s and ETA; tests inject a fake one. Empty:
   // std::chrono::steady_clock.
