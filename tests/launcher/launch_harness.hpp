@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -146,7 +147,8 @@ inline LaunchResult run_command(const std::vector<std::string>& argv, LaunchOpti
     options.while_running(child);
     action_done = std::chrono::steady_clock::now();
   }
-  const auto deadline = start + std::chrono::milliseconds(static_cast<int>(options.timeout_seconds * 1000));
+  const auto deadline =
+      start + std::chrono::milliseconds(static_cast<int>(options.timeout_seconds * 1000));
   int status = 0;
   while (true) {
     const pid_t done = waitpid(child, &status, WNOHANG);
@@ -171,6 +173,44 @@ inline LaunchResult run_command(const std::vector<std::string>& argv, LaunchOpti
 inline LaunchResult run_accel_launch(std::vector<std::string> args, LaunchOptions options = {}) {
   args.insert(args.begin(), ACCEL_LAUNCH_EXE);
   return run_command(args, std::move(options));
+}
+
+// Whether `pid` is a process that has not ended (a zombie counts as ended).
+inline bool process_running(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto paren = text.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= text.size()) return false;
+  return text[paren + 2] != 'Z' && text[paren + 2] != 'X';
+}
+
+// Every live descendant of `root` (children, their children, ...), from /proc.
+inline std::vector<pid_t> descendants(pid_t root) {
+  std::map<pid_t, std::vector<pid_t>> children;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const auto paren = text.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream rest(text.substr(paren + 2));
+    char state = 0;
+    pid_t parent = 0;
+    rest >> state >> parent;
+    children[parent].push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  std::vector<pid_t> found;
+  std::vector<pid_t> todo{root};
+  while (!todo.empty()) {
+    const pid_t pid = todo.back();
+    todo.pop_back();
+    for (pid_t child : children[pid]) {
+      found.push_back(child);
+      todo.push_back(child);
+    }
+  }
+  return found;
 }
 
 inline std::string host_name() {
