@@ -350,6 +350,8 @@ void TrackerHub::init_trackers(std::string_view project_name, const json& config
   for (auto& channel : channels_) ours.push_back(channel->journal_path());
   find_leftover_journals(ours);
   state_ = State::active;
+  // Not under state_mutex_: the signal relay calls on_signal (which takes it) under its own lock.
+  lock.unlock();
   if (options_.handle_signals && !signals_attached_) {
     detail::attach_signal_subscriber(this, [this] { on_signal(); });
     signals_attached_ = true;
