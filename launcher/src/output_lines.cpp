@@ -33,8 +33,24 @@ std::string LineSplitter::take_rest() {
   return rest;
 }
 
+// "[host:pid] [ 3] /lib/libc.so.6(abort+0xd3)[0x7f...]": one frame of the backtrace Open MPI
+// prints when a rank crashes. Such frames would push the error itself out of the last lines.
+bool is_backtrace_frame(std::string_view line) {
+  if (line.empty() || line[0] != '[') return false;
+  const auto close = line.find("] [");
+  if (close == std::string_view::npos ||
+      line.substr(1, close).find(':') == std::string_view::npos) {
+    return false;
+  }
+  std::size_t i = close + 3;
+  while (i < line.size() && line[i] == ' ') ++i;
+  const std::size_t digits = i;
+  while (i < line.size() && line[i] >= '0' && line[i] <= '9') ++i;
+  return i > digits && i < line.size() && line[i] == ']';
+}
+
 void LastLines::add(std::string_view line) {
-  if (is_redraw(line)) return;
+  if (is_redraw(line) || is_backtrace_frame(line)) return;
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
   if (line.find_first_not_of(" \t") == std::string_view::npos) return;
   std::string kept(line.substr(0, kMaxLength));

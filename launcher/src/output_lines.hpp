@@ -28,7 +28,8 @@ bool is_redraw(std::string_view line);
 class LastLines {
  public:
   explicit LastLines(std::size_t capacity = 20) : capacity_(capacity) {}
-  // Keeps `line` without its terminator (blank lines and '\r' redraws are skipped).
+  // Keeps `line` without its terminator (blank lines, '\r' redraws and the frames of Open MPI's
+  // crash backtrace, "[host:pid] [ 3] ...", are skipped: they would hide the error line).
   void add(std::string_view line);
   std::vector<std::string> lines() const { return {lines_.begin(), lines_.end()}; }
 

@@ -98,6 +98,14 @@ TEST_CASE(
   last.add("two\r");  // a progress bar's redraw: not kept
   last.add("three\r\n");
   CHECK(last.lines() == std::vector<std::string>{"one", "three"});
+  // Open MPI's backtrace frames after a crash do not push the error out.
+  LastLines crash(2);
+  crash.add("  what():  cannot create directories\n");
+  crash.add("[vm:02922] [ 3] /lib/x86_64-linux-gnu/libc.so.6(abort+0xd3)[0x7fa28dc44472]\n");
+  crash.add("[vm:02922] [12] /build/libaccel_distributed.so(_ZN5accel+0x371)[0x7fa2bb6952a1]\n");
+  crash.add("[vm:02922] *** End of error message ***\n");
+  CHECK(crash.lines() == std::vector<std::string>{"  what():  cannot create directories",
+                                                  "[vm:02922] *** End of error message ***"});
 }
 
 TEST_CASE("a program's own dashed lines are printed at once, not held as a report", "[launcher]") {
