@@ -178,8 +178,19 @@ class Accelerator {
   // pass) and disables all-reduce of the given models (all prepared models when none) otherwise.
   SyncGuard accumulate();
   SyncGuard accumulate(const std::shared_ptr<torch::nn::Module>& model);
+  // The same for a TORCH_MODULE holder (`acc.accumulate(model)`, as for `prepare`).
+  template <class Holder>
+    requires requires(const Holder& holder) { holder.ptr(); }
+  SyncGuard accumulate(const Holder& model) {
+    return accumulate(std::shared_ptr<torch::nn::Module>(model.ptr()));
+  }
   // No gradient all-reduce for the model while alive (gradients accumulate locally).
   SyncGuard no_sync(const std::shared_ptr<torch::nn::Module>& model);
+  template <class Holder>
+    requires requires(const Holder& holder) { holder.ptr(); }
+  SyncGuard no_sync(const Holder& model) {
+    return no_sync(std::shared_ptr<torch::nn::Module>(model.ptr()));
+  }
   bool sync_gradients() const { return gradient_state_->sync_gradients; }
   const GradientState& gradient_state() const { return *gradient_state_; }
 
