@@ -204,7 +204,9 @@ TEST_CASE("1,000,000 log calls against a dead backend stay within the queue boun
   sampler.join();
   INFO("baseline RSS " << baseline / 1024 << " KiB, peak " << peak / 1024 << " KiB");
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-  WARN("the memory bound is not checked under a sanitizer (its shadow memory counts as RSS)");
+  WARN("the memory bound (queue_bytes + " << constant / (1 << 20)
+                                          << " MiB) is not checked under a sanitizer (its shadow "
+                                             "memory counts as RSS)");
 #else
   CHECK(peak - baseline <= options.queue_bytes + constant);
 #endif
