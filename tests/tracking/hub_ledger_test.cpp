@@ -15,6 +15,7 @@
 
 using namespace accel;
 using namespace std::chrono_literals;
+using test::DeadTracker;
 using test::RecordingTracker;
 using test::ScratchDir;
 using test::WarningCapture;
@@ -45,20 +46,6 @@ class HoldingTracker final : public GeneralTracker {
 
  private:
   uint64_t accepted_ = 0;
-};
-
-// A backend that never answers: every call throws TrackerUnavailable.
-class DeadTracker final : public GeneralTracker {
- public:
-  std::string name() const override { return "dead"; }
-  bool requires_logging_directory() const override { return false; }
-  void store_init_configuration(const nlohmann::json&) override { down(); }
-  void log(const Values&, std::optional<int64_t>) override { down(); }
-  void flush() override { down(); }
-  void finish(RunStatus) override { down(); }
-
- private:
-  static void down() { throw TrackerUnavailable("dead: connection refused"); }
 };
 
 std::size_t rss_bytes() {

@@ -10,6 +10,7 @@
 #include "tracking_test_support.hpp"
 
 using namespace accel;
+using test::DeadTracker;
 using test::ScratchDir;
 
 namespace {
@@ -68,19 +69,6 @@ void log_then_signal(const std::filesystem::path& dir, int signo) {
   std::this_thread::sleep_for(std::chrono::seconds(20));
   ::_exit(3);  // the signal should have ended the process
 }
-
-// A backend that never answers.
-class DeadTracker final : public GeneralTracker {
- public:
-  std::string name() const override { return "dead"; }
-  bool requires_logging_directory() const override { return false; }
-  void store_init_configuration(const nlohmann::json&) override { down(); }
-  void log(const Values&, std::optional<int64_t>) override { down(); }
-  void finish(RunStatus) override { down(); }
-
- private:
-  static void down() { throw TrackerUnavailable("dead: connection refused"); }
-};
 
 }  // namespace
 

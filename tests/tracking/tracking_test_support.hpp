@@ -224,4 +224,18 @@ class RecordingTracker : public GeneralTracker {
   std::atomic<int64_t> logs_seen_{0};
 };
 
+// A backend that never answers: every call throws TrackerUnavailable.
+class DeadTracker final : public GeneralTracker {
+ public:
+  std::string name() const override { return "dead"; }
+  bool requires_logging_directory() const override { return false; }
+  void store_init_configuration(const nlohmann::json&) override { down(); }
+  void log(const Values&, std::optional<int64_t>) override { down(); }
+  void flush() override { down(); }
+  void finish(RunStatus) override { down(); }
+
+ private:
+  static void down() { throw TrackerUnavailable("dead: connection refused"); }
+};
+
 }  // namespace accel::test
