@@ -141,6 +141,7 @@ CsvTracker::CsvTracker(TrackerInit init)
     }
     flush_every_ = it->get<int64_t>();
   }
+  (void)run_directory_option(init_.init_kwargs, "csv");  // a bad run_dir fails init_trackers
 }
 
 CsvTracker::~CsvTracker() = default;
@@ -153,8 +154,11 @@ TrackerRegistration CsvTracker::registration() {
 }
 
 void CsvTracker::start() {
-  if (auto dir = detail::resume_directory(init_.resume, "csv")) {
-    // `accel-launch sync` delivering a journal: continue the run in its directory.
+  auto dir = detail::resume_directory(init_.resume, "csv");
+  if (!dir) dir = run_directory_option(init_.init_kwargs, "csv");
+  if (dir) {
+    // `accel-launch sync` delivering a journal, or the Accelerator's run directory: continue the
+    // run in its directory.
     log_dir_ = *dir;
     std::error_code ec;
     std::filesystem::create_directories(log_dir_, ec);

@@ -50,6 +50,7 @@ JsonlTracker::JsonlTracker(TrackerInit init)
         "the jsonl tracker writes files and needs a logging directory; set "
         "project_dir or logging_dir");
   }
+  (void)run_directory_option(init_.init_kwargs, "jsonl");  // a bad run_dir fails init_trackers
 }
 
 JsonlTracker::~JsonlTracker() = default;
@@ -62,9 +63,11 @@ TrackerRegistration JsonlTracker::registration() {
 }
 
 void JsonlTracker::start() {
-  const auto resume = detail::resume_directory(init_.resume, "jsonl");
+  auto resume = detail::resume_directory(init_.resume, "jsonl");
+  if (!resume) resume = run_directory_option(init_.init_kwargs, "jsonl");
   if (resume) {
-    // `accel-launch sync` delivering a journal: continue the run in its directory.
+    // `accel-launch sync` delivering a journal, or the Accelerator's run directory: continue the
+    // run in its directory.
     log_dir_ = *resume;
     std::error_code ec;
     std::filesystem::create_directories(log_dir_, ec);

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <future>
+#include <iostream>
 
 #include "accel/tracking/mlflow_params.hpp"
 #include "accel/tracking/png_encoder.hpp"
@@ -189,8 +190,16 @@ nlohmann::json MlflowTracker::resume_info() const {
 }
 
 void MlflowTracker::note_run_started() {
-  std::lock_guard lock(resume_mutex_);
-  resume_ = {{"tracking_uri", client_->config().tracking_uri}, {"run_id", client_->run_id()}};
+  {
+    std::lock_guard lock(resume_mutex_);
+    resume_ = {{"tracking_uri", client_->config().tracking_uri}, {"run_id", client_->run_id()}};
+  }
+  // Once per run, where the run can be looked at (the tracker runs on the main process only).
+  const auto& config = client_->config();
+  std::cerr << fmt::format("[accel] mlflow run{}: {}/#/experiments/{}/runs/{}\n",
+                           config.run_name.empty() ? "" : fmt::format(" '{}'", config.run_name),
+                           config.tracking_uri, client_->experiment_id(), client_->run_id())
+            << std::flush;
 }
 
 void MlflowTracker::update_acknowledged() {

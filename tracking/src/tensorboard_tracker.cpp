@@ -14,7 +14,7 @@ namespace accel {
 namespace {
 
 constexpr const char* kKnownKwargs =
-    "flush_secs, filename_suffix, double_precision, hparams_experiment";
+    "flush_secs, filename_suffix, double_precision, hparams_experiment, run_dir";
 
 std::string escape_markdown_cell(const nlohmann::json& cell) {
   std::string text = cell.is_string() ? cell.get<std::string>() : cell.dump();
@@ -75,6 +75,8 @@ TensorBoardTracker::TensorBoardTracker(TrackerInit init) : init_(std::move(init)
         options_.double_precision = value.get<bool>();
       } else if (key == "hparams_experiment" && value.is_boolean()) {
         write_experiment_ = value.get<bool>();
+      } else if (key == "run_dir") {
+        (void)run_directory_option(kwargs, "tensorboard");
       } else {
         throw InvalidValue(fmt::format(
             "init_kwargs[\"tensorboard\"][\"{}\"] = {} is not supported; known options: {} "
@@ -85,6 +87,8 @@ TensorBoardTracker::TensorBoardTracker(TrackerInit init) : init_(std::move(init)
   }
   if (auto dir = detail::resume_directory(init_.resume, "tensorboard")) {
     run_dir_ = *dir;  // `accel-launch sync` delivering a journal: the run's directory
+  } else if (auto given = run_directory_option(kwargs, "tensorboard")) {
+    run_dir_ = *given;  // the Accelerator's run directory (Accelerator::run_dir())
   } else {
     run_dir_ = child_directory(init_.logging_dir, init_.run_name);
   }

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -52,5 +53,13 @@ nlohmann::json json_safe_config(const nlohmann::json& config);
 // same directory: the first one creates it, the others reuse it (within this process).
 std::filesystem::path create_version_directory(const std::filesystem::path& base,
                                                std::string_view run_id = {});
+
+// init_kwargs[tracker]["run_dir"]: the one directory of the run a file-based tracker (csv, jsonl,
+// tensorboard) writes into, as given by the Accelerator (Accelerator::run_dir(), see docs/runs.md).
+// The tracker writes there directly (no <project>/version_<N> of its own) and continues the files
+// it finds (a resumed run). nullopt when absent or null; accel::InvalidValue when not a non-empty
+// string.
+std::optional<std::filesystem::path> run_directory_option(const nlohmann::json& init_kwargs,
+                                                          std::string_view tracker);
 
 }  // namespace accel
