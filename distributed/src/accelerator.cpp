@@ -2,19 +2,24 @@
 // checkpoints. Tracking lives in accelerator_tracking.cpp.
 #include "accel/accelerator.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <torch/cuda.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/serialize.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 #include "accel/process_group.hpp"
 #include "accel/state.hpp"
+#include "accel/tracking/key_rules.hpp"
 #include "accelerator_tracking.hpp"
 #include "remove_tree.hpp"
 
@@ -82,6 +87,73 @@ LogWith log_with_from_env() {
   return specs;
 }
 
+// The project name of a run directory needed before init_trackers gave one.
+constexpr const char* kDefaultProject = "accel_logs";
+
+// Why `dir` cannot hold this run's outputs, or "" when it can. It is created when missing, must be
+// a directory, and a file must be creatable in it: that is tried, since access() says yes to root
+// on a read-only directory.
+std::string unwritable(const fs::path& dir) {
+  std::error_code ec;
+  const auto status = fs::status(dir, ec);
+  if (fs::exists(status) && !fs::is_directory(status)) {
+    return fmt::format("'{}' exists and is not a directory", dir.string());
+  }
+  fs::create_directories(dir, ec);
+  if (ec) return fmt::format("cannot create the directory '{}': {}", dir.string(), ec.message());
+  if (!fs::is_directory(dir, ec)) return fmt::format("'{}' is not a directory", dir.string());
+  const auto probe = dir / fmt::format(".accel_write_test.{}", ::getpid());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const int error = errno;
+    return fmt::format("cannot write into the directory '{}': {}", dir.string(),
+                       std::strerror(error));
+  }
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return {};
+}
+
+// The run directory <project_dir>/<project>/<run> a checkpoint <run>/checkpoints/checkpoint_<i>
+// belongs to, when it belongs to a run under project_dir.
+std::optional<fs::path> run_of_checkpoint(const fs::path& checkpoint, const fs::path& project_dir) {
+  auto clean = checkpoint.lexically_normal();
+  if (!clean.has_filename()) clean = clean.parent_path();
+  const auto checkpoints = clean.parent_path();
+  if (checkpoints.filename() != "checkpoints") return std::nullopt;
+  const auto run = checkpoints.parent_path();
+  std::error_code ec;
+  const auto owner = fs::weakly_canonical(run.parent_path().parent_path(), ec);
+  if (ec || run.filename().empty() || owner != fs::weakly_canonical(project_dir, ec) || ec) {
+    return std::nullopt;
+  }
+  return run;
+}
+
+// The run under project_dir (<project>/<run>, named run_name when given) whose newest automatic
+// checkpoint was written last; empty when there is none.
+fs::path newest_run_with_checkpoints(const fs::path& project_dir, const std::string& run_name) {
+  fs::path best;
+  fs::file_time_type best_time{};
+  std::error_code ec;
+  for (const auto& project : fs::directory_iterator(project_dir, ec)) {
+    if (!project.is_directory() || project.path().filename().string().starts_with(".")) continue;
+    for (const auto& run : fs::directory_iterator(project.path(), ec)) {
+      if (!run.is_directory()) continue;
+      if (!run_name.empty() && run.path().filename() != sanitize_path_component(run_name)) continue;
+      auto found = checkpoint::automatic_checkpoints(run.path() / "checkpoints");
+      if (found.empty()) continue;
+      const auto time = fs::last_write_time(found.back().second, ec);
+      if (ec) continue;
+      if (best.empty() || time > best_time) {
+        best = run.path();
+        best_time = time;
+      }
+    }
+  }
+  return best;
+}
+
 }  // namespace
 
 Accelerator::Accelerator(AcceleratorOptions options) {
@@ -117,6 +189,7 @@ Accelerator::Accelerator(AcceleratorOptions options) {
   if (project_.project_dir.empty()) project_.project_dir = options.project_dir;
   if (project_.project_dir.empty()) project_.project_dir = env("ACCELERATE_PROJECT_DIR").value_or(".");
   if (project_.logging_dir.empty()) project_.logging_dir = project_.project_dir;
+  if (project_.run_name.empty()) project_.run_name = options.run_name;
   if (project_.total_limit && *project_.total_limit < 1) {
     throw InvalidValue(fmt::format("ProjectConfiguration.total_limit must be >= 1, got {}", *project_.total_limit));
   }
@@ -143,6 +216,7 @@ Accelerator::Accelerator(AcceleratorOptions options) {
 // ---- prepare ---------------------------------------------------------------------------------------
 
 void Accelerator::prepare_model(std::shared_ptr<torch::nn::Module> model) {
+  check_outputs_once();
   if (!model) throw InvalidValue("prepare_model: the model is empty (a null module pointer)");
   for (const auto& prepared : models_) {
     if (prepared.module.get() == model.get()) return;  // preparing twice is harmless
@@ -154,6 +228,7 @@ void Accelerator::prepare_model(std::shared_ptr<torch::nn::Module> model) {
 }
 
 AcceleratedOptimizer& Accelerator::prepare_optimizer(torch::optim::Optimizer& optimizer) {
+  check_outputs_once();
   for (auto& prepared : optimizers_) {
     if (&prepared->optimizer() == &optimizer) return *prepared;
   }
@@ -166,6 +241,7 @@ AcceleratedOptimizer& Accelerator::accelerated(torch::optim::Optimizer& optimize
 }
 
 DataLoader& Accelerator::prepare_data_loader(DataLoader& loader) {
+  check_outputs_once();
   DataLoaderSharding sharding;
   sharding.rank = rank_;
   sharding.num_processes = world_size_;
@@ -179,6 +255,7 @@ DataLoader& Accelerator::prepare_data_loader(DataLoader& loader) {
 }
 
 LRScheduler& Accelerator::prepare_scheduler(LRScheduler& scheduler) {
+  check_outputs_once();
   LRScheduler::Preparation preparation;
   preparation.gradient_state = gradient_state_;
   preparation.num_processes = world_size_;
@@ -461,13 +538,104 @@ void Accelerator::agree(bool ok, const std::string& what, const std::string& loc
   if (!message.empty()) throw CheckpointError(fmt::format("{} failed: {}", what, message));
 }
 
+void Accelerator::agree_outputs(const std::string& local_error) {
+  std::vector<std::string> errors;
+  if (world_size_ > 1) {
+    errors = cpu_group_->allgather_object(local_error);
+  } else {
+    errors.push_back(local_error);
+  }
+  std::string message;
+  for (std::size_t r = 0; r < errors.size(); ++r) {
+    if (errors[r].empty()) continue;
+    message +=
+        fmt::format("{}{}{}", message.empty() ? "" : "; ",
+                    world_size_ > 1 ? fmt::format("rank {}: ", r) : std::string(), errors[r]);
+  }
+  if (message.empty()) return;
+  throw InvalidValue(fmt::format(
+      "the run's output directory cannot be written: {}. Nothing was trained: choose a writable "
+      "project_dir (ProjectConfiguration.project_dir / logging_dir, ACCELERATE_PROJECT_DIR, "
+      "--project_dir of the examples)",
+      message));
+}
+
+void Accelerator::check_outputs_once() {
+  if (outputs_checked_) return;
+  outputs_checked_ = true;
+  // Only where something will be written: a tracker (files, or at least its journal) or automatic
+  // checkpoints. A directory given to save_state / save_model is checked there.
+  if (log_with_.empty() && !project_.automatic_checkpoint_naming) return;
+  std::string error;
+  if (is_main_process()) {
+    error = unwritable(project_.project_dir);
+    if (error.empty() && project_.logging_dir != project_.project_dir) {
+      error = unwritable(project_.logging_dir);
+    }
+  }
+  agree_outputs(error);
+}
+
+void Accelerator::ensure_run(std::string_view project) {
+  if (!run_dir_.empty()) return;
+  const std::string project_part =
+      sanitize_path_component(project.empty() ? kDefaultProject : project);
+  std::string error;
+  nlohmann::json decided = nlohmann::json::object();
+  if (is_main_process()) {
+    try {
+      const fs::path base = project_.project_dir / project_part;
+      std::string name;
+      if (!project_.run_name.empty()) {
+        name = sanitize_path_component(project_.run_name);
+      } else if (error = unwritable(base); error.empty()) {
+        name = create_version_directory(base).filename().string();
+      }
+      if (error.empty()) error = unwritable(base / name);
+      if (error.empty() && project_.logging_dir != project_.project_dir) {
+        error = unwritable(project_.logging_dir / project_part / name);
+      }
+      decided["name"] = name;
+      // A named run that exists is continued: its next automatic checkpoint follows its last one.
+      auto found = checkpoint::automatic_checkpoints(base / name / "checkpoints");
+      decided["next"] =
+          found.empty() ? project_.iteration : std::max(project_.iteration, found.back().first + 1);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  agree_outputs(error);
+  std::string shared = decided.dump();
+  if (world_size_ > 1) shared = cpu_group_->broadcast_object(shared, 0);
+  decided = nlohmann::json::parse(shared);
+  const std::string name = decided.at("name").get<std::string>();
+  run_dir_ = project_.project_dir / project_part / name;
+  tracker_dir_ = project_.logging_dir / project_part / name;
+  run_label_ = project_.run_name.empty() ? project_part + "/" + name : project_.run_name;
+  if (project_.automatic_checkpoint_naming) project_.iteration = decided.at("next").get<int64_t>();
+}
+
+void Accelerator::adopt_run(const fs::path& dir) {
+  const std::string project_part = dir.parent_path().filename().string();
+  const std::string name = dir.filename().string();
+  run_dir_ = project_.project_dir / project_part / name;
+  tracker_dir_ = project_.logging_dir / project_part / name;
+  run_label_ = project_.run_name.empty() ? project_part + "/" + name : project_.run_name;
+}
+
+fs::path Accelerator::run_dir() {
+  ensure_run({});
+  return run_dir_;
+}
+
 fs::path Accelerator::save_state(const std::optional<fs::path>& dir) {
   fs::path final_dir;
   fs::path root;
   if (dir) {
     final_dir = *dir;
   } else if (project_.automatic_checkpoint_naming) {
-    root = project_.project_dir / "checkpoints";
+    ensure_run({});
+    root = run_dir_ / "checkpoints";
     final_dir = root / fmt::format("{}{}", checkpoint::kAutomaticPrefix, project_.iteration);
   } else {
     throw UsageError(
@@ -497,6 +665,12 @@ fs::path Accelerator::save_state(const std::optional<fs::path>& dir) {
               "empty or new directory",
               final_dir.string()));
         }
+      }
+      const fs::path parent =
+          final_dir.parent_path().empty() ? fs::path(".") : final_dir.parent_path();
+      if (auto why = unwritable(parent); !why.empty()) {
+        throw CheckpointError(
+            fmt::format("{}: save the checkpoint into a writable directory", why));
       }
       checkpoint::remove_tree(temp_dir);
       fs::create_directories(temp_dir);
@@ -588,7 +762,21 @@ void Accelerator::load_state(const std::optional<fs::path>& dir) {
   if (dir) {
     source = *dir;
   } else if (project_.automatic_checkpoint_naming) {
-    const auto root = project_.project_dir / "checkpoints";
+    if (run_dir_.empty()) {
+      // Continue a run: the one named run_name, else the run whose checkpoint is the newest.
+      std::string run;
+      if (is_main_process())
+        run = newest_run_with_checkpoints(project_.project_dir, project_.run_name).string();
+      if (world_size_ > 1) run = cpu_group_->broadcast_object(run, 0);
+      if (run.empty()) {
+        throw CheckpointError(fmt::format(
+            "load_state(): no checkpoint_<i> directory under {}/<project>/{}/checkpoints to load",
+            project_.project_dir.string(),
+            project_.run_name.empty() ? "<run>" : project_.run_name));
+      }
+      adopt_run(run);
+    }
+    const auto root = run_dir_ / "checkpoints";
     auto found = checkpoint::automatic_checkpoints(root);
     if (found.empty()) {
       throw CheckpointError(fmt::format("load_state(): no checkpoint_<i> directory under {} to load", root.string()));
@@ -665,10 +853,23 @@ void Accelerator::load_state(const std::optional<fs::path>& dir) {
                              "this process keeps its current random state\n",
                              source.string(), rank_, metadata.value("num_processes", 0));
   }
+  // A checkpoint of a run under this project_dir: the run goes on in its directory (unless it
+  // was decided already, or the user named another run).
+  if (run_dir_.empty()) {
+    if (auto run = run_of_checkpoint(source, project_.project_dir);
+        run && (project_.run_name.empty() ||
+                run->filename() == sanitize_path_component(project_.run_name))) {
+      adopt_run(*run);
+    }
+  }
   if (auto index = checkpoint::automatic_index(source);
-      index && project_.automatic_checkpoint_naming &&
-      fs::weakly_canonical(source.parent_path()) == fs::weakly_canonical(project_.project_dir / "checkpoints")) {
-    project_.iteration = std::max(project_.iteration, *index + 1);
+      index && project_.automatic_checkpoint_naming && !run_dir_.empty() &&
+      fs::weakly_canonical(source.parent_path()) ==
+          fs::weakly_canonical(run_dir_ / "checkpoints")) {
+    // After this checkpoint and after the run's newest one: a save never meets an existing one.
+    auto found = checkpoint::automatic_checkpoints(run_dir_ / "checkpoints");
+    project_.iteration =
+        std::max({project_.iteration, *index + 1, found.empty() ? 0 : found.back().first + 1});
   }
   wait_for_everyone();
 }
@@ -681,7 +882,9 @@ fs::path Accelerator::save_model(const std::shared_ptr<torch::nn::Module>& model
   std::string error;
   if (is_main_process()) {
     try {
-      fs::create_directories(dir);
+      if (auto why = unwritable(dir); !why.empty()) {
+        throw CheckpointError(fmt::format("{}: save the model into a writable directory", why));
+      }
       const auto temp = dir / ("." + name + ".pt.tmp");
       checkpoint::write_archive(temp, [&](auto& archive) { model->save(archive); });
       fs::rename(temp, file);

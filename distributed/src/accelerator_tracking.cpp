@@ -60,6 +60,20 @@ void Accelerator::init_trackers(const std::string& project_name, const nlohmann:
                                 const nlohmann::json& init_kwargs) {
   auto& t = tracking();
   if (t.hub) throw UsageError("init_trackers was already called: call it once per Accelerator");
+  // The run's directory (collective; fails on every process when it cannot be written), then
+  // every file-based tracker writes into it and MLflow names its run after it (docs/runs.md).
+  ensure_run(project_name);
+  nlohmann::json kwargs = init_kwargs.is_null() ? nlohmann::json::object() : init_kwargs;
+  if (kwargs.is_object()) {
+    for (const char* name : {"csv", "jsonl", "tensorboard"}) {
+      auto& entry = kwargs[name];
+      if (entry.is_null()) entry = nlohmann::json::object();
+      if (entry.is_object() && !entry.contains("run_dir")) entry["run_dir"] = tracker_dir_.string();
+    }
+    auto& mlflow = kwargs["mlflow"];
+    if (mlflow.is_null()) mlflow = nlohmann::json::object();
+    if (mlflow.is_object() && !mlflow.contains("run_name")) mlflow["run_name"] = run_label_;
+  }
   TrackerHubOptions options;
   options.is_main_process = is_main_process();
   options.rank = rank_;
@@ -68,7 +82,7 @@ void Accelerator::init_trackers(const std::string& project_name, const nlohmann:
   options.logging_dir = project_.logging_dir;
   options.collectives = t.collectives.get();
   auto hub = std::make_unique<TrackerHub>(options);
-  hub->init_trackers(project_name, config, log_with_, init_kwargs);
+  hub->init_trackers(project_name, config, log_with_, kwargs);
   t.hub = std::move(hub);
 }
 

@@ -5,9 +5,11 @@
 //
 // Logs the train loss and lr every step and the validation loss/accuracy every epoch (computed from
 // gather_for_metrics, so every validation sample counts exactly once), draws a progress bar on the
-// main process, checkpoints every --checkpoint_every steps (project_dir/checkpoints/checkpoint_<i>)
-// and resumes bit-for-bit with --resume_from. Writes project_dir/final_metrics.json and
-// project_dir/model/model.pt at the end.
+// main process, checkpoints every --checkpoint_every steps and resumes bit-for-bit with
+// --resume_from. Each run has its own directory, <project_dir>/digits/version_<N> (or
+// <project_dir>/digits/<--run_name>; see docs/runs.md): its logs, checkpoints/checkpoint_<i>,
+// model/model.pt and final_metrics.json. Resuming from a checkpoint of a run under the same
+// project_dir continues that run in its directory.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -33,6 +35,7 @@ struct Flags {
   int64_t checkpoint_every = 0;
   int64_t total_limit = 0;
   std::string resume_from;
+  std::string run_name;  // empty: version_<N>
   uint64_t seed = 42;
   std::string data = ACCEL_DIGITS_DEFAULT_DATA;
   bool progress_bar = true;
@@ -70,6 +73,7 @@ int run(const Flags& flags) {
   if (flags.gradient_accumulation_steps > 0) options.gradient_accumulation_steps = flags.gradient_accumulation_steps;
   options.log_with = split_names(flags.log_with);
   options.project_dir = flags.project_dir;
+  options.run_name = flags.run_name;
   accel::ProjectConfiguration project;
   project.project_dir = flags.project_dir;
   project.automatic_checkpoint_naming = true;
@@ -105,6 +109,8 @@ int run(const Flags& flags) {
                            {"gradient_accumulation_steps", acc.gradient_accumulation_steps()},
                            {"seed", flags.seed},               {"model", {{"hidden", 128}, {"dropout", 0.1}}}};
   acc.init_trackers("digits", config);
+  const auto run_dir = acc.run_dir();
+  acc.print("run", acc.run_name(), "in", run_dir.string());
 
   accel::ProgressBar bar({.enabled = flags.progress_bar ? std::nullopt : std::optional<bool>(false),
                           .is_main_process = acc.is_main_process()});
@@ -158,9 +164,9 @@ int run(const Flags& flags) {
   }
   bar.close();
 
-  acc.save_model(model.ptr(), std::filesystem::path(flags.project_dir) / "model");
+  acc.save_model(model.ptr(), run_dir / "model");
   if (acc.is_main_process()) {
-    std::ofstream out(std::filesystem::path(flags.project_dir) / "final_metrics.json");
+    std::ofstream out(run_dir / "final_metrics.json");
     out << nlohmann::json{{"val_accuracy", accuracy},
                           {"val_samples", val_samples},
                           {"epochs", flags.epochs},
@@ -186,12 +192,15 @@ int main(int argc, char** argv) {
   app.add_option("--gradient_accumulation_steps", flags.gradient_accumulation_steps,
                  "Micro-batches per optimizer step (default: env, else 1)")->check(CLI::NonNegativeNumber);
   app.add_option("--log_with", flags.log_with, "Comma-separated trackers (csv, jsonl, tensorboard, ...)");
-  app.add_option("--project_dir", flags.project_dir, "Where logs, checkpoints and the model go");
+  app.add_option("--project_dir", flags.project_dir,
+                 "Where the runs go (logs, checkpoints, model: <project_dir>/digits/<run>)");
   app.add_option("--checkpoint_every", flags.checkpoint_every, "Save a checkpoint every N steps (0: never)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--total_limit", flags.total_limit, "Keep at most N checkpoints (0: all)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--resume_from", flags.resume_from, "Checkpoint directory to continue from");
+  app.add_option("--run_name", flags.run_name,
+                 "Name of the run's directory under <project_dir>/digits (default: version_<N>)");
   app.add_option("--seed", flags.seed, "Seed of initialisation, dropout and shuffling");
   app.add_option("--data", flags.data, "Digits data file (written by export_digits.py)");
   bool no_progress_bar = false;
