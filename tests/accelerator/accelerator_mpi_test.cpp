@@ -224,3 +224,52 @@ TEST_CASE("sync_dist reduces Lightning-style metrics across ranks", "[accelerato
   acc.epoch_end();
   CHECK(acc.callback_metrics().find("metric")->as_double() == Approx(numerator / denominator));
 }
+
+TEST_CASE("Every rank agrees on the run directory; a rerun gets its own",
+          "[accelerator][mpi][runs]") {
+  Accelerator probe({.cpu = true});
+  auto dir = shared_dir(probe, "runs");
+  accel::ProjectConfiguration project;
+  project.project_dir = dir;
+  project.automatic_checkpoint_naming = true;
+  project.total_limit = 1;
+  for (int run = 0; run < 2; ++run) {
+    Accelerator acc({.cpu = true, .log_with = {"csv"}, .project_config = project});
+    torch::nn::Linear model(2, 2);
+    acc.prepare(model);
+    acc.init_trackers("proj");
+    const auto expected = dir / "proj" / ("version_" + std::to_string(run));
+    CHECK(acc.run_dir() == expected);
+    CHECK(acc.save_state() == expected / "checkpoints" / "checkpoint_0");
+    CHECK(acc.save_state() == expected / "checkpoints" / "checkpoint_1");
+    acc.end_training();
+    acc.wait_for_everyone();
+    // The other run's checkpoint is intact; this run kept its newest one only (total_limit 1).
+    CHECK(fs::exists(dir / "proj" / "version_0" / "checkpoints" / "checkpoint_1" /
+                     accel::checkpoint::kMarkerName));
+    CHECK_FALSE(fs::exists(expected / "checkpoints" / "checkpoint_0"));
+  }
+}
+
+TEST_CASE("An unwritable project_dir fails prepare on every rank, before any step",
+          "[accelerator][mpi][runs]") {
+  Accelerator probe({.cpu = true});
+  auto dir = shared_dir(probe, "unwritable");
+  const auto file = dir / "a_file";
+  if (probe.is_main_process()) std::ofstream(file) << "not a directory";
+  probe.wait_for_everyone();
+  Accelerator acc({.cpu = true, .log_with = {"csv"}, .project_dir = file / "runs"});
+  torch::nn::Linear model(2, 2);
+  bool threw = false;
+  try {
+    acc.prepare(model);
+  } catch (const accel::InvalidValue& e) {
+    threw = true;
+    CHECK_THAT(e.what(),
+               Catch::Contains((file / "runs").string()) && Catch::Contains("project_dir"));
+  }
+  CHECK(threw);
+  // Every rank threw and still takes part in collectives (none is left waiting).
+  auto all = acc.gather(torch::tensor({threw ? 1 : 0}));
+  CHECK(all.sum().item<int64_t>() == acc.num_processes());
+}

@@ -246,23 +246,128 @@ TEST_CASE("Automatic naming, total_limit pruning and loading the newest checkpoi
   Accelerator acc({.cpu = true, .project_config = project});
   torch::nn::Linear model(2, 2);
   acc.prepare(model);
+  // Checkpoints live in the run's directory (no init_trackers: project "accel_logs").
+  const auto run = dir / "accel_logs" / "version_0";
   for (int i = 0; i < 4; ++i) {
     auto saved = acc.save_state();
-    CHECK(saved == dir / "checkpoints" / ("checkpoint_" + std::to_string(i)));
+    CHECK(saved == run / "checkpoints" / ("checkpoint_" + std::to_string(i)));
   }
+  CHECK(acc.run_dir() == run);
+  CHECK(acc.run_name() == "accel_logs/version_0");
   std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(dir / "checkpoints")) names.push_back(entry.path().filename());
+  for (const auto& entry : fs::directory_iterator(run / "checkpoints"))
+    names.push_back(entry.path().filename());
   std::sort(names.begin(), names.end());
   CHECK((names == std::vector<std::string>{"checkpoint_2", "checkpoint_3"}));
   CHECK(acc.project_configuration().iteration == 4);
 
+  // load_state() without a directory continues the run with the newest checkpoint, in its
+  // directory.
   Accelerator again({.cpu = true, .project_config = project});
   torch::nn::Linear other(2, 2);
   again.prepare(other);
   again.load_state();
   CHECK(torch::equal(other->weight, model->weight));
+  CHECK(again.run_dir() == run);
   CHECK(again.project_configuration().iteration == 4);
-  CHECK(again.save_state() == dir / "checkpoints" / "checkpoint_4");
+  CHECK(again.save_state() == run / "checkpoints" / "checkpoint_4");
+}
+
+TEST_CASE("Two runs into one project keep their own run directories and checkpoints",
+          "[accelerator][runs]") {
+  auto dir = fresh_dir("two_runs");
+  accel::ProjectConfiguration project;
+  project.project_dir = dir;
+  project.automatic_checkpoint_naming = true;
+  project.total_limit = 2;
+  auto train = [&](double lr) {
+    Accelerator acc(
+        {.cpu = true, .log_with = {"csv", "jsonl", "tensorboard"}, .project_config = project});
+    torch::nn::Linear model(2, 2);
+    acc.prepare(model);
+    acc.init_trackers("proj", {{"lr", lr}});
+    for (int step = 0; step < 3; ++step) {
+      acc.log({{"loss", lr * step}}, step);
+      acc.save_state();
+    }
+    acc.save_model(model.ptr(), acc.run_dir() / "model");
+    auto report = acc.end_training();
+    CHECK(report.complete());
+    return acc.run_dir();
+  };
+  const auto first = train(0.1);
+  const auto second = train(0.2);
+  CHECK(first == dir / "proj" / "version_0");
+  CHECK(second == dir / "proj" / "version_1");
+  for (const auto& run : {first, second}) {
+    INFO(run);
+    // total_limit applies to each run's own checkpoints: the first run's are intact.
+    CHECK(fs::exists(run / "checkpoints" / "checkpoint_1" / accel::checkpoint::kMarkerName));
+    CHECK(fs::exists(run / "checkpoints" / "checkpoint_2" / accel::checkpoint::kMarkerName));
+    CHECK_FALSE(fs::exists(run / "checkpoints" / "checkpoint_0"));
+    CHECK(fs::exists(run / "model" / "model.pt"));
+    CHECK(fs::exists(run / "metrics.csv"));
+    CHECK(fs::exists(run / "metrics.jsonl"));
+    CHECK(fs::exists(run / "hparams.yaml"));
+    int events = 0;
+    for (const auto& entry : fs::directory_iterator(run)) {
+      events += entry.path().filename().string().starts_with("events.out.tfevents.") ? 1 : 0;
+    }
+    CHECK(events == 1);  // one TensorBoard run per training, not one run with two files
+  }
+  std::ifstream hparams(second / "hparams.yaml");
+  std::string text((std::istreambuf_iterator<char>(hparams)), std::istreambuf_iterator<char>());
+  CHECK_THAT(text, Catch::Contains("0.2"));
+  CHECK_FALSE(fs::exists(dir / "checkpoints"));  // nothing of a run outside its directory
+
+  // A named run: its directory, continued when it exists (numbering after its checkpoints).
+  auto named = project;
+  named.run_name = "baseline";
+  for (int round = 0; round < 2; ++round) {
+    Accelerator acc({.cpu = true, .log_with = {"csv"}, .project_config = named});
+    torch::nn::Linear model(2, 2);
+    acc.prepare(model);
+    acc.init_trackers("proj");
+    CHECK(acc.run_dir() == dir / "proj" / "baseline");
+    CHECK(acc.run_name() == "baseline");
+    CHECK(acc.save_state() ==
+          dir / "proj" / "baseline" / "checkpoints" / ("checkpoint_" + std::to_string(round)));
+    acc.end_training();
+  }
+}
+
+TEST_CASE(
+    "An unwritable project_dir fails at prepare, init_trackers and save_state, naming the path",
+    "[accelerator][runs]") {
+  auto dir = fresh_dir("unwritable");
+  const auto file = dir / "a_file";
+  std::ofstream(file) << "not a directory";
+  const auto bad = file / "runs";
+  {
+    accel::ProjectConfiguration project;
+    project.project_dir = bad;
+    project.automatic_checkpoint_naming = true;
+    Accelerator acc({.cpu = true, .project_config = project});
+    torch::nn::Linear model(2, 2);
+    CHECK_THROWS_WITH(acc.prepare(model), Catch::Contains(bad.string()) &&
+                                              Catch::Contains("project_dir") &&
+                                              Catch::Contains("Not a directory"));
+  }
+  {
+    Accelerator acc(
+        {.cpu = true, .log_with = {"csv"}, .project_dir = file});  // a regular file itself
+    CHECK_THROWS_AS(acc.init_trackers("proj"), accel::InvalidValue);
+    CHECK_THROWS_WITH(acc.run_dir(),
+                      Catch::Contains("is not a directory") || Catch::Contains("Not a directory"));
+  }
+  {
+    Accelerator acc({.cpu = true});
+    torch::nn::Linear model(2, 2);
+    acc.prepare(model);  // nothing to write: nothing checked
+    CHECK_THROWS_WITH(acc.save_state(bad / "checkpoint"), Catch::Contains(bad.string()));
+    CHECK_THROWS_WITH(acc.save_model(model.ptr(), bad), Catch::Contains(bad.string()));
+  }
+  CHECK(fs::file_size(file) > 0);  // the file is left alone
 }
 
 TEST_CASE("load_state refuses incomplete checkpoints and mismatched setups", "[accelerator]") {

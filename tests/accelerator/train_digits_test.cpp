@@ -1,6 +1,8 @@
 // The train_digits example end to end, on 2 processes under mpiexec: it learns (>= 95% held-out
 // accuracy on every validation sample exactly once), writes its CSV log, and a run resumed from a
-// mid-epoch checkpoint ends with exactly the weights of the uninterrupted run.
+// mid-epoch checkpoint ends with exactly the weights of the uninterrupted run. Two trainings into
+// one project are two runs (own directories, checkpoints and TensorBoard HParams rows, read back
+// by a real tensorboard server), and an unwritable project_dir fails on every rank before step 1.
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -18,6 +20,17 @@ fs::path work_dir() {
   auto dir = fs::temp_directory_path() / ("accel_train_digits_test_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   return dir;
+}
+
+std::string shell_quote(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string read_text(const fs::path& file) {
+  std::ifstream in(file);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 int run_digits(const std::string& args) {
@@ -64,7 +77,9 @@ TEST_CASE("train_digits learns, logs and resumes bit for bit on 2 processes", "[
   fs::remove_all(resumed);
 
   REQUIRE(run_digits("--epochs 10 --checkpoint_every 30 --project_dir " + full.string()) == 0);
-  std::ifstream metrics_file(full / "final_metrics.json");
+  // Everything of the run is in its directory.
+  const auto full_run = full / "digits" / "version_0";
+  std::ifstream metrics_file(full_run / "final_metrics.json");
   REQUIRE(metrics_file.good());
   auto metrics = nlohmann::json::parse(metrics_file);
   CHECK(metrics["val_accuracy"].get<double>() >= 0.95);
@@ -84,15 +99,129 @@ TEST_CASE("train_digits learns, logs and resumes bit for bit on 2 processes", "[
   CHECK(found_csv);
 
   // Step 30 is in the middle of epoch 2 (12 steps per epoch per process).
-  const auto checkpoint = full / "checkpoints" / "checkpoint_0";
+  const auto checkpoint = full_run / "checkpoints" / "checkpoint_0";
   REQUIRE(fs::exists(checkpoint / "accel_checkpoint.json"));
+  // A checkpoint of another project_dir: a new run of this project, starting from it.
   REQUIRE(run_digits("--epochs 10 --project_dir " + resumed.string() + " --resume_from " + checkpoint.string()) == 0);
-  auto a = load_weights(full / "model" / "model.pt");
-  auto b = load_weights(resumed / "model" / "model.pt");
+  auto a = load_weights(full_run / "model" / "model.pt");
+  auto b = load_weights(resumed / "digits" / "version_0" / "model" / "model.pt");
   REQUIRE(a.size() == b.size());
   REQUIRE_FALSE(a.empty());
   for (const auto& [name, tensor] : a) {
     INFO(name);
     CHECK(torch::equal(tensor, b.at(name)));
   }
+}
+
+namespace {
+
+// The runs and HParams rows a real tensorboard server shows for logdir
+// (tests/tensorboard/query_server.py).
+nlohmann::json query_tensorboard(const fs::path& logdir) {
+  using json = nlohmann::json;
+  const json statuses = {"STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"};
+  json queries = {
+      {"runs", {"/data/runs", json::object()}},
+      {"session_groups",
+       {"/data/plugin/hparams/session_groups",
+        {{"request",
+          {{"experimentName", ""},
+           {"allowedStatuses", statuses},
+           {"startIndex", 0},
+           {"sliceSize", 100},
+           {"colParams", json::array({{{"hparam", "lr"}, {"order", "ORDER_ASC"}}})}}}}}}};
+  const auto output = logdir.parent_path() / "tensorboard_query.json";
+  const std::string command =
+      shell_quote(ACCEL_PYTHON) + " " +
+      shell_quote(std::string(ACCEL_SOURCE_DIR) + "/tests/tensorboard/query_server.py") + " " +
+      shell_quote(logdir.string()) + " false " + shell_quote(queries.dump()) + " > " +
+      shell_quote(output.string());
+  INFO(command);
+  REQUIRE(std::system(command.c_str()) == 0);
+  return json::parse(read_text(output));
+}
+
+}  // namespace
+
+TEST_CASE("Two trainings into one project are two runs; a rerun never touches the other run",
+          "[example][integration][runs]") {
+  const auto project = work_dir() / "two_runs";
+  fs::remove_all(project);
+  const std::string common =
+      "--epochs 3 --checkpoint_every 10 --total_limit 2 --log_with csv,tensorboard --project_dir " +
+      project.string();
+  REQUIRE(run_digits(common + " --lr 0.005") == 0);
+  REQUIRE(run_digits(common + " --lr 0.004") == 0);
+  const auto runs = project / "digits";
+  const std::vector<fs::path> dirs = {runs / "version_0", runs / "version_1"};
+  for (const auto& run : dirs) {
+    INFO(run);
+    // 12 steps per epoch per process: checkpoints at steps 10, 20, 30; this run keeps its newest 2.
+    CHECK(fs::exists(run / "checkpoints" / "checkpoint_1" / "accel_checkpoint.json"));
+    CHECK(fs::exists(run / "checkpoints" / "checkpoint_2" / "accel_checkpoint.json"));
+    CHECK_FALSE(fs::exists(run / "checkpoints" / "checkpoint_0"));
+    CHECK(fs::exists(run / "model" / "model.pt"));
+    CHECK(fs::exists(run / "final_metrics.json"));
+    CHECK(fs::exists(run / "metrics.csv"));
+  }
+  CHECK_FALSE(fs::exists(project / "checkpoints"));
+  CHECK_FALSE(fs::exists(project / "model"));
+
+  // TensorBoard: one run per training, each HParams row with its own config and its own metrics.
+  auto seen = query_tensorboard(runs);
+  CHECK(seen["runs"] == nlohmann::json::array({"version_0", "version_1"}));
+  auto groups = seen["session_groups"]["sessionGroups"];
+  REQUIRE(groups.size() == 2);
+  // Ordered by lr: version_1 (0.004) first.
+  const std::vector<std::pair<double, fs::path>> expected = {{0.004, dirs[1]}, {0.005, dirs[0]}};
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto& [lr, run] = expected[i];
+    INFO(run);
+    CHECK(groups[i]["hparams"]["lr"].get<double>() == Approx(lr));
+    REQUIRE(groups[i]["sessions"].size() == 1);
+    CHECK(groups[i]["sessions"][0]["name"].get<std::string>().find(run.filename().string()) !=
+          std::string::npos);
+    const auto metrics = nlohmann::json::parse(read_text(run / "final_metrics.json"));
+    bool found = false;
+    for (const auto& value : groups[i]["metricValues"]) {
+      if (value["name"]["tag"] != "val/accuracy") continue;
+      found = true;
+      CHECK(value["value"].get<double>() ==
+            Approx(metrics["val_accuracy"].get<double>()).epsilon(1e-6));
+      CHECK(value["trainingStep"] == 36);
+    }
+    CHECK(found);
+  }
+
+  // Resuming run 0 continues in its directory: numbering after its checkpoints, run 1 untouched.
+  REQUIRE(run_digits(common + " --lr 0.005 --resume_from " +
+                     (dirs[0] / "checkpoints" / "checkpoint_1").string()) == 0);
+  CHECK(fs::exists(dirs[0] / "checkpoints" / "checkpoint_3" / "accel_checkpoint.json"));
+  CHECK(fs::exists(dirs[1] / "checkpoints" / "checkpoint_1" / "accel_checkpoint.json"));
+  CHECK(fs::exists(dirs[1] / "checkpoints" / "checkpoint_2" / "accel_checkpoint.json"));
+  CHECK_FALSE(fs::exists(runs / "version_2"));
+}
+
+TEST_CASE("An unwritable project_dir fails on every rank before the first step",
+          "[example][integration][runs]") {
+  const auto dir = work_dir() / "unwritable";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const auto file = dir / "a_file";
+  std::ofstream(file) << "a regular file, not a directory";
+  const auto output = dir / "output.txt";
+  const int status = run_digits("--epochs 2 --project_dir " + (file / "runs").string() + " > " +
+                                output.string() + " 2>&1");
+  const std::string text = read_text(output);
+  INFO(text);
+  CHECK(status != 0);
+  CHECK(text.find("epoch 0:") == std::string::npos);  // nothing was trained
+  // Both ranks end with the same message naming the path and the fix (their lines may interleave).
+  const std::string message = "the run's output directory cannot be written";
+  std::size_t count = 0;
+  for (auto at = text.find(message); at != std::string::npos; at = text.find(message, at + 1))
+    ++count;
+  CHECK(count == 2);
+  CHECK_THAT(text, Catch::Contains((file / "runs").string()) &&
+                       Catch::Contains("choose a writable project_dir"));
 }
