@@ -403,3 +403,19 @@ TEST_CASE("csv disk-full child: runs on a 64 KiB tmpfs", "[.csv_disk_full_child]
     CHECK_FALSE(std::filesystem::exists(disk / "hub" / "version_1"));
   }
 }
+
+TEST_CASE(
+    "csv writes into init_kwargs run_dir (the Accelerator's run directory) and continues it") {
+  ScratchDir dir;
+  const auto run = dir.path() / "proj" / "mine";
+  for (int round = 0; round < 2; ++round) {
+    CsvTracker tracker(csv_init(dir.path(), {{"run_dir", run.string()}}));
+    tracker.start();
+    CHECK(tracker.log_dir() == run);
+    tracker.log(row(round), round);
+    tracker.finish(RunStatus::finished);
+  }
+  CHECK(test::read_file(run / "metrics.csv") == "step,a,b\n0,0,0\n1,1,1\n");
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "proj" / "version_0"));
+  CHECK_THROWS_AS(CsvTracker(csv_init(dir.path(), {{"run_dir", 3}})), InvalidValue);
+}
