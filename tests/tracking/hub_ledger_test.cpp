@@ -11,6 +11,7 @@
 
 #include "accel/tracking/hub.hpp"
 #include "accel/tracking/journal.hpp"
+#include "accel/tracking/registry.hpp"
 #include "tracking_test_support.hpp"
 
 using namespace accel;
@@ -239,4 +240,66 @@ TEST_CASE(
       FAIL("log " << i << " has step " << *logs[i].step);
   }
   CHECK(warnings.count({"'slow' is behind"}) == 1);
+}
+
+TEST_CASE(
+    "a new run names the journals its predecessor left, and with sync_leftover_journals "
+    "delivers them into their tracker") {
+  ScratchDir dir;
+  WarningCapture warnings;
+  // What the registered "leftover" tracker received, across the two hubs.
+  static std::mutex mutex;
+  static std::vector<int64_t> delivered_steps;
+  static std::atomic<bool> down{true};
+  class LeftoverTracker final : public GeneralTracker {
+   public:
+    std::string name() const override { return "leftover"; }
+    bool requires_logging_directory() const override { return false; }
+    void store_init_configuration(const nlohmann::json&) override { check(); }
+    void log(const Values&, std::optional<int64_t> step) override {
+      check();
+      std::lock_guard lock(mutex);
+      delivered_steps.push_back(*step);
+    }
+    void finish(RunStatus) override { check(); }
+
+   private:
+    static void check() {
+      if (down) throw TrackerUnavailable("leftover: server away");
+    }
+  };
+  register_tracker(
+      {.name = "leftover",
+       .factory = [](const TrackerInit&) { return std::make_unique<LeftoverTracker>(); },
+       .unavailable_reason = {},
+       .requires_logging_directory = false});
+  TrackerHubOptions options = test::hub_options_in(dir);
+  options.end_training_timeout = 200ms;
+  options.retry_initial_delay = 5ms;
+  {
+    TrackerHub first(options);
+    first.init_trackers("proj", {}, {"leftover"});
+    for (int64_t i = 0; i < 30; ++i) first.log({{"x", i}}, i);
+    CHECK(first.end_training().trackers.at(0).journaled == 30);
+  }
+  {
+    TrackerHub second(options);  // says so, delivers nothing
+    second.init_trackers("proj", {}, {std::make_shared<RecordingTracker>("other")});
+    CHECK(warnings.count({"found 1 journal", "accel-launch sync"}) == 1);
+    second.end_training();
+  }
+  down = false;
+  options.sync_leftover_journals = true;
+  options.end_training_timeout = 10s;
+  {
+    TrackerHub third(options);
+    third.init_trackers("proj", {}, {std::make_shared<RecordingTracker>("other")});
+    third.end_training();  // waits for the background delivery
+  }
+  std::lock_guard lock(mutex);
+  REQUIRE(delivered_steps.size() == 30);
+  for (int64_t i = 0; i < 30; ++i) CHECK(delivered_steps[static_cast<std::size_t>(i)] == i);
+  CHECK(warnings.count({"leftover journal", "delivered 32 records (30 log records)"}) == 1);
+  const auto journals = dir.path() / ".accel_journal";  // the delivered journal was removed
+  CHECK((!std::filesystem::exists(journals) || std::filesystem::is_empty(journals)));
 }
