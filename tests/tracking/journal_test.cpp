@@ -2,7 +2,11 @@
 // record; files are private (0600).
 #include "accel/tracking/journal.hpp"
 
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <limits>
@@ -193,4 +197,80 @@ TEST_CASE("clear empties the journal for reuse") {
 TEST_CASE("decoding garbage is a typed error") {
   std::vector<uint8_t> garbage{0xff, 0x00, 0x13};
   CHECK_THROWS_AS(decode_journal_record(garbage), TrackerError);
+}
+
+TEST_CASE(
+    "a write the disk refuses is undone: the journal ends in a whole record and keeps its "
+    "magic") {
+  // RLIMIT_FSIZE makes write() fail like a full disk (EFBIG instead of ENOSPC); in a child process,
+  // so the limit does not reach the test runner.
+  ScratchDir dir;
+  const auto path = dir.path() / "limited.journal";
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit limit {};
+    limit.rlim_cur = limit.rlim_max = 4096;
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    int failures = 0;
+    {
+      JournalWriter writer(path);
+      for (int64_t i = 0; i < 400; ++i) {
+        writer.append(log_record(i, {{"loss", 1.0 / double(i + 1)}, {"i", i}}));
+        try {
+          writer.flush();
+        } catch (const TrackerError& e) {
+          if (std::string(e.what()).find(path.string()) != std::string::npos) ++failures;
+        }
+      }
+    }
+    ::_exit(failures > 0 ? 0 : 1);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);  // the writes failed, with the file named
+  CHECK(std::filesystem::file_size(path) <= 4096);
+  JournalReader reader(path);
+  int64_t expected = 0;
+  while (auto record = reader.next()) CHECK(*record->step == expected++);
+  CHECK_FALSE(reader.stopped_at_damage());  // cut back to the last whole record
+  CHECK(expected > 10);
+}
+
+TEST_CASE(
+    "a journal whose very first write failed still starts with its magic once the disk has "
+    "room again") {
+  ScratchDir dir;
+  const auto path = dir.path() / "first.journal";
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit limit {};
+    ::getrlimit(RLIMIT_FSIZE, &limit);
+    limit.rlim_cur = 20;  // room for the magic and part of the first record
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    bool failed = false;
+    JournalWriter writer(path);
+    writer.append(log_record(0, {{"i", int64_t{0}}}));
+    try {
+      writer.flush();
+    } catch (const TrackerError&) {
+      failed = true;
+    }
+    limit.rlim_cur = RLIM_INFINITY;  // the disk has room again
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    writer.append(log_record(1, {{"i", int64_t{1}}}));
+    writer.flush();
+    ::_exit(failed ? 0 : 1);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  auto records = read_journal(path);
+  REQUIRE(records.size() == 1);
+  CHECK(*records[0].step == 1);
 }
