@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <system_error>
 
@@ -39,8 +40,11 @@ std::string os_reason(int error_number) {
 
 std::optional<std::string> write_file_atomically(const std::filesystem::path& path,
                                                  std::string_view content) {
+  // A name of its own per call: two trackers of one run may write the same file (hparams.yaml) into
+  // the run's directory at the same time, each from its own worker thread.
+  static std::atomic<uint64_t> calls{0};
   auto tmp = path;
-  tmp += ".tmp";
+  tmp += fmt::format(".{}.{}.tmp", ::getpid(), calls.fetch_add(1));
   auto failed = [&](int error_number) {
     ::unlink(tmp.c_str());
     return fmt::format("cannot write '{}': {}", tmp.string(), os_reason(error_number));

@@ -21,9 +21,11 @@ namespace accel::detail {
 // The text of an errno value ("No space left on device"), as strerror gives it.
 std::string os_reason(int error_number);
 
-// Writes content to path + ".tmp" and renames that over path, so that readers see the old file or
-// the new one, never a part of it. Returns why it failed ("cannot write '<path>.tmp': No space left
-// on device"; the temporary file is then removed), or nullopt when it succeeded.
+// Writes content to a temporary file beside path (path + ".<pid>.<n>.tmp", unique per call, so that
+// concurrent writers of one path do not collide) and renames that over path, so that readers see
+// the old file or the new one, never a part of it. Returns why it failed ("cannot write
+// '<path>.<pid>.<n>.tmp': No space left on device"; the temporary file is then removed), or nullopt
+// when it succeeded. Thread-safe.
 std::optional<std::string> write_file_atomically(const std::filesystem::path& path,
                                                  std::string_view content);
 
