@@ -154,27 +154,13 @@ TrackerRegistration CsvTracker::registration() {
 }
 
 void CsvTracker::start() {
-  auto dir = detail::resume_directory(init_.resume, "csv");
-  if (!dir) dir = run_directory_option(init_.init_kwargs, "csv");
-  if (dir) {
-    // `accel-launch sync` delivering a journal, or the Accelerator's run directory: continue the
-    // run in its directory.
-    log_dir_ = *dir;
-    std::error_code ec;
-    std::filesystem::create_directories(log_dir_, ec);
-    if (ec) {
-      throw TrackerError(
-          fmt::format("csv: cannot continue the run in '{}': {}", log_dir_.string(), ec.message()));
-    }
-    metrics_path_ = log_dir_ / "metrics.csv";
-    if (std::filesystem::exists(metrics_path_, ec)) {
-      out_->open(metrics_path_, /*truncate=*/false);
-      restore_columns();
-    }
-  } else {
-    log_dir_ =
-        create_version_directory(child_directory(init_.logging_dir, init_.run_name), init_.run_id);
-    metrics_path_ = log_dir_ / "metrics.csv";
+  const auto run = detail::run_directory_for(init_, "csv");
+  log_dir_ = run.path;
+  metrics_path_ = log_dir_ / "metrics.csv";
+  std::error_code ec;
+  if (run.continued && std::filesystem::exists(metrics_path_, ec)) {
+    out_->open(metrics_path_, /*truncate=*/false);
+    restore_columns();
   }
   std::lock_guard lock(resume_mutex_);
   resume_info_ = detail::directory_resume_info(log_dir_);

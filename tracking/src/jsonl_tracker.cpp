@@ -63,24 +63,10 @@ TrackerRegistration JsonlTracker::registration() {
 }
 
 void JsonlTracker::start() {
-  auto resume = detail::resume_directory(init_.resume, "jsonl");
-  if (!resume) resume = run_directory_option(init_.init_kwargs, "jsonl");
-  if (resume) {
-    // `accel-launch sync` delivering a journal, or the Accelerator's run directory: continue the
-    // run in its directory.
-    log_dir_ = *resume;
-    std::error_code ec;
-    std::filesystem::create_directories(log_dir_, ec);
-    if (ec) {
-      throw TrackerError(fmt::format("jsonl: cannot continue the run in '{}': {}",
-                                     log_dir_.string(), ec.message()));
-    }
-  } else {
-    log_dir_ =
-        create_version_directory(child_directory(init_.logging_dir, init_.run_name), init_.run_id);
-  }
+  const auto run = detail::run_directory_for(init_, "jsonl");
+  log_dir_ = run.path;
   out_->open(log_dir_ / "metrics.jsonl", /*truncate=*/false);
-  if (resume && out_->size() > 0) {
+  if (run.continued && out_->size() > 0) {
     // A line torn by a killed process is dropped (JSON text holds no raw line break), and new
     // media files are numbered after the lines already there.
     const uint64_t whole = out_->end_of_last_line(0);

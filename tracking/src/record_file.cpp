@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "accel/tracking/errors.hpp"
+#include "accel/tracking/key_rules.hpp"
 
 namespace accel::detail {
 namespace {
@@ -77,6 +78,24 @@ std::optional<std::filesystem::path> resume_directory(const nlohmann::json& resu
         tracker, it->dump()));
   }
   return std::filesystem::path(it->get<std::string>());
+}
+
+RunDirectory run_directory_for(const TrackerInit& init, std::string_view tracker) {
+  auto dir = resume_directory(init.resume, tracker);
+  if (!dir) dir = run_directory_option(init.init_kwargs, tracker);
+  if (!dir) {
+    return {create_version_directory(child_directory(init.logging_dir, init.run_name), init.run_id),
+            false};
+  }
+  // `accel-launch sync` delivering a journal, or the Accelerator's run directory: continue the run
+  // in its directory.
+  std::error_code ec;
+  std::filesystem::create_directories(*dir, ec);
+  if (ec) {
+    throw TrackerError(fmt::format("{}: cannot continue the run in '{}': {}", tracker,
+                                   dir->string(), ec.message()));
+  }
+  return {*dir, true};
 }
 
 nlohmann::json directory_resume_info(const std::filesystem::path& dir) {

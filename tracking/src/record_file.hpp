@@ -16,6 +16,8 @@
 #include <string>
 #include <string_view>
 
+#include "accel/tracking/general_tracker.hpp"
+
 namespace accel::detail {
 
 // The text of an errno value ("No space left on device"), as strerror gives it.
@@ -33,6 +35,16 @@ std::optional<std::string> write_file_atomically(const std::filesystem::path& pa
 // journal); nullopt when resume has none. Throws accel::InvalidValue when it is not a string.
 std::optional<std::filesystem::path> resume_directory(const nlohmann::json& resume,
                                                       std::string_view tracker);
+
+// Where a file tracker writes: the directory to continue (TrackerInit::resume's, else
+// init_kwargs["run_dir"], the Accelerator's run directory; created when missing; continued = true),
+// else a new <logging_dir>/<run_name>/version_N. Throws accel::TrackerError naming the directory
+// when it cannot be created.
+struct RunDirectory {
+  std::filesystem::path path;
+  bool continued = false;
+};
+RunDirectory run_directory_for(const TrackerInit& init, std::string_view tracker);
 
 // {"directory": "<dir, made absolute>"}: what the file trackers return from resume_info().
 nlohmann::json directory_resume_info(const std::filesystem::path& dir);
