@@ -44,7 +44,8 @@ bool parse_flag(const std::string& text, const char* what) {
   const auto value = lower(text);
   if (value == "1" || value == "true" || value == "yes" || value == "on") return true;
   if (value == "0" || value == "false" || value == "no" || value == "off") return false;
-  throw InvalidValue(fmt::format("{}='{}' is not a boolean: use 1/0, true/false, yes/no", what, text));
+  throw InvalidValue(
+      fmt::format("{}='{}' is not a boolean: use 1/0, true/false, yes/no", what, text));
 }
 
 int64_t parse_int(const std::string& text, const char* what) {
@@ -162,14 +163,15 @@ Accelerator::Accelerator(AcceleratorOptions options) {
   world_size_ = state.world_size();
   local_rank_ = state.local_rank();
 
-  mixed_precision_ =
-      parse_mixed_precision(option_or_env<std::string>(options.mixed_precision, "ACCELERATE_MIXED_PRECISION", "no"));
-  const int64_t accumulation =
-      option_or_env<int64_t>(options.gradient_accumulation_steps, "ACCELERATE_GRADIENT_ACCUMULATION_STEPS", 1);
+  mixed_precision_ = parse_mixed_precision(
+      option_or_env<std::string>(options.mixed_precision, "ACCELERATE_MIXED_PRECISION", "no"));
+  const int64_t accumulation = option_or_env<int64_t>(options.gradient_accumulation_steps,
+                                                      "ACCELERATE_GRADIENT_ACCUMULATION_STEPS", 1);
   if (accumulation < 1) {
-    throw InvalidValue(fmt::format(
-        "gradient_accumulation_steps must be >= 1, got {} (option, or env ACCELERATE_GRADIENT_ACCUMULATION_STEPS)",
-        accumulation));
+    throw InvalidValue(
+        fmt::format("gradient_accumulation_steps must be >= 1, got {} (option, or env "
+                    "ACCELERATE_GRADIENT_ACCUMULATION_STEPS)",
+                    accumulation));
   }
   gradient_state_->num_steps = accumulation;
   const bool cpu = option_or_env<bool>(options.cpu, "ACCELERATE_USE_CPU", false);
@@ -180,21 +182,25 @@ Accelerator::Accelerator(AcceleratorOptions options) {
   step_scheduler_with_optimizer_ = options.step_scheduler_with_optimizer;
   log_with_ = options.log_with.empty() ? log_with_from_env() : options.log_with;
   if (options.log_every_n_steps < 0) {
-    throw InvalidValue(fmt::format("log_every_n_steps must be >= 0, got {}", options.log_every_n_steps));
+    throw InvalidValue(
+        fmt::format("log_every_n_steps must be >= 0, got {}", options.log_every_n_steps));
   }
   log_every_n_steps_ = options.log_every_n_steps;
   reducer_options_ = options.reducer;
 
   project_ = options.project_config.value_or(ProjectConfiguration{});
   if (project_.project_dir.empty()) project_.project_dir = options.project_dir;
-  if (project_.project_dir.empty()) project_.project_dir = env("ACCELERATE_PROJECT_DIR").value_or(".");
+  if (project_.project_dir.empty())
+    project_.project_dir = env("ACCELERATE_PROJECT_DIR").value_or(".");
   if (project_.logging_dir.empty()) project_.logging_dir = project_.project_dir;
   if (project_.run_name.empty()) project_.run_name = options.run_name;
   if (project_.total_limit && *project_.total_limit < 1) {
-    throw InvalidValue(fmt::format("ProjectConfiguration.total_limit must be >= 1, got {}", *project_.total_limit));
+    throw InvalidValue(fmt::format("ProjectConfiguration.total_limit must be >= 1, got {}",
+                                   *project_.total_limit));
   }
   if (project_.iteration < 0) {
-    throw InvalidValue(fmt::format("ProjectConfiguration.iteration must be >= 0, got {}", project_.iteration));
+    throw InvalidValue(
+        fmt::format("ProjectConfiguration.iteration must be >= 0, got {}", project_.iteration));
   }
 
   // Validates fp16 against the device before anything else is set up.
@@ -205,7 +211,8 @@ Accelerator::Accelerator(AcceleratorOptions options) {
 
   std::optional<uint64_t> seed = options.seed;
   if (!seed) {
-    if (auto value = env("ACCELERATE_SEED")) seed = static_cast<uint64_t>(parse_int(*value, "ACCELERATE_SEED"));
+    if (auto value = env("ACCELERATE_SEED"))
+      seed = static_cast<uint64_t>(parse_int(*value, "ACCELERATE_SEED"));
   }
   if (seed) torch::manual_seed(*seed);
 
@@ -223,7 +230,8 @@ void Accelerator::prepare_model(std::shared_ptr<torch::nn::Module> model) {
   }
   if (device_placement_) model->to(device_);
   PreparedModel entry{model, nullptr};
-  if (world_size_ > 1) entry.reducer = std::make_unique<Reducer>(*model, device_group_, reducer_options_);
+  if (world_size_ > 1)
+    entry.reducer = std::make_unique<Reducer>(*model, device_group_, reducer_options_);
   models_.push_back(std::move(entry));
 }
 
@@ -232,7 +240,8 @@ AcceleratedOptimizer& Accelerator::prepare_optimizer(torch::optim::Optimizer& op
   for (auto& prepared : optimizers_) {
     if (&prepared->optimizer() == &optimizer) return *prepared;
   }
-  optimizers_.push_back(std::make_unique<AcceleratedOptimizer>(optimizer, gradient_state_, scaler_.get()));
+  optimizers_.push_back(
+      std::make_unique<AcceleratedOptimizer>(optimizer, gradient_state_, scaler_.get()));
   return *optimizers_.back();
 }
 
@@ -250,7 +259,8 @@ DataLoader& Accelerator::prepare_data_loader(DataLoader& loader) {
   if (device_placement_) sharding.device = device_;
   sharding.gradient_state = gradient_state_;
   loader.shard(std::move(sharding));
-  if (std::find(loaders_.begin(), loaders_.end(), &loader) == loaders_.end()) loaders_.push_back(&loader);
+  if (std::find(loaders_.begin(), loaders_.end(), &loader) == loaders_.end())
+    loaders_.push_back(&loader);
   return loader;
 }
 
@@ -283,7 +293,9 @@ DataLoader Accelerator::data_loader(TensorDataset dataset, DataLoaderOptions opt
 
 void Accelerator::backward(const torch::Tensor& loss) {
   if (!loss.defined()) throw InvalidValue("backward: the loss tensor is undefined");
-  torch::Tensor scaled = gradient_state_->num_steps > 1 ? loss / static_cast<double>(gradient_state_->num_steps) : loss;
+  torch::Tensor scaled = gradient_state_->num_steps > 1
+                             ? loss / static_cast<double>(gradient_state_->num_steps)
+                             : loss;
   if (scaler_) scaled = scaler_->scale(scaled);
   scaled.backward();
 }
@@ -301,10 +313,12 @@ void Accelerator::do_sync() {
 }
 
 Accelerator::SyncGuard::~SyncGuard() {
-  for (auto it = restore_.rbegin(); it != restore_.rend(); ++it) it->first->set_sync_enabled(it->second);
+  for (auto it = restore_.rbegin(); it != restore_.rend(); ++it)
+    it->first->set_sync_enabled(it->second);
 }
 
-Accelerator::SyncGuard::SyncGuard(SyncGuard&& other) noexcept : restore_(std::move(other.restore_)) {
+Accelerator::SyncGuard::SyncGuard(SyncGuard&& other) noexcept
+    : restore_(std::move(other.restore_)) {
   other.restore_.clear();
 }
 
@@ -366,8 +380,8 @@ void Accelerator::unscale_gradients(AcceleratedOptimizer& optimizer) {
   if (scaler_ && gradient_state_->sync_gradients) scaler_->unscale_(optimizer.optimizer());
 }
 
-torch::Tensor Accelerator::clip_grad_norm_(const std::vector<torch::Tensor>& parameters, double max_norm,
-                                           double norm_type) {
+torch::Tensor Accelerator::clip_grad_norm_(const std::vector<torch::Tensor>& parameters,
+                                           double max_norm, double norm_type) {
   unscale_gradients();
   std::vector<torch::Tensor> grads;
   for (const auto& parameter : parameters) {
@@ -377,14 +391,16 @@ torch::Tensor Accelerator::clip_grad_norm_(const std::vector<torch::Tensor>& par
   // Fused per-tensor norms, then one total: no host read-back (torch::nn::utils::clip_grad_norm_
   // returns a double and therefore synchronises the device every step).
   auto norms = torch::_foreach_norm(grads, norm_type);
-  auto total = torch::linalg_vector_norm(torch::stack(norms), norm_type, std::nullopt, false, std::nullopt);
+  auto total =
+      torch::linalg_vector_norm(torch::stack(norms), norm_type, std::nullopt, false, std::nullopt);
   auto coefficient = (max_norm / (total + 1e-6)).clamp_max(1.0);
   torch::NoGradGuard no_grad;
   for (auto& grad : grads) grad.mul_(coefficient.to(grad.dtype()));
   return total;
 }
 
-void Accelerator::clip_grad_value_(const std::vector<torch::Tensor>& parameters, double clip_value) {
+void Accelerator::clip_grad_value_(const std::vector<torch::Tensor>& parameters,
+                                   double clip_value) {
   unscale_gradients();
   torch::nn::utils::clip_grad_value_(parameters, clip_value);
 }
@@ -394,8 +410,9 @@ void Accelerator::clip_grad_value_(const std::vector<torch::Tensor>& parameters,
 std::shared_ptr<ProcessGroup> Accelerator::group_for(const torch::Tensor& tensor) const {
   if (tensor.device().is_cpu()) return cpu_group_;
   if (device_group_->device().type() == tensor.device().type()) return device_group_;
-  throw InvalidValue(fmt::format("collective on a tensor on {}: accel's groups take tensors on cpu or {}",
-                                 tensor.device().str(), device_group_->device().str()));
+  throw InvalidValue(
+      fmt::format("collective on a tensor on {}: accel's groups take tensors on cpu or {}",
+                  tensor.device().str(), device_group_->device().str()));
 }
 
 torch::Tensor Accelerator::gather(const torch::Tensor& tensor) {
@@ -421,13 +438,19 @@ torch::Tensor Accelerator::gather_for_metrics(const torch::Tensor& tensor) {
   return gather(rows);
 }
 
-torch::Tensor Accelerator::reduce(const torch::Tensor& tensor, std::string_view reduction, double scale) {
+torch::Tensor Accelerator::reduce(const torch::Tensor& tensor, std::string_view reduction,
+                                  double scale) {
   const auto name = lower(std::string(reduction));
   ReduceOp op;
-  if (name == "sum" || name == "mean") op = ReduceOp::kSum;
-  else if (name == "max") op = ReduceOp::kMax;
-  else if (name == "min") op = ReduceOp::kMin;
-  else throw InvalidValue(fmt::format("reduce: reduction '{}' is not one of 'sum', 'mean', 'max', 'min'", reduction));
+  if (name == "sum" || name == "mean")
+    op = ReduceOp::kSum;
+  else if (name == "max")
+    op = ReduceOp::kMax;
+  else if (name == "min")
+    op = ReduceOp::kMin;
+  else
+    throw InvalidValue(
+        fmt::format("reduce: reduction '{}' is not one of 'sum', 'mean', 'max', 'min'", reduction));
   auto result = tensor.detach().clone().contiguous();
   if (world_size_ > 1) group_for(result)->allreduce(result, op)->wait();
   if (name == "mean") result = result / static_cast<double>(world_size_);
@@ -435,13 +458,14 @@ torch::Tensor Accelerator::reduce(const torch::Tensor& tensor, std::string_view 
   return result;
 }
 
-torch::Tensor Accelerator::pad_across_processes(const torch::Tensor& tensor, int64_t dim, double pad_value,
-                                                bool pad_first) {
+torch::Tensor Accelerator::pad_across_processes(const torch::Tensor& tensor, int64_t dim,
+                                                double pad_value, bool pad_first) {
   if (tensor.dim() == 0) return tensor;
   if (dim < 0) dim += tensor.dim();
   if (dim < 0 || dim >= tensor.dim()) {
-    throw InvalidValue(fmt::format("pad_across_processes: dim {} is out of range for a tensor with {} dims",
-                                   dim, tensor.dim()));
+    throw InvalidValue(
+        fmt::format("pad_across_processes: dim {} is out of range for a tensor with {} dims", dim,
+                    tensor.dim()));
   }
   int64_t largest = tensor.size(dim);
   if (world_size_ > 1) {
@@ -460,16 +484,18 @@ torch::Tensor Accelerator::pad_across_processes(const torch::Tensor& tensor, int
 
 torch::Tensor Accelerator::broadcast(const torch::Tensor& tensor, int from_process) {
   if (from_process < 0 || from_process >= world_size_) {
-    throw InvalidValue(fmt::format("broadcast: from_process {} is not a rank of this job (0..{})", from_process,
-                                   world_size_ - 1));
+    throw InvalidValue(fmt::format("broadcast: from_process {} is not a rank of this job (0..{})",
+                                   from_process, world_size_ - 1));
   }
   if (world_size_ == 1) return tensor;
   group_for(tensor)->broadcast(tensor, from_process)->wait();
   return tensor;
 }
 
-torch::Tensor Accelerator::split_between_processes(const torch::Tensor& tensor, bool apply_padding) const {
-  if (tensor.dim() == 0) throw InvalidValue("split_between_processes: a 0-d tensor cannot be split");
+torch::Tensor Accelerator::split_between_processes(const torch::Tensor& tensor,
+                                                   bool apply_padding) const {
+  if (tensor.dim() == 0)
+    throw InvalidValue("split_between_processes: a 0-d tensor cannot be split");
   const int64_t n = tensor.size(0);
   const int64_t base = n / world_size_, extras = n % world_size_;
   const int64_t start = rank_ * base + std::min<int64_t>(rank_, extras);
@@ -486,7 +512,8 @@ void Accelerator::wait_for_everyone() {
   if (world_size_ > 1) cpu_group_->barrier()->wait();
 }
 
-Accelerator::GoesFirst::GoesFirst(Accelerator& accelerator, bool first) : accelerator_(accelerator), first_(first) {
+Accelerator::GoesFirst::GoesFirst(Accelerator& accelerator, bool first)
+    : accelerator_(accelerator), first_(first) {
   if (!first_) accelerator_.wait_for_everyone();
 }
 
@@ -494,8 +521,12 @@ Accelerator::GoesFirst::~GoesFirst() {
   if (first_) accelerator_.wait_for_everyone();
 }
 
-Accelerator::GoesFirst Accelerator::main_process_first() { return GoesFirst(*this, is_main_process()); }
-Accelerator::GoesFirst Accelerator::local_main_process_first() { return GoesFirst(*this, is_local_main_process()); }
+Accelerator::GoesFirst Accelerator::main_process_first() {
+  return GoesFirst(*this, is_main_process());
+}
+Accelerator::GoesFirst Accelerator::local_main_process_first() {
+  return GoesFirst(*this, is_local_main_process());
+}
 
 void Accelerator::print_line(const std::string& line) const {
   std::cout << line << std::endl;
@@ -516,7 +547,9 @@ DataLoader& Accelerator::skip_first_batches(DataLoader& loader, int64_t n) {
 
 // ---- checkpoints -----------------------------------------------------------------------------------
 
-void Accelerator::register_for_checkpointing(Checkpointable& object) { custom_objects_.push_back(&object); }
+void Accelerator::register_for_checkpointing(Checkpointable& object) {
+  custom_objects_.push_back(&object);
+}
 
 void Accelerator::register_for_checkpointing(const std::shared_ptr<torch::nn::Module>& module) {
   if (!module) throw InvalidValue("register_for_checkpointing: the module is empty");
@@ -639,7 +672,8 @@ fs::path Accelerator::save_state(const std::optional<fs::path>& dir) {
     final_dir = root / fmt::format("{}{}", checkpoint::kAutomaticPrefix, project_.iteration);
   } else {
     throw UsageError(
-        "save_state() without a directory needs ProjectConfiguration.automatic_checkpoint_naming = true; "
+        "save_state() without a directory needs ProjectConfiguration.automatic_checkpoint_naming = "
+        "true; "
         "pass a directory or enable automatic naming");
   }
   const fs::path temp_dir = checkpoint::temp_dir_for(final_dir);
@@ -653,17 +687,19 @@ fs::path Accelerator::save_state(const std::optional<fs::path>& dir) {
         fs::create_directories(root);
         if (project_.total_limit) checkpoint::prune(root, *project_.total_limit - 1);
         if (fs::exists(final_dir)) {
-          throw CheckpointError(fmt::format(
-              "checkpoint directory {} ({}) already exists: set ProjectConfiguration.iteration past the "
-              "existing checkpoints, or load_state() first (which does so)",
-              final_dir.string(), project_.iteration));
+          throw CheckpointError(
+              fmt::format("checkpoint directory {} ({}) already exists: set "
+                          "ProjectConfiguration.iteration past the "
+                          "existing checkpoints, or load_state() first (which does so)",
+                          final_dir.string(), project_.iteration));
         }
       } else if (fs::exists(final_dir)) {
         if (!fs::exists(final_dir / checkpoint::kMarkerName)) {
-          throw CheckpointError(fmt::format(
-              "{} exists and is not an accel checkpoint: save_state will not overwrite it; choose an "
-              "empty or new directory",
-              final_dir.string()));
+          throw CheckpointError(
+              fmt::format("{} exists and is not an accel checkpoint: save_state will not overwrite "
+                          "it; choose an "
+                          "empty or new directory",
+                          final_dir.string()));
         }
       }
       const fs::path parent =
@@ -688,8 +724,9 @@ fs::path Accelerator::save_state(const std::optional<fs::path>& dir) {
                                   [&](auto& archive) { models_[i].module->save(archive); });
       }
       for (std::size_t i = 0; i < optimizers_.size(); ++i) {
-        checkpoint::write_archive(temp_dir / fmt::format("optimizer_{}.pt", i),
-                                  [&](auto& archive) { optimizers_[i]->optimizer().save(archive); });
+        checkpoint::write_archive(temp_dir / fmt::format("optimizer_{}.pt", i), [&](auto& archive) {
+          optimizers_[i]->optimizer().save(archive);
+        });
       }
       for (std::size_t i = 0; i < schedulers_.size(); ++i) {
         checkpoint::write_archive(temp_dir / fmt::format("scheduler_{}.pt", i),
@@ -700,7 +737,8 @@ fs::path Accelerator::save_state(const std::optional<fs::path>& dir) {
                                   [&](auto& archive) { loaders_[i]->save(archive); });
       }
       if (scaler_) {
-        checkpoint::write_archive(temp_dir / "scaler.pt", [&](auto& archive) { scaler_->save(archive); });
+        checkpoint::write_archive(temp_dir / "scaler.pt",
+                                  [&](auto& archive) { scaler_->save(archive); });
       }
       for (std::size_t i = 0; i < custom_objects_.size(); ++i) {
         checkpoint::write_archive(temp_dir / fmt::format("custom_checkpoint_{}.pt", i),
@@ -714,7 +752,8 @@ fs::path Accelerator::save_state(const std::optional<fs::path>& dir) {
     if (is_main_process()) {
       checkpoint::write_archive(temp_dir / "accelerator.pt", [&](auto& archive) {
         archive.write("step", torch::tensor(step_, torch::kInt64));
-        archive.write("optimizer_steps", torch::tensor(gradient_state_->optimizer_steps, torch::kInt64));
+        archive.write("optimizer_steps",
+                      torch::tensor(gradient_state_->optimizer_steps, torch::kInt64));
         archive.write("accumulation_step", torch::tensor(gradient_state_->step, torch::kInt64));
       });
     }
@@ -779,21 +818,24 @@ void Accelerator::load_state(const std::optional<fs::path>& dir) {
     const auto root = run_dir_ / "checkpoints";
     auto found = checkpoint::automatic_checkpoints(root);
     if (found.empty()) {
-      throw CheckpointError(fmt::format("load_state(): no checkpoint_<i> directory under {} to load", root.string()));
+      throw CheckpointError(
+          fmt::format("load_state(): no checkpoint_<i> directory under {} to load", root.string()));
     }
     source = found.back().second;
   } else {
     throw UsageError(
-        "load_state() without a directory needs ProjectConfiguration.automatic_checkpoint_naming = true; "
+        "load_state() without a directory needs ProjectConfiguration.automatic_checkpoint_naming = "
+        "true; "
         "pass the checkpoint directory");
   }
   const auto metadata = checkpoint::require_complete(source);
   auto expect = [&](const char* key, std::size_t have) {
     const auto saved = metadata.value(key, static_cast<std::size_t>(0));
     if (saved != have) {
-      throw CheckpointError(fmt::format(
-          "checkpoint {} holds {} {} but this program prepared/registered {}: load it with the same setup",
-          source.string(), saved, key, have));
+      throw CheckpointError(
+          fmt::format("checkpoint {} holds {} {} but this program prepared/registered {}: load it "
+                      "with the same setup",
+                      source.string(), saved, key, have));
     }
   };
   expect("models", models_.size());
@@ -804,14 +846,14 @@ void Accelerator::load_state(const std::optional<fs::path>& dir) {
   expect("custom_modules", custom_modules_.size());
 
   for (std::size_t i = 0; i < models_.size(); ++i) {
-    checkpoint::read_archive(source / fmt::format("model_{}.pt", i), [&](auto& archive) {
-      models_[i].module->load(archive);
-    }, device_);
+    checkpoint::read_archive(
+        source / fmt::format("model_{}.pt", i),
+        [&](auto& archive) { models_[i].module->load(archive); }, device_);
   }
   for (std::size_t i = 0; i < optimizers_.size(); ++i) {
-    checkpoint::read_archive(source / fmt::format("optimizer_{}.pt", i), [&](auto& archive) {
-      optimizers_[i]->optimizer().load(archive);
-    }, device_);
+    checkpoint::read_archive(
+        source / fmt::format("optimizer_{}.pt", i),
+        [&](auto& archive) { optimizers_[i]->optimizer().load(archive); }, device_);
   }
   for (std::size_t i = 0; i < schedulers_.size(); ++i) {
     checkpoint::read_archive(source / fmt::format("scheduler_{}.pt", i),
@@ -823,7 +865,8 @@ void Accelerator::load_state(const std::optional<fs::path>& dir) {
   }
   if (scaler_) {
     if (fs::exists(source / "scaler.pt")) {
-      checkpoint::read_archive(source / "scaler.pt", [&](auto& archive) { scaler_->load(archive); });
+      checkpoint::read_archive(source / "scaler.pt",
+                               [&](auto& archive) { scaler_->load(archive); });
     }
   }
   for (std::size_t i = 0; i < custom_objects_.size(); ++i) {
@@ -831,8 +874,9 @@ void Accelerator::load_state(const std::optional<fs::path>& dir) {
                              [&](auto& archive) { custom_objects_[i]->load_state(archive); });
   }
   for (std::size_t i = 0; i < custom_modules_.size(); ++i) {
-    checkpoint::read_archive(source / fmt::format("custom_module_{}.pt", i),
-                             [&](auto& archive) { custom_modules_[i]->load(archive); }, device_);
+    checkpoint::read_archive(
+        source / fmt::format("custom_module_{}.pt", i),
+        [&](auto& archive) { custom_modules_[i]->load(archive); }, device_);
   }
   checkpoint::read_archive(source / "accelerator.pt", [&](auto& archive) {
     torch::Tensor step, optimizer_steps, accumulation_step;
@@ -849,9 +893,10 @@ void Accelerator::load_state(const std::optional<fs::path>& dir) {
   if (fs::exists(rng_file)) {
     step_ = checkpoint::load_rng_states(rng_file);
   } else {
-    std::cerr << fmt::format("accel: {} has no random states for rank {} (saved with {} processes); "
-                             "this process keeps its current random state\n",
-                             source.string(), rank_, metadata.value("num_processes", 0));
+    std::cerr << fmt::format(
+        "accel: {} has no random states for rank {} (saved with {} processes); "
+        "this process keeps its current random state\n",
+        source.string(), rank_, metadata.value("num_processes", 0));
   }
   // A checkpoint of a run under this project_dir: the run goes on in its directory (unless it
   // was decided already, or the user named another run).
@@ -874,8 +919,8 @@ void Accelerator::load_state(const std::optional<fs::path>& dir) {
   wait_for_everyone();
 }
 
-fs::path Accelerator::save_model(const std::shared_ptr<torch::nn::Module>& model, const fs::path& dir,
-                                 const std::string& name) {
+fs::path Accelerator::save_model(const std::shared_ptr<torch::nn::Module>& model,
+                                 const fs::path& dir, const std::string& name) {
   if (!model) throw InvalidValue("save_model: the model is empty");
   const auto file = dir / (name + ".pt");
   bool ok = true;

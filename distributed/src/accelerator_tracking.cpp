@@ -1,4 +1,6 @@
 // Accelerator: experiment tracking (init_trackers, log, the Lightning-style log, end_training).
+#include "accelerator_tracking.hpp"
+
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <fmt/format.h>
 
@@ -6,7 +8,6 @@
 #include <sstream>
 
 #include "accel/process_group.hpp"
-#include "accelerator_tracking.hpp"
 
 namespace accel {
 
@@ -23,10 +24,11 @@ std::string shape_of(const torch::Tensor& tensor) {
 void require_scalar_tensor(std::string_view key, const torch::Tensor& tensor) {
   if (!tensor.defined()) throw InvalidValue(fmt::format("log: '{}' is an undefined tensor", key));
   if (tensor.numel() != 1) {
-    throw InvalidValue(fmt::format(
-        "log: '{}' is a tensor of shape {}: log one number (a 0-d tensor, e.g. loss.detach()), or wrap "
-        "the tensor with accel::image() or accel::histogram()",
-        key, shape_of(tensor)));
+    throw InvalidValue(
+        fmt::format("log: '{}' is a tensor of shape {}: log one number (a 0-d tensor, e.g. "
+                    "loss.detach()), or wrap "
+                    "the tensor with accel::image() or accel::histogram()",
+                    key, shape_of(tensor)));
   }
   if (tensor.is_complex()) throw InvalidValue(fmt::format("log: '{}' is a complex tensor", key));
 }
@@ -193,7 +195,8 @@ void resolve_deferred(Accelerator::Tracking& t) {
   if (t.deferred.empty()) return;
   std::vector<torch::Tensor> on_device;
   for (const auto& metric : t.deferred) {
-    if (const auto* tensor = std::get_if<torch::Tensor>(&metric.value)) on_device.push_back(*tensor);
+    if (const auto* tensor = std::get_if<torch::Tensor>(&metric.value))
+      on_device.push_back(*tensor);
   }
   std::vector<double> host;
   if (!on_device.empty()) {
@@ -204,15 +207,17 @@ void resolve_deferred(Accelerator::Tracking& t) {
   auto deferred = std::move(t.deferred);
   t.deferred.clear();
   for (const auto& metric : deferred) {
-    const double value =
-        std::holds_alternative<double>(metric.value) ? std::get<double>(metric.value) : host[next++];
+    const double value = std::holds_alternative<double>(metric.value)
+                             ? std::get<double>(metric.value)
+                             : host[next++];
     t.aggregator.log(metric.name, value, metric.options, metric.phase);
   }
 }
 
 }  // namespace
 
-void Accelerator::log(std::string_view name, const LogValue& value, const LogOptions& options, Phase phase) {
+void Accelerator::log(std::string_view name, const LogValue& value, const LogOptions& options,
+                      Phase phase) {
   auto& t = tracking();
   if (t.ended) throw UsageError("log() after end_training(): nothing more can be logged");
   // Step values of the previous optimizer step are due once the step counter has moved on.
@@ -229,8 +234,8 @@ void Accelerator::log(std::string_view name, const LogValue& value, const LogOpt
   double number = 0.0;
   if (const auto* plain = value.value()) {
     if (!plain->is_scalar()) {
-      throw InvalidValue(fmt::format("log: '{}' is a {}; log(name, value, options) takes numbers only", name,
-                                     plain->kind()));
+      throw InvalidValue(fmt::format(
+          "log: '{}' is a {}; log(name, value, options) takes numbers only", name, plain->kind()));
     }
     number = plain->as_double();
   } else {

@@ -10,13 +10,12 @@
 // <project_dir>/digits/<--run_name>; see docs/runs.md): its logs, checkpoints/checkpoint_<i>,
 // model/model.pt and final_metrics.json. Resuming from a checkpoint of a run under the same
 // project_dir continues that run in its directory.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <CLI/CLI.hpp>
 #include <accel/accelerator.hpp>
 #include <accel/tracking/progress_bar.hpp>
-
 #include <fstream>
 #include <iostream>
 
@@ -28,7 +27,7 @@ struct Flags {
   int64_t epochs = 10;
   int64_t batch_size = 64;
   double lr = 5e-3;
-  std::string mixed_precision;  // empty: ACCELERATE_MIXED_PRECISION, else "no"
+  std::string mixed_precision;              // empty: ACCELERATE_MIXED_PRECISION, else "no"
   int64_t gradient_accumulation_steps = 0;  // 0: ACCELERATE_GRADIENT_ACCUMULATION_STEPS, else 1
   std::string log_with = "csv";
   std::string project_dir = "runs/digits";
@@ -70,7 +69,8 @@ std::vector<accel::TrackerSpec> split_names(const std::string& list) {
 int run(const Flags& flags) {
   accel::AcceleratorOptions options;
   if (!flags.mixed_precision.empty()) options.mixed_precision = flags.mixed_precision;
-  if (flags.gradient_accumulation_steps > 0) options.gradient_accumulation_steps = flags.gradient_accumulation_steps;
+  if (flags.gradient_accumulation_steps > 0)
+    options.gradient_accumulation_steps = flags.gradient_accumulation_steps;
   options.log_with = split_names(flags.log_with);
   options.project_dir = flags.project_dir;
   options.run_name = flags.run_name;
@@ -85,16 +85,19 @@ int run(const Flags& flags) {
   auto [train_set, val_set] = digits::split(digits::load(flags.data), 0.2, /*seed=*/0);
   const int64_t train_rows = train_set.size();
   digits::Net net;
-  torch::optim::AdamW adamw(net->parameters(), torch::optim::AdamWOptions(flags.lr).weight_decay(1e-4));
+  torch::optim::AdamW adamw(net->parameters(),
+                            torch::optim::AdamWOptions(flags.lr).weight_decay(1e-4));
   // The schedule is written for one process (like Accelerate): prepare() steps it once per process.
   const int64_t steps_per_epoch = (train_rows + flags.batch_size - 1) / flags.batch_size;
   const int64_t total_steps =
       std::max<int64_t>(1, flags.epochs * steps_per_epoch / acc.gradient_accumulation_steps());
-  accel::LambdaLR schedule(adamw, accel::linear_schedule_with_warmup(total_steps / 20, total_steps));
-  auto train_loader = acc.data_loader(std::move(train_set), {.batch_size = flags.batch_size, .shuffle = true,
-                                                            .seed = flags.seed});
+  accel::LambdaLR schedule(adamw,
+                           accel::linear_schedule_with_warmup(total_steps / 20, total_steps));
+  auto train_loader = acc.data_loader(
+      std::move(train_set), {.batch_size = flags.batch_size, .shuffle = true, .seed = flags.seed});
   auto val_loader = acc.data_loader(std::move(val_set), {.batch_size = 256});
-  auto [model, opt, train, val, sched] = acc.prepare(net, adamw, train_loader, val_loader, schedule);
+  auto [model, opt, train, val, sched] =
+      acc.prepare(net, adamw, train_loader, val_loader, schedule);
 
   Progress progress;
   acc.register_for_checkpointing(progress);
@@ -103,11 +106,15 @@ int run(const Flags& flags) {
     acc.print("resumed from", flags.resume_from, "at epoch", progress.epoch, "step", progress.step);
   }
 
-  nlohmann::json config = {{"epochs", flags.epochs},           {"batch_size", flags.batch_size},
-                           {"lr", flags.lr},                   {"num_processes", acc.num_processes()},
-                           {"mixed_precision", std::string(accel::to_string(acc.mixed_precision()))},
-                           {"gradient_accumulation_steps", acc.gradient_accumulation_steps()},
-                           {"seed", flags.seed},               {"model", {{"hidden", 128}, {"dropout", 0.1}}}};
+  nlohmann::json config = {
+      {"epochs", flags.epochs},
+      {"batch_size", flags.batch_size},
+      {"lr", flags.lr},
+      {"num_processes", acc.num_processes()},
+      {"mixed_precision", std::string(accel::to_string(acc.mixed_precision()))},
+      {"gradient_accumulation_steps", acc.gradient_accumulation_steps()},
+      {"seed", flags.seed},
+      {"model", {{"hidden", 128}, {"dropout", 0.1}}}};
   acc.init_trackers("digits", config);
   const auto run_dir = acc.run_dir();
   acc.print("run", acc.run_name(), "in", run_dir.string());
@@ -133,14 +140,19 @@ int run(const Flags& flags) {
       opt.zero_grad();
 
       auto detached = loss.detach();
-      acc.log({{"train/loss", detached}, {"lr", opt.lr()}, {"epoch", progress.epoch}}, progress.step);
+      acc.log({{"train/loss", detached}, {"lr", opt.lr()}, {"epoch", progress.epoch}},
+              progress.step);
       acc.log("loss", detached, {.on_step = true, .prog_bar = true, .logger = false});
-      acc.log("train/loss_mean", detached, {.on_step = false, .on_epoch = true, .sync_dist = true,
-                                             .batch_size = batch.target.size(0)});
+      acc.log("train/loss_mean", detached,
+              {.on_step = false,
+               .on_epoch = true,
+               .sync_dist = true,
+               .batch_size = batch.target.size(0)});
       ++progress.step;
       bar.set_metrics(acc.prog_bar_values());
       bar.update();
-      if (flags.checkpoint_every > 0 && progress.step % flags.checkpoint_every == 0) acc.save_state();
+      if (flags.checkpoint_every > 0 && progress.step % flags.checkpoint_every == 0)
+        acc.save_state();
     }
 
     model->eval();
@@ -150,17 +162,19 @@ int run(const Flags& flags) {
       auto logits = model->forward(batch.data);
       auto losses = torch::cross_entropy_loss(logits, batch.target, {}, at::Reduction::None);
       auto row = torch::stack({losses.to(torch::kFloat64), logits.argmax(1).to(torch::kFloat64),
-                               batch.target.to(torch::kFloat64)}, 1);
+                               batch.target.to(torch::kFloat64)},
+                              1);
       rows.push_back(acc.gather_for_metrics(row));
     }
     auto all = torch::cat(rows).cpu();
     val_samples = all.size(0);
     accuracy = all.select(1, 1).eq(all.select(1, 2)).to(torch::kFloat64).mean().item<double>();
     const double val_loss = all.select(1, 0).mean().item<double>();
-    acc.log({{"val/loss", val_loss}, {"val/accuracy", accuracy}, {"val/samples", val_samples}}, progress.step);
+    acc.log({{"val/loss", val_loss}, {"val/accuracy", accuracy}, {"val/samples", val_samples}},
+            progress.step);
     acc.epoch_end();
-    bar.write(fmt::format("epoch {}: val_loss {:.4f} val_accuracy {:.4f} ({} samples)", progress.epoch, val_loss,
-                          accuracy, val_samples));
+    bar.write(fmt::format("epoch {}: val_loss {:.4f} val_accuracy {:.4f} ({} samples)",
+                          progress.epoch, val_loss, accuracy, val_samples));
   }
   bar.close();
 
@@ -185,16 +199,23 @@ int run(const Flags& flags) {
 int main(int argc, char** argv) {
   Flags flags;
   CLI::App app{"Train an MLP on the UCI digits data set with accel"};
-  app.add_option("--epochs", flags.epochs, "Passes over the training data")->check(CLI::PositiveNumber);
-  app.add_option("--batch_size", flags.batch_size, "Batch size per process")->check(CLI::PositiveNumber);
-  app.add_option("--lr", flags.lr, "Peak learning rate (AdamW, linear warm-up and decay)")->check(CLI::PositiveNumber);
-  app.add_option("--mixed_precision", flags.mixed_precision, "no, fp16 or bf16 (default: env, else no)");
+  app.add_option("--epochs", flags.epochs, "Passes over the training data")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--batch_size", flags.batch_size, "Batch size per process")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--lr", flags.lr, "Peak learning rate (AdamW, linear warm-up and decay)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--mixed_precision", flags.mixed_precision,
+                 "no, fp16 or bf16 (default: env, else no)");
   app.add_option("--gradient_accumulation_steps", flags.gradient_accumulation_steps,
-                 "Micro-batches per optimizer step (default: env, else 1)")->check(CLI::NonNegativeNumber);
-  app.add_option("--log_with", flags.log_with, "Comma-separated trackers (csv, jsonl, tensorboard, ...)");
+                 "Micro-batches per optimizer step (default: env, else 1)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--log_with", flags.log_with,
+                 "Comma-separated trackers (csv, jsonl, tensorboard, ...)");
   app.add_option("--project_dir", flags.project_dir,
                  "Where the runs go (logs, checkpoints, model: <project_dir>/digits/<run>)");
-  app.add_option("--checkpoint_every", flags.checkpoint_every, "Save a checkpoint every N steps (0: never)")
+  app.add_option("--checkpoint_every", flags.checkpoint_every,
+                 "Save a checkpoint every N steps (0: never)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--total_limit", flags.total_limit, "Keep at most N checkpoints (0: all)")
       ->check(CLI::NonNegativeNumber);

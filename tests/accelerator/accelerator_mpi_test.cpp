@@ -23,7 +23,8 @@ namespace {
 fs::path shared_dir(Accelerator& acc, const std::string& name) {
   auto pid = torch::tensor({static_cast<int64_t>(::getpid())});
   acc.broadcast(pid, 0);
-  auto dir = fs::temp_directory_path() / ("accel_accelerator_mpi_test_" + std::to_string(pid.item<int64_t>())) / name;
+  auto dir = fs::temp_directory_path() /
+             ("accel_accelerator_mpi_test_" + std::to_string(pid.item<int64_t>())) / name;
   if (acc.is_main_process()) {
     fs::remove_all(dir);
     fs::create_directories(dir);
@@ -49,7 +50,8 @@ std::vector<torch::Tensor> snapshot(const torch::nn::Module& module) {
 
 TEST_CASE("Gradients are identical on every rank after backward", "[accelerator][mpi]") {
   Accelerator acc({.cpu = true, .seed = 5});
-  torch::nn::Sequential model(torch::nn::Linear(4, 16), torch::nn::Tanh(), torch::nn::Linear(16, 1));
+  torch::nn::Sequential model(torch::nn::Linear(4, 16), torch::nn::Tanh(),
+                              torch::nn::Linear(16, 1));
   acc.prepare(model);
   // Different data on each rank.
   auto x = torch::randn({8, 4}) + acc.process_index();
@@ -86,7 +88,8 @@ TEST_CASE("Accumulation over ranks equals one big batch on one process", "[accel
   for (std::size_t i = 0; i < got.size(); ++i) CHECK(torch::allclose(got[i], want[i], 1e-5, 1e-6));
 }
 
-TEST_CASE("gather_for_metrics returns exactly the dataset, per batch and per pass", "[accelerator][mpi]") {
+TEST_CASE("gather_for_metrics returns exactly the dataset, per batch and per pass",
+          "[accelerator][mpi]") {
   Accelerator acc({.cpu = true});
   for (int64_t n : {11, 12, 7}) {
     INFO("dataset of " << n);
@@ -98,18 +101,21 @@ TEST_CASE("gather_for_metrics returns exactly the dataset, per batch and per pas
     std::vector<torch::Tensor> local;
     for (const auto& batch : loader) {
       auto all = acc.gather_for_metrics(batch.target);
-      per_batch.insert(per_batch.end(), all.data_ptr<int64_t>(), all.data_ptr<int64_t>() + all.numel());
+      per_batch.insert(per_batch.end(), all.data_ptr<int64_t>(),
+                       all.data_ptr<int64_t>() + all.numel());
       local.push_back(batch.target);
     }
     CHECK(static_cast<int64_t>(per_batch.size()) == n);
-    CHECK(std::set<int64_t>(per_batch.begin(), per_batch.end()).size() == static_cast<std::size_t>(n));
+    CHECK(std::set<int64_t>(per_batch.begin(), per_batch.end()).size() ==
+          static_cast<std::size_t>(n));
     auto whole = acc.gather_for_metrics(torch::cat(local));
     CHECK(whole.size(0) == n);
     CHECK(std::get<0>(torch::_unique(whole)).size(0) == n);
   }
 }
 
-TEST_CASE("reduce, pad_across_processes, broadcast and split_between_processes", "[accelerator][mpi]") {
+TEST_CASE("reduce, pad_across_processes, broadcast and split_between_processes",
+          "[accelerator][mpi]") {
   Accelerator acc({.cpu = true});
   const int world = acc.num_processes(), rank = acc.process_index();
   auto value = torch::tensor({static_cast<double>(rank + 1)});
@@ -158,14 +164,16 @@ TEST_CASE("main_process_first lets the main process finish first", "[accelerator
   acc.wait_for_everyone();
 }
 
-TEST_CASE("Checkpoints hold every rank's RNG state and restore the model everywhere", "[accelerator][mpi]") {
+TEST_CASE("Checkpoints hold every rank's RNG state and restore the model everywhere",
+          "[accelerator][mpi]") {
   Accelerator acc({.cpu = true});
   auto dir = shared_dir(acc, "checkpoint");
   torch::manual_seed(100 + acc.process_index());
   torch::nn::Linear model(3, 3);
   acc.prepare(model);  // rank 0's weights everywhere
   auto saved = acc.save_state(dir / "state");
-  for (int r = 0; r < acc.num_processes(); ++r) CHECK(fs::exists(saved / ("random_states_" + std::to_string(r) + ".pt")));
+  for (int r = 0; r < acc.num_processes(); ++r)
+    CHECK(fs::exists(saved / ("random_states_" + std::to_string(r) + ".pt")));
   auto expected_random = torch::rand({4});
   auto expected_weight = model->weight.detach().clone();
   {
@@ -178,7 +186,8 @@ TEST_CASE("Checkpoints hold every rank's RNG state and restore the model everywh
   CHECK(torch::equal(torch::rand({4}), expected_random));  // this rank's own stream
 }
 
-TEST_CASE("Trackers run on the main process only unless they opt out", "[accelerator][mpi][tracking]") {
+TEST_CASE("Trackers run on the main process only unless they opt out",
+          "[accelerator][mpi][tracking]") {
   Accelerator probe({.cpu = true});
   auto dir = shared_dir(probe, "gating");
   auto main_only = std::make_shared<RecordingTracker>("main_only", true);
@@ -210,7 +219,8 @@ TEST_CASE("Trackers run on the main process only unless they opt out", "[acceler
   CHECK(counts.sum().item<int64_t>() == 1);
 }
 
-TEST_CASE("sync_dist reduces Lightning-style metrics across ranks", "[accelerator][mpi][tracking]") {
+TEST_CASE("sync_dist reduces Lightning-style metrics across ranks",
+          "[accelerator][mpi][tracking]") {
   Accelerator acc({.cpu = true});
   const int world = acc.num_processes();
   // Rank r logs r+1 with batch size r+1: the weighted mean is sum((r+1)^2) / sum(r+1).
@@ -220,7 +230,10 @@ TEST_CASE("sync_dist reduces Lightning-style metrics across ranks", "[accelerato
     denominator += r + 1.0;
   }
   acc.log("metric", torch::tensor(acc.process_index() + 1.0),
-          {.on_step = false, .on_epoch = true, .sync_dist = true, .batch_size = acc.process_index() + 1});
+          {.on_step = false,
+           .on_epoch = true,
+           .sync_dist = true,
+           .batch_size = acc.process_index() + 1});
   acc.epoch_end();
   CHECK(acc.callback_metrics().find("metric")->as_double() == Approx(numerator / denominator));
 }

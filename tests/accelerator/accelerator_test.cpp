@@ -1,11 +1,12 @@
 // The Accelerator in one process: options and environment, accumulation, checkpoints, tracking.
+#include "accel/accelerator.hpp"
+
 #include <torch/torch.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
 
-#include "accel/accelerator.hpp"
 #include "recording_tracker.hpp"
 // After LibTorch: c10 defines a one-argument CHECK that would replace Catch's.
 #include <catch2/catch.hpp>
@@ -17,7 +18,8 @@ using accel_test::RecordingTracker;
 namespace {
 
 fs::path fresh_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("accel_accelerator_test_" + std::to_string(::getpid())) / name;
+  auto dir =
+      fs::temp_directory_path() / ("accel_accelerator_test_" + std::to_string(::getpid())) / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
@@ -32,7 +34,8 @@ struct ScopedEnv {
 accel::TensorDataset regression_data(int64_t n, int64_t seed = 0) {
   torch::manual_seed(seed);
   auto x = torch::randn({n, 4});
-  auto y = x.matmul(torch::tensor({1.0f, -2.0f, 0.5f, 3.0f})).unsqueeze(1) + 0.1 * torch::randn({n, 1});
+  auto y =
+      x.matmul(torch::tensor({1.0f, -2.0f, 0.5f, 3.0f})).unsqueeze(1) + 0.1 * torch::randn({n, 1});
   return accel::TensorDataset(x, y);
 }
 
@@ -42,7 +45,9 @@ struct SmallNetImpl : torch::nn::Module {
     fc2 = register_module("fc2", torch::nn::Linear(8, 1));
     drop = register_module("drop", torch::nn::Dropout(0.2));
   }
-  torch::Tensor forward(const torch::Tensor& x) { return fc2->forward(drop->forward(torch::tanh(fc1->forward(x)))); }
+  torch::Tensor forward(const torch::Tensor& x) {
+    return fc2->forward(drop->forward(torch::tanh(fc1->forward(x))));
+  }
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
   torch::nn::Dropout drop{nullptr};
 };
@@ -64,7 +69,8 @@ bool bitwise_equal(const std::vector<torch::Tensor>& a, const std::vector<torch:
 
 }  // namespace
 
-TEST_CASE("Options: explicit values win, the environment fills the rest, bad values are named", "[accelerator]") {
+TEST_CASE("Options: explicit values win, the environment fills the rest, bad values are named",
+          "[accelerator]") {
   {
     ScopedEnv precision("ACCELERATE_MIXED_PRECISION", "bf16");
     ScopedEnv steps("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "4");
@@ -81,7 +87,8 @@ TEST_CASE("Options: explicit values win, the environment fills the rest, bad val
       Accelerator bad;
       FAIL("no exception");
     } catch (const accel::InvalidValue& e) {
-      CHECK_THAT(e.what(), Catch::Contains("'fp8'") && Catch::Contains("ACCELERATE_MIXED_PRECISION"));
+      CHECK_THAT(e.what(),
+                 Catch::Contains("'fp8'") && Catch::Contains("ACCELERATE_MIXED_PRECISION"));
     }
   }
   {
@@ -123,7 +130,8 @@ TEST_CASE("k micro-batches with accumulation equal one big batch (1 process)", "
   };
   auto accumulated = run(2, 4);
   auto big = run(8, 1);
-  for (std::size_t i = 0; i < big.size(); ++i) CHECK(torch::allclose(accumulated[i], big[i], 1e-5, 1e-6));
+  for (std::size_t i = 0; i < big.size(); ++i)
+    CHECK(torch::allclose(accumulated[i], big[i], 1e-5, 1e-6));
 }
 
 TEST_CASE("The last batch of a pass always synchronises", "[accelerator]") {
@@ -151,7 +159,8 @@ TEST_CASE("clip_grad_norm_ returns the total norm as a tensor and clips", "[acce
   CHECK(w.grad().abs().max().item<double>() <= 0.1 + 1e-7);
 }
 
-TEST_CASE("gather_for_metrics and the collectives are the identity on one process", "[accelerator]") {
+TEST_CASE("gather_for_metrics and the collectives are the identity on one process",
+          "[accelerator]") {
   Accelerator acc({.cpu = true});
   auto loader = acc.data_loader(regression_data(7), {.batch_size = 3});
   acc.prepare(loader);
@@ -198,7 +207,8 @@ TrainResult train_small(uint64_t init_seed, int64_t save_at, const fs::path& sav
   SmallNet net;
   torch::optim::AdamW adamw(net->parameters(), torch::optim::AdamWOptions(1e-2));
   accel::LambdaLR schedule(adamw, accel::linear_schedule_with_warmup(2, 40));
-  auto loader = acc.data_loader(regression_data(22, 7), {.batch_size = 4, .shuffle = true, .seed = 11});
+  auto loader =
+      acc.data_loader(regression_data(22, 7), {.batch_size = 4, .shuffle = true, .seed = 11});
   auto [model, opt, train, sched] = acc.prepare(net, adamw, loader, schedule);
   Counter counter;
   acc.register_for_checkpointing(counter);
@@ -221,7 +231,8 @@ TrainResult train_small(uint64_t init_seed, int64_t save_at, const fs::path& sav
 
 }  // namespace
 
-TEST_CASE("save_state -> load_state -> continue equals an uninterrupted run, bit for bit", "[accelerator]") {
+TEST_CASE("save_state -> load_state -> continue equals an uninterrupted run, bit for bit",
+          "[accelerator]") {
   auto dir = fresh_dir("resume");
   auto uninterrupted = train_small(3, -1, {}, std::nullopt);
   // Checkpoints are taken on synchronising micro-batches (accumulated gradients are not saved, as in
@@ -237,7 +248,8 @@ TEST_CASE("save_state -> load_state -> continue equals an uninterrupted run, bit
   }
 }
 
-TEST_CASE("Automatic naming, total_limit pruning and loading the newest checkpoint", "[accelerator]") {
+TEST_CASE("Automatic naming, total_limit pruning and loading the newest checkpoint",
+          "[accelerator]") {
   auto dir = fresh_dir("automatic");
   accel::ProjectConfiguration project;
   project.project_dir = dir;
@@ -395,7 +407,8 @@ TEST_CASE("load_state refuses incomplete checkpoints and mismatched setups", "[a
   CHECK_NOTHROW(accel::checkpoint::require_complete(good));
 }
 
-TEST_CASE("log accepts tensors and values; trackers receive them in order", "[accelerator][tracking]") {
+TEST_CASE("log accepts tensors and values; trackers receive them in order",
+          "[accelerator][tracking]") {
   auto dir = fresh_dir("log");
   auto tracker = std::make_shared<RecordingTracker>();
   Accelerator acc({.cpu = true, .log_with = {tracker}, .project_dir = dir});

@@ -3,12 +3,12 @@
 // mid-epoch checkpoint ends with exactly the weights of the uninterrupted run. Two trainings into
 // one project are two runs (own directories, checkpoints and TensorBoard HParams rows, read back
 // by a real tensorboard server), and an unwritable project_dir fails on every rank before step 1.
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 // After LibTorch: c10 defines a one-argument CHECK that would replace Catch's.
 #include <catch2/catch.hpp>
 
@@ -69,7 +69,8 @@ std::map<std::string, torch::Tensor> load_weights(const fs::path& file) {
 
 }  // namespace
 
-TEST_CASE("train_digits learns, logs and resumes bit for bit on 2 processes", "[example][integration]") {
+TEST_CASE("train_digits learns, logs and resumes bit for bit on 2 processes",
+          "[example][integration]") {
   const auto dir = work_dir();
   const auto full = dir / "full";
   const auto resumed = dir / "resumed";
@@ -102,7 +103,8 @@ TEST_CASE("train_digits learns, logs and resumes bit for bit on 2 processes", "[
   const auto checkpoint = full_run / "checkpoints" / "checkpoint_0";
   REQUIRE(fs::exists(checkpoint / "accel_checkpoint.json"));
   // A checkpoint of another project_dir: a new run of this project, starting from it.
-  REQUIRE(run_digits("--epochs 10 --project_dir " + resumed.string() + " --resume_from " + checkpoint.string()) == 0);
+  REQUIRE(run_digits("--epochs 10 --project_dir " + resumed.string() + " --resume_from " +
+                     checkpoint.string()) == 0);
   auto a = load_weights(full_run / "model" / "model.pt");
   auto b = load_weights(resumed / "digits" / "version_0" / "model" / "model.pt");
   REQUIRE(a.size() == b.size());

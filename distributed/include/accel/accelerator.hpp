@@ -27,12 +27,17 @@
 // Thread-safety: an Accelerator belongs to the training thread.
 // Errors: accel::InvalidValue (bad argument), accel::UsageError (call at the wrong time),
 // accel::CheckpointError, accel::DistributedError (a collective failed).
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
+#include <torch/types.h>
+
 #include <any>
 #include <concepts>
 #include <cstdint>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -41,11 +46,6 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-#include <torch/nn/module.h>
-#include <torch/optim/optimizer.h>
-#include <torch/types.h>
 
 #include "accel/checkpoint.hpp"
 #include "accel/data.hpp"
@@ -66,8 +66,8 @@ class ProcessGroup;
 
 // Where checkpoints and logs go (Accelerate's ProjectConfiguration).
 struct ProjectConfiguration {
-  std::filesystem::path project_dir{};   // default: AcceleratorOptions::project_dir, else "."
-  std::filesystem::path logging_dir{};   // default: project_dir
+  std::filesystem::path project_dir{};  // default: AcceleratorOptions::project_dir, else "."
+  std::filesystem::path logging_dir{};  // default: project_dir
   // The run's directory name: <project_dir>/<project>/<run_name>. Empty (default): version_<N>, the
   // next free number (Lightning's version_N). A named run that exists is continued (docs/runs.md).
   // Default: AcceleratorOptions::run_name.
@@ -76,24 +76,24 @@ struct ProjectConfiguration {
   // load_state() without one reads the newest of them (of this run, or else of the newest run).
   bool automatic_checkpoint_naming = false;
   std::optional<int64_t> total_limit{};  // keep at most this many automatic checkpoints (>= 1)
-  int64_t iteration = 0;               // index of the next automatic checkpoint
+  int64_t iteration = 0;                 // index of the next automatic checkpoint
 };
 
 struct AcceleratorOptions {
-  std::optional<std::string> mixed_precision{};         // "no" | "fp16" | "bf16"
-  std::optional<int64_t> gradient_accumulation_steps{}; // >= 1
-  std::optional<bool> cpu{};                            // force the CPU even when a GPU is present
-  bool device_placement = true;                         // move models and batches to device()
-  std::optional<bool> split_batches{};                  // batch_size is the global batch
-  std::optional<bool> even_batches{};                   // pad so every process gets as many batches
-  LogWith log_with{};                                   // names ("csv", "all", ...) and/or objects
+  std::optional<std::string> mixed_precision{};          // "no" | "fp16" | "bf16"
+  std::optional<int64_t> gradient_accumulation_steps{};  // >= 1
+  std::optional<bool> cpu{};                             // force the CPU even when a GPU is present
+  bool device_placement = true;                          // move models and batches to device()
+  std::optional<bool> split_batches{};                   // batch_size is the global batch
+  std::optional<bool> even_batches{};  // pad so every process gets as many batches
+  LogWith log_with{};                  // names ("csv", "all", ...) and/or objects
   std::filesystem::path project_dir{};
   std::optional<ProjectConfiguration> project_config{};
-  std::string run_name{};                               // see ProjectConfiguration::run_name
+  std::string run_name{};  // see ProjectConfiguration::run_name
   bool step_scheduler_with_optimizer = true;
-  std::optional<uint64_t> seed{};                       // torch::manual_seed on every process
-  int64_t log_every_n_steps = 50;                       // Lightning-style log(name, value, options)
-  GradScalerOptions scaler{};                           // fp16 only
+  std::optional<uint64_t> seed{};  // torch::manual_seed on every process
+  int64_t log_every_n_steps = 50;  // Lightning-style log(name, value, options)
+  GradScalerOptions scaler{};      // fp16 only
   ReducerOptions reducer{};
 };
 
@@ -180,14 +180,14 @@ class Accelerator {
   SyncGuard accumulate(const std::shared_ptr<torch::nn::Module>& model);
   // The same for a TORCH_MODULE holder (`acc.accumulate(model)`, as for `prepare`).
   template <class Holder>
-    requires requires(const Holder& holder) { holder.ptr(); }
+  requires requires(const Holder& holder) { holder.ptr(); }
   SyncGuard accumulate(const Holder& model) {
     return accumulate(std::shared_ptr<torch::nn::Module>(model.ptr()));
   }
   // No gradient all-reduce for the model while alive (gradients accumulate locally).
   SyncGuard no_sync(const std::shared_ptr<torch::nn::Module>& model);
   template <class Holder>
-    requires requires(const Holder& holder) { holder.ptr(); }
+  requires requires(const Holder& holder) { holder.ptr(); }
   SyncGuard no_sync(const Holder& model) {
     return no_sync(std::shared_ptr<torch::nn::Module>(model.ptr()));
   }
@@ -217,17 +217,20 @@ class Accelerator {
   // the active loader's current batch, or the concatenated outputs of a whole pass. Collective.
   torch::Tensor gather_for_metrics(const torch::Tensor& tensor);
   // "sum" | "mean" | "max" | "min" over processes, times scale; returns a new tensor. Collective.
-  torch::Tensor reduce(const torch::Tensor& tensor, std::string_view reduction = "sum", double scale = 1.0);
+  torch::Tensor reduce(const torch::Tensor& tensor, std::string_view reduction = "sum",
+                       double scale = 1.0);
   // Pads dim `dim` to the largest size across processes with pad_value. Collective.
-  torch::Tensor pad_across_processes(const torch::Tensor& tensor, int64_t dim = 0, double pad_value = 0,
-                                     bool pad_first = false);
+  torch::Tensor pad_across_processes(const torch::Tensor& tensor, int64_t dim = 0,
+                                     double pad_value = 0, bool pad_first = false);
   // Every process receives process `from_process`'s tensor (in place; returned). Collective.
   torch::Tensor broadcast(const torch::Tensor& tensor, int from_process = 0);
   // This process's contiguous share (the first len % n processes get one more; with apply_padding
   // the others repeat their last element so all shares have the same length).
   template <class T>
-  std::vector<T> split_between_processes(const std::vector<T>& items, bool apply_padding = false) const;
-  torch::Tensor split_between_processes(const torch::Tensor& tensor, bool apply_padding = false) const;
+  std::vector<T> split_between_processes(const std::vector<T>& items,
+                                         bool apply_padding = false) const;
+  torch::Tensor split_between_processes(const torch::Tensor& tensor,
+                                        bool apply_padding = false) const;
   // Collective barrier.
   void wait_for_everyone();
 
@@ -269,7 +272,8 @@ class Accelerator {
   void load_state(const std::optional<std::filesystem::path>& dir = std::nullopt);
   // Weights only, written by the main process to dir/<name>.pt; returns the file. Collective.
   std::filesystem::path save_model(const std::shared_ptr<torch::nn::Module>& model,
-                                   const std::filesystem::path& dir, const std::string& name = "model");
+                                   const std::filesystem::path& dir,
+                                   const std::string& name = "model");
   // Adds an object to what save_state/load_state carry (kept by reference; must outlive *this).
   void register_for_checkpointing(Checkpointable& object);
   void register_for_checkpointing(const std::shared_ptr<torch::nn::Module>& module);
@@ -277,7 +281,8 @@ class Accelerator {
   // ---- tracking ------------------------------------------------------------------------------
   // Starts the log_with trackers (on the main process unless a tracker opts out; see TrackerHub for
   // queues, journals and failure isolation). Collective.
-  void init_trackers(const std::string& project_name, const nlohmann::json& config = nlohmann::json::object(),
+  void init_trackers(const std::string& project_name,
+                     const nlohmann::json& config = nlohmann::json::object(),
                      const nlohmann::json& init_kwargs = nlohmann::json::object());
   // Logs values at step. Tensors are accepted: 0-d (or one-element) CPU tensors are read at once;
   // device tensors are copied to pinned host memory asynchronously and handed to the trackers once
@@ -287,10 +292,8 @@ class Accelerator {
   void log(const LogValues& values, std::optional<int64_t> step = std::nullopt);
   // The same for a ready accel::Values (a template only so that a braced list picks LogValues).
   template <class V>
-    requires std::same_as<std::remove_cvref_t<V>, Values>
-  void log(V&& values, std::optional<int64_t> step = std::nullopt) {
-    log_values(values, step);
-  }
+  requires std::same_as<std::remove_cvref_t<V>, Values>
+  void log(V&& values, std::optional<int64_t> step = std::nullopt) { log_values(values, step); }
   // Lightning's self.log: aggregated per step and epoch (see accel/tracking/aggregation.hpp). The
   // step is the number of optimizer steps taken so far; step values are sent every
   // log_every_n_steps, epoch values at epoch_end(). sync_dist reduces across processes in one
@@ -390,12 +393,15 @@ template <class T>
 concept ModuleHolderLike = requires(T& t) {
   typename T::ContainedType;
   { t.ptr() } -> std::convertible_to<std::shared_ptr<typename T::ContainedType>>;
-} && std::is_base_of_v<torch::nn::Module, typename T::ContainedType>;
+}
+&&std::is_base_of_v<torch::nn::Module, typename T::ContainedType>;
 
 template <class T>
-concept ModulePointer = requires(T& t) { typename T::element_type; } &&
-                        std::is_base_of_v<torch::nn::Module, typename T::element_type> &&
-                        std::is_same_v<T, std::shared_ptr<typename T::element_type>>;
+concept ModulePointer = requires(T& t) {
+  typename T::element_type;
+}
+&&std::is_base_of_v<torch::nn::Module, typename T::element_type>&&
+    std::is_same_v<T, std::shared_ptr<typename T::element_type>>;
 }  // namespace detail
 
 template <class T>
@@ -440,7 +446,8 @@ decltype(auto) Accelerator::prepare(Objects&... objects) {
 }
 
 template <class T>
-std::vector<T> Accelerator::split_between_processes(const std::vector<T>& items, bool apply_padding) const {
+std::vector<T> Accelerator::split_between_processes(const std::vector<T>& items,
+                                                    bool apply_padding) const {
   const auto n = static_cast<int64_t>(items.size());
   const int64_t base = n / world_size_, extras = n % world_size_;
   const int64_t start = rank_ * base + std::min<int64_t>(rank_, extras);
