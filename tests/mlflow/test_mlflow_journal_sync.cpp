@@ -174,7 +174,11 @@ TEST_CASE(
     for (int64_t i = 0; i < 2000; ++i) {
       hub.log({{"loss", double(i) * 0.5}, {"i", i}}, i);
       if (i % 100 == 0) std::this_thread::sleep_for(20ms);
+      // The run must exist before the server goes away (on a loaded machine the tracker's
+      // start-up can take longer than the whole loop): the first half is on the server.
+      if (i == 999) REQUIRE(hub.flush());
     }
+    REQUIRE_FALSE(hub.get_tracker_handle_as<MlflowClient>("mlflow")->run_id().empty());
     server.kill_hard();
     std::this_thread::sleep_for(1s);
     report = hub.end_training();

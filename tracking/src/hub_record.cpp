@@ -61,39 +61,25 @@ HubRecord HubRecord::from_journal_record(JournalRecord record) {
   return out;
 }
 
-void RecordQueue::grow() {
-  std::vector<HubRecord> bigger(ring_.empty() ? 64 : ring_.size() * 2);
-  for (std::size_t i = 0; i < size_; ++i) bigger[i] = std::move(ring_[(head_ + i) % ring_.size()]);
-  ring_ = std::move(bigger);
-  head_ = 0;
-}
-
 void RecordQueue::push_back(HubRecord record) {
-  if (size_ == ring_.size()) grow();
   bytes_ += record.bytes;
-  ring_[(head_ + size_) % ring_.size()] = std::move(record);
-  ++size_;
+  records_.push_back(std::move(record));
 }
 
 void RecordQueue::push_front(HubRecord record) {
-  if (size_ == ring_.size()) grow();
   bytes_ += record.bytes;
-  head_ = (head_ + ring_.size() - 1) % ring_.size();
-  ring_[head_] = std::move(record);
-  ++size_;
+  records_.push_front(std::move(record));
 }
 
 HubRecord RecordQueue::pop_front() {
-  HubRecord record = std::move(ring_[head_]);
-  ring_[head_] = HubRecord{};
-  head_ = (head_ + 1) % ring_.size();
-  --size_;
+  HubRecord record = std::move(records_.front());
+  records_.pop_front();
   bytes_ -= record.bytes;
   return record;
 }
 
 void RecordQueue::drain_into(std::vector<HubRecord>& out) {
-  while (size_ > 0) out.push_back(pop_front());
+  while (!records_.empty()) out.push_back(pop_front());
 }
 
 }  // namespace accel::detail

@@ -3,6 +3,7 @@
 // trackers, and RecordQueue, the byte-bounded FIFO between the training thread and one worker.
 #include <chrono>
 #include <cstddef>
+#include <deque>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -47,8 +48,8 @@ struct RecordTimeScope {
 // steady stream of push_back/pop_front allocates nothing. Not thread-safe (used under a lock).
 class RecordQueue {
  public:
-  bool empty() const { return size_ == 0; }
-  std::size_t size() const { return size_; }
+  bool empty() const { return records_.empty(); }
+  std::size_t size() const { return records_.size(); }
   std::size_t bytes() const { return bytes_; }
 
   void push_back(HubRecord record);
@@ -59,15 +60,14 @@ class RecordQueue {
   // Calls f(const HubRecord&) for every record, oldest first.
   template <class F>
   void for_each(F&& f) const {
-    for (std::size_t i = 0; i < size_; ++i) f(ring_[(head_ + i) % ring_.size()]);
+    for (const auto& record : records_) f(record);
   }
 
  private:
-  void grow();
-
-  std::vector<HubRecord> ring_;
-  std::size_t head_ = 0;
-  std::size_t size_ = 0;
+  // A deque, not a growing ring: growth allocates one block and never moves the records, so a
+  // push on the training thread never copies the queue (a doubling ring copied 16,384 records,
+  // 2.7 ms, in one log() call).
+  std::deque<HubRecord> records_;
   std::size_t bytes_ = 0;
 };
 
