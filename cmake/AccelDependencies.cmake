@@ -1,4 +1,4 @@
-# Libraries every part of accel may use. Each failure says what to install.
+# Libraries accel uses (CURL and Protobuf only for the trackers that need them). Each failure says what to install.
 # scripts/setup.sh installs all of them on Debian 12.
 macro(accel_require_package pkg debian_pkg)
   find_package(${pkg} ${ARGN} QUIET)
@@ -10,14 +10,18 @@ endmacro()
 
 find_package(Threads REQUIRED)
 accel_require_package(nlohmann_json libnlohmann-json3-dev 3.10)
-accel_require_package(CURL libcurl4-openssl-dev)
+if(ACCEL_TRACKER_MLFLOW)
+  accel_require_package(CURL libcurl4-openssl-dev)
+endif()
 accel_require_package(PNG libpng-dev)
 accel_require_package(yaml-cpp libyaml-cpp-dev)
 accel_require_package(CLI11 libcli11-dev)
 accel_require_package(fmt libfmt-dev)
-accel_require_package(Protobuf "libprotobuf-dev protobuf-compiler")
-if(NOT Protobuf_PROTOC_EXECUTABLE)
-  message(FATAL_ERROR "accel: protoc was not found. Install it with: apt-get install protobuf-compiler")
+if(ACCEL_TRACKER_TENSORBOARD)
+  accel_require_package(Protobuf "libprotobuf-dev protobuf-compiler")
+  if(NOT Protobuf_PROTOC_EXECUTABLE)
+    message(FATAL_ERROR "accel: protoc was not found. Install it with: apt-get install protobuf-compiler")
+  endif()
 endif()
 find_package(MPI COMPONENTS C)
 if(NOT MPI_C_FOUND)

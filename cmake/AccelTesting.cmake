@@ -61,3 +61,18 @@ function(accel_add_mpi_test name)
                          ENVIRONMENT "${ACCEL_TEST_ENV}" PROCESSORS ${np})
   endforeach()
 endfunction()
+
+# accel_add_disk_full_test(<test executable> [LABELS <labels...>])
+#   <name>_disk_full_test runs the executable's hidden "[disk_full]" test cases, which re-run it in a
+#   private mount namespace with a 64 KiB tmpfs over a scratch directory. That needs root or
+#   CAP_SYS_ADMIN; elsewhere the test prints "SKIPPED: ..." and ctest shows it skipped.
+function(accel_add_disk_full_test executable)
+  cmake_parse_arguments(T "" "" "LABELS" ${ARGN})
+  if(NOT T_LABELS)
+    set(T_LABELS unit)
+  endif()
+  string(REGEX REPLACE "_test$" "" _stem "${executable}")
+  add_test(NAME ${_stem}_disk_full_test COMMAND ${executable} "[disk_full]")
+  set_tests_properties(${_stem}_disk_full_test PROPERTIES LABELS "${T_LABELS}" TIMEOUT 300
+                       ENVIRONMENT "${ACCEL_TEST_ENV}" SKIP_REGULAR_EXPRESSION "SKIPPED:")
+endfunction()

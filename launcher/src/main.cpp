@@ -6,9 +6,9 @@
 #include <cstring>
 #include <exception>
 
-#include "cli.hpp"
-#include "launch_error.hpp"
-#include "rank_shim.hpp"
+#include "cli/cli.hpp"
+#include "plan/launch_error.hpp"
+#include "run/rank_shim.hpp"
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], accel::launch::kRankShimFlag) == 0) {

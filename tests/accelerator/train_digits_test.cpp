@@ -118,7 +118,7 @@ TEST_CASE("train_digits learns, logs and resumes bit for bit on 2 processes",
 namespace {
 
 // The runs and HParams rows a real tensorboard server shows for logdir
-// (tests/tensorboard/query_server.py).
+// (tests/trackers/tensorboard/query_server.py).
 nlohmann::json query_tensorboard(const fs::path& logdir) {
   using json = nlohmann::json;
   const json statuses = {"STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"};
@@ -135,7 +135,7 @@ nlohmann::json query_tensorboard(const fs::path& logdir) {
   const auto output = logdir.parent_path() / "tensorboard_query.json";
   const std::string command =
       shell_quote(ACCEL_PYTHON) + " " +
-      shell_quote(std::string(ACCEL_SOURCE_DIR) + "/tests/tensorboard/query_server.py") + " " +
+      shell_quote(std::string(ACCEL_SOURCE_DIR) + "/tests/trackers/tensorboard/query_server.py") + " " +
       shell_quote(logdir.string()) + " false " + shell_quote(queries.dump()) + " > " +
       shell_quote(output.string());
   INFO(command);

@@ -1,10 +1,10 @@
 // Accelerate-compatible config files: what accelerate writes loads, bad files are rejected with
 // the file, line and key, and unknown keys only warn.
-#include "config_file.hpp"
+#include "cli/config_file.hpp"
 
 #include <catch2/catch.hpp>
 
-#include "launch_error.hpp"
+#include "plan/launch_error.hpp"
 #include "launch_harness.hpp"
 
 using namespace accel::launch;

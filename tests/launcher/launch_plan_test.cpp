@@ -1,9 +1,9 @@
 // Resolution of a launch: flag > config file > default, and the invalid combinations.
-#include "launch_plan.hpp"
+#include "plan/launch_plan.hpp"
 
 #include <catch2/catch.hpp>
 
-#include "launch_error.hpp"
+#include "plan/launch_error.hpp"
 
 using namespace accel::launch;
 

@@ -1,13 +1,13 @@
 // Reading mpirun's reports: run the real mpirun on failing commands and check what the filter
 // keeps, holds back and understands.
-#include "mpirun_messages.hpp"
+#include "run/mpirun_messages.hpp"
 
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
 #include "launch_harness.hpp"
-#include "output_lines.hpp"
+#include "run/output_lines.hpp"
 
 using namespace accel::launch;
 using namespace accel::launch::testing;

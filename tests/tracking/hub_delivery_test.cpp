@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 
 #include "accel/tracking/hub.hpp"
-#include "accel/tracking/journal.hpp"
+#include "journal/journal.hpp"
 #include "tracking_test_support.hpp"
 
 using namespace accel;

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "accel/tracking/hub.hpp"
-#include "accel/tracking/journal.hpp"
+#include "journal/journal.hpp"
 #include "accel/tracking/registry.hpp"
 #include "tracking_test_support.hpp"
 

@@ -1,6 +1,6 @@
 // Journal: every Value kind survives a round trip; a torn or corrupted tail loses only the damaged
 // record; files are private (0600).
-#include "accel/tracking/journal.hpp"
+#include "journal/journal.hpp"
 
 #include <signal.h>
 #include <sys/resource.h>

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "accel/tracking/hub.hpp"
-#include "accel/tracking/journal.hpp"
+#include "journal/journal.hpp"
 #include "tracking_test_support.hpp"
 
 using namespace accel;

@@ -15,7 +15,7 @@
 #include <string_view>
 
 #include "accel/tracking/hub.hpp"
-#include "accel/tracking/mlflow_client.hpp"
+#include "accel/tracking/trackers/mlflow/mlflow_client.hpp"
 
 int main(int argc, char** argv) {
   std::string run_id, prefix = "accel";

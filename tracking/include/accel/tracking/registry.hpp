@@ -1,6 +1,6 @@
 #pragma once
 // accel::TrackerRegistry: name → factory for trackers that log_with may name. The built-ins
-// (csv, jsonl, tensorboard, mlflow, ...) are listed in tracking/src/builtin_trackers.cpp; users add
+// (csv, jsonl, tensorboard, mlflow, ...) are listed in tracking/src/hub/builtin_trackers.cpp; users add
 // their own classes with register_tracker (Accelerate: register a custom tracker under a name).
 // Thread-safety: all functions may be called from any thread (internally locked).
 #include <functional>
