@@ -49,7 +49,7 @@ class BestValueTracker final : public accel::GeneralTracker {
     std::ofstream(path_) << out.dump(2) << '\n';
   }
 
-  // The handle get_tracker_handle returns: here, the tracker itself.
+  // The handle get_tracker<BestValueTracker> returns: here, the tracker itself.
   std::any tracker() override { return this; }
 
  private:
@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
           step);
       if (step % 100 == 99) hub.log({{"val/loss", simulated_loss(step) + 0.1}}, step);
     }
-    auto* best = hub.get_tracker_handle_as<BestValueTracker>("best_values");
+    auto* best = hub.get_tracker<BestValueTracker>("best_values");
     std::printf("best_values tracker handle: %s\n", best != nullptr ? "available" : "missing");
     auto report = hub.end_training();
     for (const auto& t : report.trackers) {

@@ -90,7 +90,7 @@ TEST_CASE("only rank 0 runs gated trackers; opted-out trackers run everywhere") 
         4 + (size - 1) * 1);  // rank 0: csv, jsonl, everywhere, main_only; others: everywhere
   CHECK(counts[1] == 10 * size);
   CHECK(counts[2] == 10);
-  if (rank != 0) CHECK(hub.get_tracker_handle("csv").has_value() == false);
+  if (rank != 0) CHECK(hub.get_tracker("csv").tracker().has_value() == false);
 
   MPI_Barrier(MPI_COMM_WORLD);
   if (rank == 0) {

@@ -138,8 +138,10 @@ TEST_CASE("a registered custom class is found by name and gets its init_kwargs")
   CHECK((*seen)["dir"] == dir.path().string());
   CHECK((*seen)["kw"] == nlohmann::json{{"entity", "me"}});
   CHECK(hub.get_tracker("test_custom").name() == "test_custom");
-  CHECK(hub.get_tracker_handle_as<RecordingTracker>("test_custom") != nullptr);
-  CHECK(hub.get_tracker_handle_as<int>("test_custom") == nullptr);
+  CHECK(hub.get_tracker<RecordingTracker>("test_custom") == &hub.get_tracker("test_custom"));
+  CHECK_THAT(test::thrown<InvalidValue>([&] { hub.get_tracker<int>("test_custom"); }),
+             Catch::Contains("'test_custom'") && Catch::Contains("RecordingTracker*") &&
+                 Catch::Contains("not int*"));
 }
 
 TEST_CASE("bad init_kwargs and duplicate names are rejected") {
@@ -192,7 +194,8 @@ TEST_CASE("non-main ranks start only trackers that opt out of main-process gatin
   CHECK_NOTHROW(hub.get_tracker("csv").log({{"x", 1}}, 0));
   CHECK(hub.get_tracker("csv").name() == "csv");
   CHECK_NOTHROW(hub.get_tracker("not-a-tracker"));
-  CHECK_FALSE(hub.get_tracker_handle("csv").has_value());
+  CHECK_FALSE(hub.get_tracker("csv").tracker().has_value());
+  CHECK(hub.get_tracker<CsvTracker>("csv") == nullptr);
   CHECK(&hub.get_tracker("everywhere") == everywhere.get());
   hub.end_training();
   CHECK(main_only->calls().empty());
@@ -209,9 +212,12 @@ TEST_CASE("get_tracker on the main process: unknown names are an error") {
   CHECK_THAT(test::thrown<InvalidValue>([&] { hub.get_tracker("jsonl"); }),
              Catch::Contains("'jsonl'") && Catch::Contains("[csv]"));
   hub.flush();
-  auto handle = hub.get_tracker_handle("csv");
+  auto handle = hub.get_tracker("csv").tracker();
   REQUIRE(std::any_cast<std::filesystem::path>(&handle) != nullptr);
   CHECK(std::any_cast<std::filesystem::path>(handle) == dir.path() / "proj" / "version_0");
+  CHECK_THAT(test::thrown<InvalidValue>([&] { hub.get_tracker<CsvTracker>("csv"); }),
+             Catch::Contains("std::filesystem") && Catch::Contains("held by value") &&
+                 Catch::Contains("get_tracker(\"csv\").tracker()"));
 }
 
 TEST_CASE("every bad value is rejected before anything is logged") {

@@ -7,6 +7,7 @@
 //   accel::Accelerator acc({.mixed_precision = "bf16", .gradient_accumulation_steps = 2,
 //                           .log_with = {"csv"}, .project_dir = "runs/digits"});
 //   auto [model, opt, train] = acc.prepare(net, adamw, train_loader);
+//   acc.init_trackers("digits");
 //   for (const auto& batch : train) {
 //     auto sync = acc.accumulate();             // RAII instead of `with accelerator.accumulate(model):`
 //     auto amp = acc.autocast();
@@ -310,11 +311,17 @@ class Accelerator {
   int64_t global_step() const { return gradient_state_->optimizer_steps; }
   // Waits for pending device values and hands everything to the trackers.
   void flush();
-  // The tracker named `name`; on other processes a no-op tracker (never throws there). unwrap = true
-  // gives the backend's own handle (GeneralTracker::tracker(), empty where the tracker does not run).
+  // The tracker named `name`; on other processes a no-op tracker (never throws there).
   // Throws accel::UsageError before init_trackers, accel::InvalidValue for an unknown name.
   GeneralTracker& get_tracker(std::string_view name);
-  std::any get_tracker(std::string_view name, bool unwrap);
+  // Accelerate's get_tracker(name, unwrap=True): the backend's own handle as H*, e.g.
+  // get_tracker<accel::TensorBoardWriter>("tensorboard"); nullptr where the tracker has no handle
+  // (on processes that do not run it). Throws as get_tracker(name), and accel::InvalidValue naming
+  // the handle's real type when it is not an H* (see TrackerHub::get_tracker<H>).
+  template <class H>
+  H* get_tracker(std::string_view name) {
+    return detail::tracker_handle_as<H>(get_tracker(name), name);
+  }
   // Flushes, finishes every tracker with status and reports (prints and returns) what could not be
   // delivered. Without init_trackers: only the aggregated log is dropped, an empty report returned.
   EndTrainingReport end_training(RunStatus status = RunStatus::finished);

@@ -288,12 +288,6 @@ GeneralTracker& Accelerator::get_tracker(std::string_view name) {
   return tracking_->hub->get_tracker(name);
 }
 
-std::any Accelerator::get_tracker(std::string_view name, bool unwrap) {
-  if (!unwrap) return &get_tracker(name);
-  if (!tracking_ || !tracking_->hub) throw UsageError("get_tracker() before init_trackers()");
-  return tracking_->hub->get_tracker_handle(name);
-}
-
 EndTrainingReport Accelerator::end_training(RunStatus status) {
   auto& t = tracking();
   if (t.ended) throw UsageError("end_training() was already called");

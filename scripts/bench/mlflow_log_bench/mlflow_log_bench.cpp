@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   const auto end_begin = Clock::now();
   const auto report = hub.end_training();
   const double end_seconds = std::chrono::duration<double>(Clock::now() - end_begin).count();
-  auto* client = hub.get_tracker_handle_as<accel::MlflowClient>("mlflow");
+  auto* client = hub.get_tracker<accel::MlflowClient>("mlflow");
   if (!flushed || !report.complete() || client == nullptr) {
     std::fprintf(stderr, "not everything was delivered\n");
     return 1;

@@ -11,6 +11,7 @@
 #include "accel/tracking/trackers/mlflow/mlflow_tracker.hpp"
 #include "accel/tracking/warnings.hpp"
 #include "mlflow_test_server.hpp"
+#include "net/http_client.hpp"
 
 using namespace accel;
 using nlohmann::json;
@@ -112,7 +113,7 @@ TEST_CASE("a basic-auth server accepts our credentials end to end") {
     hub.log({{"note", "authenticated"}}, 1);
     const auto report = hub.end_training();
     CHECK(report.complete());
-    run_id = hub.get_tracker_handle_as<MlflowClient>("mlflow")->run_id();
+    run_id = hub.get_tracker<MlflowClient>("mlflow")->run_id();
   }
   set_warning_handler(previous);
   INFO(warnings);

@@ -178,11 +178,11 @@ TEST_CASE(
       // start-up can take longer than the whole loop): the first half is on the server.
       if (i == 999) REQUIRE(hub.flush());
     }
-    REQUIRE_FALSE(hub.get_tracker_handle_as<MlflowClient>("mlflow")->run_id().empty());
+    REQUIRE_FALSE(hub.get_tracker<MlflowClient>("mlflow")->run_id().empty());
     server.kill_hard();
     std::this_thread::sleep_for(1s);
     report = hub.end_training();
-    run_id = hub.get_tracker_handle_as<MlflowClient>("mlflow")->run_id();
+    run_id = hub.get_tracker<MlflowClient>("mlflow")->run_id();
   }
   INFO("warnings:\n" << warnings.text());
   const auto& t = report.trackers.at(0);

@@ -91,7 +91,7 @@ TEST_CASE("server down at start, killed mid-run and restarted: every point once,
   CHECK(slowest_log < 250ms);  // a network wait would be >= 300 ms (retries with 100 ms backoff)
   CHECK(warnings.find("unreachable") != std::string::npos);
 
-  auto* client = hub.get_tracker_handle_as<MlflowClient>("mlflow");
+  auto* client = hub.get_tracker<MlflowClient>("mlflow");
   REQUIRE(client != nullptr);
   const json run = test::read_run(server.uri(), client->run_id());
   CHECK(run["info"]["status"] == "FINISHED");

@@ -170,7 +170,7 @@ TEST_CASE(
                       {{"tensorboard", {{"flush_secs", 1}}}});
     for (int64_t step = 0; step < 10; ++step) hub.log({{"loss", 1.0 - step * 0.1}}, step);
     hub.log({{"loss", ScalarGroup{{{"val", 0.7}}}}}, 10);
-    auto* writer = hub.get_tracker_handle_as<TensorBoardWriter>("tensorboard");
+    auto* writer = hub.get_tracker<TensorBoardWriter>("tensorboard");
     REQUIRE(writer != nullptr);
     writer->add_text("direct", "from the unwrapped writer", 11);
     auto report = hub.end_training();

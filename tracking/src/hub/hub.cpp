@@ -1,5 +1,6 @@
 #include "accel/tracking/hub.hpp"
 
+#include <cxxabi.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <unistd.h>
@@ -7,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cstdlib>
 #include <exception>
 #include <set>
 #include <thread>
@@ -15,8 +17,8 @@
 #include "accel/tracking/journal_sync.hpp"
 #include "accel/tracking/key_rules.hpp"
 #include "accel/tracking/registry.hpp"
-#include "common/secrets.hpp"
 #include "accel/tracking/warnings.hpp"
+#include "common/secrets.hpp"
 #include "hub/signal_relay.hpp"
 #include "hub/tracker_channel.hpp"
 
@@ -626,9 +628,34 @@ GeneralTracker& TrackerHub::get_tracker(std::string_view name) {
                   name, fmt::join(started, ", ")));
 }
 
-std::any TrackerHub::get_tracker_handle(std::string_view name) {
-  return get_tracker(name).tracker();
+namespace detail {
+
+namespace {
+// The type's name as written in C++ (the compiler's own name when it cannot be demangled).
+std::string readable_type_name(const std::type_info& type) {
+  int status = 0;
+  std::unique_ptr<char, decltype(&std::free)> name(
+      abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), &std::free);
+  return status == 0 && name ? std::string(name.get()) : std::string(type.name());
 }
+}  // namespace
+
+void throw_wrong_tracker_handle(std::string_view name, const std::type_info& held,
+                                const std::type_info& wanted) {
+  std::string held_name = readable_type_name(held);
+  std::string message =
+      fmt::format("get_tracker<{0}>('{1}'): the '{1}' tracker's handle has type {2}, not {0}*",
+                  readable_type_name(wanted), name, held_name);
+  if (!held_name.ends_with('*')) {
+    message += fmt::format(
+        " (a handle held by value: read it with std::any_cast<{}>(get_tracker(\"{}\")"
+        ".tracker()))",
+        held_name, name);
+  }
+  throw InvalidValue(message);
+}
+
+}  // namespace detail
 
 std::vector<GeneralTracker*> TrackerHub::trackers() {
   std::lock_guard lock(state_mutex_);

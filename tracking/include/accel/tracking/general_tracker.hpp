@@ -10,20 +10,18 @@
 //
 // Failure contract (how TrackerHub treats exceptions thrown from these methods):
 //   - accel::TrackerUnavailable: the backend is temporarily unreachable (server down, 5xx,
-//   timeout).
-//     The hub keeps the record in the tracker's on-disk journal and retries later, in order.
+//     timeout). The hub keeps the record in the tracker's on-disk journal and retries later, in
+//     order.
 //   - any other exception: the tracker is broken. The hub warns once, stops feeding it, and the
-//   other
-//     trackers go on (in strict mode the error is rethrown to the training loop instead).
+//     other trackers go on (in strict mode the error is rethrown to the training loop instead).
 //
 // Delivery contract (how TrackerHub knows what the backend has; see docs/reliability.md):
 //   - A call that returns normally has accepted its record; one that throws has accepted nothing.
 //   - A tracker whose holds_records() is false has stored an accepted record when the call returns.
 //   - A tracker whose holds_records() is true may keep accepted records in a batch of its own (to
-//   send
-//     many in one request, or to write them later). It reports progress with acknowledge(n): the
-//     first n records it accepted (store_init_configuration, log and finish calls, counted from 1
-//     in call order) are stored by the backend. A flush() or finish() that returns normally
+//     send many in one request, or to write them later). It reports progress with acknowledge(n):
+//     the first n records it accepted (store_init_configuration, log and finish calls, counted
+//     from 1 in call order) are stored by the backend. A flush() or finish() that returns normally
 //     acknowledges every record accepted before it. Records held when a call throws
 //     TrackerUnavailable stay the tracker's to deliver; what is not acknowledged when the run ends
 //     is written to the hub's journal, so that `accel-launch sync` delivers it later.
@@ -69,7 +67,7 @@ class GeneralTracker {
   virtual void finish([[maybe_unused]] RunStatus status) {}
 
   // The backend's own handle (a writer, a client) for direct use, e.g. a TensorBoardWriter*.
-  // Empty when the tracker has none. See TrackerHub::get_tracker(name, unwrap).
+  // Empty when the tracker has none. See TrackerHub::get_tracker<H>(name).
   virtual std::any tracker() { return {}; }
 
   // True when accepted records may wait inside the tracker (see the delivery contract above).

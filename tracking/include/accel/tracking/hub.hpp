@@ -8,9 +8,8 @@
 //
 // Promises:
 //   - log() only validates, copies the values once (shared by every tracker) and enqueues. Each
-//   tracker
-//     has its own worker thread and a queue bounded by bytes (queue_bytes); a slow or hung tracker
-//     never slows log() or the other trackers.
+//     tracker has its own worker thread and a queue bounded by bytes (queue_bytes); a slow or hung
+//     tracker never slows log() or the other trackers.
 //   - Nothing is lost: every record log() accepted is in the tracker's queue, in flight, at the
 //     backend or in the tracker's on-disk journal (see journal.hpp and docs/reliability.md; 0600).
 //     When a queue is full records go to the journal; while a backend is unavailable they wait and
@@ -23,13 +22,11 @@
 //     others go on. With strict = true the error is instead thrown (accel::TrackerError, nesting
 //     the original) from the next log(), flush() or end_training() on the training thread.
 //   - Main-process gating: on a non-main process only trackers whose main_process_only() is false
-//   are
-//     created; get_tracker there returns a no-op tracker for the others and never throws.
+//     are created; get_tracker there returns a no-op tracker for the others and never throws.
 //   - With handle_signals (default), SIGTERM/SIGINT make the hub flush and finish every tracker
-//   with
-//     RunStatus::killed, then the signal's default action proceeds (the process ends as it would
-//     have). The work is done on a helper thread; the handler itself only writes one byte to a
-//     pipe. Only installed when the signal's disposition is the default one.
+//     with RunStatus::killed, then the signal's default action proceeds (the process ends as it
+//     would have). The work is done on a helper thread; the handler itself only writes one byte to
+//     a pipe. Only installed when the signal's disposition is the default one.
 //
 // Bad input: empty/whitespace keys, malformed images/histograms/tables → accel::InvalidValue
 // (nothing is logged); log before init_trackers or after end_training → accel::UsageError; unknown
@@ -53,6 +50,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <typeinfo>
 #include <vector>
 
 #include "accel/tracking/aggregation.hpp"
@@ -69,6 +67,19 @@ namespace detail {
 class TrackerChannel;
 struct ErrorSlot;
 struct LeftoverSync;
+
+// Throws accel::InvalidValue: get_tracker<wanted>(name) found a handle whose type is `held`.
+[[noreturn]] void throw_wrong_tracker_handle(std::string_view name, const std::type_info& held,
+                                             const std::type_info& wanted);
+
+// get_tracker<H>(name) of TrackerHub and Accelerator: the handle of `tracker` (named `name`) as H*.
+template <class H>
+H* tracker_handle_as(GeneralTracker& tracker, std::string_view name) {
+  std::any handle = tracker.tracker();
+  if (!handle.has_value()) return nullptr;
+  if (auto* pointer = std::any_cast<H*>(&handle)) return *pointer;
+  throw_wrong_tracker_handle(name, handle.type(), typeid(H));
+}
 }  // namespace detail
 
 struct TrackerHubOptions {
@@ -182,12 +193,15 @@ class TrackerHub {
   // was started (or accel::UsageError before init_trackers). On other processes: a no-op tracker
   // when this rank does not run it; never throws.
   GeneralTracker& get_tracker(std::string_view name);
-  // The backend's own handle (GeneralTracker::tracker()); empty on processes that do not run it.
-  std::any get_tracker_handle(std::string_view name);
-  // The handle as H* when the tracker's handle is an H* (e.g. TensorBoardWriter*); else nullptr.
-  // (For handles held by value, std::any_cast the result of get_tracker_handle.)
+  // Accelerate's get_tracker(name, unwrap=True): the backend's own handle (GeneralTracker::tracker())
+  // as H*, e.g. get_tracker<TensorBoardWriter>("tensorboard"). nullptr where the tracker has no
+  // handle: on processes that do not run it, and for trackers whose tracker() is empty. Throws as
+  // get_tracker(name), and accel::InvalidValue naming the handle's real type when it is not an H*.
+  // A handle held by value (csv's and jsonl's directory) is read from get_tracker(name).tracker().
   template <class H>
-  H* get_tracker_handle_as(std::string_view name);
+  H* get_tracker(std::string_view name) {
+    return detail::tracker_handle_as<H>(get_tracker(name), name);
+  }
 
   // The trackers running on this process, in log_with order.
   std::vector<GeneralTracker*> trackers();
@@ -224,12 +238,5 @@ class TrackerHub {
   std::unique_ptr<ProgressBar> progress_bar_;
   std::optional<int64_t> last_global_step_;
 };
-
-template <class H>
-H* TrackerHub::get_tracker_handle_as(std::string_view name) {
-  std::any handle = get_tracker_handle(name);
-  if (auto* pointer = std::any_cast<H*>(&handle)) return *pointer;
-  return nullptr;
-}
 
 }  // namespace accel

@@ -4,8 +4,7 @@
 // backend).
 //
 //   - validate_key: a metric key must contain at least one non-whitespace character. Any other
-//   UTF-8
-//     text is accepted; each backend replaces what it cannot store (see sanitize_key).
+//     UTF-8 text is accepted; each backend replaces what it cannot store (see sanitize_key).
 //   - sanitize_path_component: a run or project name becomes ONE directory name: '/', '\\', control
 //     characters and ".." are replaced by '_', and "", "." become "_". The result never leaves the
 //     logging directory it is joined to.

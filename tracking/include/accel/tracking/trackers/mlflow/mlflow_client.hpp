@@ -1,16 +1,16 @@
 #pragma once
 // accel::MlflowClient: a small typed client of MLflow's tracking REST API (/api/2.0/mlflow/...) and
 // of the server's artifact proxy (/api/2.0/mlflow-artifacts/...), bound to one run. It is what
-// get_tracker("mlflow", /*unwrap=*/true) returns, so a training program can call it directly:
-//   auto* mlflow = std::any_cast<accel::MlflowClient*>(hub.get_tracker("mlflow", true));
-//   mlflow->log_param("seed", "42");
+// get_tracker<accel::MlflowClient>("mlflow") returns, so a training program can call it directly:
+//   if (auto* mlflow = acc.get_tracker<accel::MlflowClient>("mlflow")) {  // nullptr off rank 0
+//     mlflow->log_param("seed", "42");
+//   }
 //
 // Every request is retried on connection errors, 408, 429 and 5xx under config.retry (exponential
 // backoff with jitter, Retry-After honoured). Failures are reported as:
 //   accel::TrackerUnavailable  the server did not answer usefully after the retries (transient);
 //   accel::MlflowRequestError  the server rejected the request (4xx; carries MLflow's error_code
-//   and
-//                              message, e.g. INVALID_PARAMETER_VALUE); a TrackerError;
+//                              and message, e.g. INVALID_PARAMETER_VALUE); a TrackerError;
 //   accel::TrackerError        credentials rejected (401/403), TLS verification failed, ...;
 //   accel::InvalidValue        a key or path that MLflow would reject, caught before sending.
 // No message ever contains the password or token.

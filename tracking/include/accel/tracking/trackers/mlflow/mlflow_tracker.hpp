@@ -10,8 +10,7 @@
 //                             TrackerUnavailable (TrackerHub journals them) until the server
 //                             answers; then the run is created and the journal replays into it.
 //   store_init_configuration  flattened params ("a/b"), keys made valid (MlflowKeyMapper), values
-//   cut
-//                             to 6000 characters with one warning, sent in chunks of ≤ 100.
+//                             cut to 6000 characters with one warning, sent in chunks of ≤ 100.
 //   log                       scalars → metrics (timestamp = record_time(), the training loop's
 //                             log time; step = step or 0), batched; ScalarGroup → one metric per
 //                             series ("key/series"); strings, images (PNG), tables and histograms →
@@ -49,9 +48,9 @@
 #include <vector>
 
 #include "accel/tracking/general_tracker.hpp"
+#include "accel/tracking/registry.hpp"
 #include "accel/tracking/trackers/mlflow/mlflow_client.hpp"
 #include "accel/tracking/trackers/mlflow/mlflow_config.hpp"
-#include "accel/tracking/registry.hpp"
 
 namespace accel {
 
