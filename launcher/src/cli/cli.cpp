@@ -7,10 +7,10 @@
 #include "cli/config_command.hpp"
 #include "cli/env_report.hpp"
 #include "cli/launch_command.hpp"
-#include "plan/launch_error.hpp"
 #include "cli/launch_flags.hpp"
 #include "cli/sanity_test_command.hpp"
 #include "cli/sync_command.hpp"
+#include "plan/launch_error.hpp"
 
 #ifndef ACCEL_VERSION
 #define ACCEL_VERSION "unknown"
@@ -88,6 +88,43 @@ void add_launch_flags(CLI::App* app, LaunchFlags& f) {
       ->group(launcher);
 }
 
+// `accel-launch test`: flags given before `test` count too; those after it win.
+LaunchFlags merge_test_flags(const LaunchFlags& test_flags, const LaunchFlags& launch) {
+  LaunchFlags merged = test_flags;
+  merged.num_processes = test_flags.num_processes ? test_flags.num_processes : launch.num_processes;
+  merged.config_file = test_flags.config_file ? test_flags.config_file : launch.config_file;
+  merged.mpirun_args = test_flags.mpirun_args ? test_flags.mpirun_args : launch.mpirun_args;
+  merged.oversubscribe = test_flags.oversubscribe || launch.oversubscribe;
+  merged.cpu = test_flags.cpu || launch.cpu;
+  merged.debug = test_flags.debug || launch.debug;
+  merged.quiet = test_flags.quiet || launch.quiet;
+  merged.dry_run = test_flags.dry_run || launch.dry_run;
+  return merged;
+}
+
+// No subcommand: what CLI11 left over is the program and its arguments.
+int launch_remaining(const CLI::App& app, LaunchFlags& launch) {
+  std::vector<std::string> rest = app.remaining();
+  if (!rest.empty() && rest.front() == "--") rest.erase(rest.begin());  // `accel-launch -- ./prog`
+  if (rest.empty()) {
+    fmt::print(stderr, "{}", app.help());
+    fmt::print(stderr,
+               "\naccel-launch: error: no program given; usage: accel-launch [flags] "
+               "<program> [args...]\n");
+    return kExitUsage;
+  }
+  if (rest.front().starts_with("-")) {
+    fmt::print(stderr,
+               "accel-launch: error: unknown flag '{}' (see accel-launch --help); to pass "
+               "flags to mpirun use --mpirun_args \"...\"\n",
+               rest.front());
+    return kExitUsage;
+  }
+  launch.program = rest.front();
+  launch.program_args.assign(rest.begin() + 1, rest.end());
+  return run_launch(launch);
+}
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -153,40 +190,9 @@ int run_cli(int argc, char** argv) {
   if (config_show->parsed()) return run_config_show(config_file);
   if (env->parsed()) return run_env(config_file);
   if (sync->parsed()) return run_sync(sync_paths, sync_timeout);
-  if (test->parsed()) {
-    // Flags given before `test` count too; those after it win.
-    LaunchFlags merged = test_flags;
-    merged.num_processes =
-        test_flags.num_processes ? test_flags.num_processes : launch.num_processes;
-    merged.config_file = test_flags.config_file ? test_flags.config_file : launch.config_file;
-    merged.mpirun_args = test_flags.mpirun_args ? test_flags.mpirun_args : launch.mpirun_args;
-    merged.oversubscribe = test_flags.oversubscribe || launch.oversubscribe;
-    merged.cpu = test_flags.cpu || launch.cpu;
-    merged.debug = test_flags.debug || launch.debug;
-    merged.quiet = test_flags.quiet || launch.quiet;
-    merged.dry_run = test_flags.dry_run || launch.dry_run;
-    return run_sanity_test(merged);
-  }
+  if (test->parsed()) return run_sanity_test(merge_test_flags(test_flags, launch));
 
-  std::vector<std::string> rest = app.remaining();
-  if (!rest.empty() && rest.front() == "--") rest.erase(rest.begin());  // `accel-launch -- ./prog`
-  if (rest.empty()) {
-    fmt::print(stderr, "{}", app.help());
-    fmt::print(stderr,
-               "\naccel-launch: error: no program given; usage: accel-launch [flags] "
-               "<program> [args...]\n");
-    return kExitUsage;
-  }
-  if (rest.front().starts_with("-")) {
-    fmt::print(stderr,
-               "accel-launch: error: unknown flag '{}' (see accel-launch --help); to pass "
-               "flags to mpirun use --mpirun_args \"...\"\n",
-               rest.front());
-    return kExitUsage;
-  }
-  launch.program = rest.front();
-  launch.program_args.assign(rest.begin() + 1, rest.end());
-  return run_launch(launch);
+  return launch_remaining(app, launch);
 }
 
 }  // namespace accel::launch

@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "plan/launch_error.hpp"
+#include "run/failure_summary.hpp"
 #include "run/mpirun_messages.hpp"
 #include "run/rank_status.hpp"
 #include "run/signal_pipe.hpp"
@@ -29,6 +30,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kInterruptSignals[] = {SIGINT, SIGTERM, SIGHUP};
 constexpr int kPollMs = 100;
+constexpr Clock::time_point kNever = Clock::time_point::max();
 
 [[noreturn]] void exec_job(const MpirunArgv& job, int stderr_write, pid_t supervisor) {
   setpgid(0, 0);
@@ -58,41 +60,13 @@ constexpr int kPollMs = 100;
   _exit(127);
 }
 
-std::string indent_lines(const std::vector<std::string>& lines) {
-  std::string text;
-  for (const auto& line : lines) text += fmt::format("    | {}\n", line);
-  return text;
-}
+// mpirun/srun, started in its own process group: its pid and the read end of its stderr.
+struct StartedJob {
+  pid_t launcher;
+  int stderr_fd;
+};
 
-constexpr const char* kRule =
-    "========================================================================\n";
-
-std::string failure_summary(const RankStatus& failed, const std::vector<RankStatus>& all,
-                            const SupervisorOptions& options, int exit_status) {
-  std::string text = kRule;
-  text += fmt::format("accel-launch: job failed: rank {} (of {}) on host {} {}\n", failed.rank,
-                      options.num_processes, failed.host.empty() ? "?" : failed.host,
-                      describe_end(failed));
-  text += fmt::format("  program: {}\n", options.program_line);
-  if (failed.last_lines.empty()) {
-    text += fmt::format("  rank {} printed nothing.\n", failed.rank);
-  } else {
-    text += fmt::format("  last {} lines of rank {}:\n", failed.last_lines.size(), failed.rank);
-    text += indent_lines(failed.last_lines);
-  }
-  int stopped = 0;
-  for (const auto& status : all) stopped += (status.rank != failed.rank);
-  text +=
-      fmt::format("  every other rank was stopped ({} of them ended by the teardown);\n", stopped);
-  text += fmt::format("  accel-launch exits with rank {}'s status {}.\n", failed.rank, exit_status);
-  text += kRule;
-  return text;
-}
-
-}  // namespace
-
-int supervise(const MpirunArgv& job, const SupervisorOptions& options) {
-  std::optional<SignalPipe> signals(std::in_place, kInterruptSignals);
+StartedJob start_job(const MpirunArgv& job) {
   int stderr_pipe[2];
   if (pipe2(stderr_pipe, O_CLOEXEC) != 0) {
     throw LaunchError(fmt::format("cannot create pipes: {}", std::strerror(errno)));
@@ -104,102 +78,150 @@ int supervise(const MpirunArgv& job, const SupervisorOptions& options) {
   if (launcher == 0) exec_job(job, stderr_pipe[1], supervisor);
   setpgid(launcher, launcher);
   close(stderr_pipe[1]);
+  return {launcher, stderr_pipe[0]};
+}
 
-  MpirunMessageFilter filter(options.debug);
-  int stderr_fd = stderr_pipe[0];
-  int interrupt_signal = 0;
-  constexpr Clock::time_point kNever = Clock::time_point::max();
-  Clock::time_point escalate_at = kNever;  // interrupt: then ask mpirun/srun to abort
-  Clock::time_point kill_deadline = kNever;
-  bool killed = false;
-  bool failure_seen = false;
-  std::optional<int> wait_status;
+// Watches a started job until it has ended: relays its stderr through the message filter, turns
+// the user's signals into a graceful stop, then an abort, then a kill, and tears the job down
+// once a rank has failed (see supervisor.hpp).
+class JobWatch {
+ public:
+  JobWatch(StartedJob started, const SupervisorOptions& options)
+      : options_(options),
+        launcher_(started.launcher),
+        stderr_fd_(started.stderr_fd),
+        filter_(options.debug),
+        // Readable when mpirun/srun exits, so the supervisor returns at once (-1 on old kernels:
+        // the poll timeout then bounds the delay).
+        launcher_fd_(static_cast<int>(syscall(SYS_pidfd_open, launcher_, 0))) {}
+  ~JobWatch() {
+    if (launcher_fd_ >= 0) close(launcher_fd_);
+  }
+  JobWatch(const JobWatch&) = delete;
+  JobWatch& operator=(const JobWatch&) = delete;
 
-  auto kill_job = [&] {
-    if (killed) return;
-    killed = true;
-    kill(-launcher, SIGKILL);
-  };
+  // Returns mpirun/srun's wait status once it has exited and its stderr is closed.
+  int watch(const SignalPipe& signals) {
+    while (!wait_status_ || stderr_fd_ >= 0) {
+      pollfd fds[3] = {{signals.read_fd(), POLLIN, 0},
+                       {stderr_fd_, POLLIN, 0},
+                       {wait_status_ ? -1 : launcher_fd_, POLLIN, 0}};
+      const int ready = poll(fds, 3, wait_status_ ? 0 : kPollMs);
+      if (ready < 0 && errno != EINTR) break;
+      handle_signals(signals);
+      relay_stderr(fds[1].revents, ready);
+      reap(WNOHANG);
+      enforce_teardown();
+    }
+    if (!wait_status_) {
+      int status = 0;
+      while (waitpid(launcher_, &status, 0) < 0 && errno == EINTR) {
+      }
+      wait_status_ = status;
+    }
+    return *wait_status_;
+  }
 
-  // Readable when mpirun/srun exits, so the supervisor returns at once (-1 on old kernels: the
-  // poll timeout then bounds the delay).
-  const int launcher_fd = static_cast<int>(syscall(SYS_pidfd_open, launcher, 0));
-  while (!wait_status || stderr_fd >= 0) {
-    pollfd fds[3] = {{signals->read_fd(), POLLIN, 0},
-                     {stderr_fd, POLLIN, 0},
-                     {wait_status ? -1 : launcher_fd, POLLIN, 0}};
-    const int ready = poll(fds, 3, wait_status ? 0 : kPollMs);
-    if (ready < 0 && errno != EINTR) break;
+  int interrupt_signal() const { return interrupt_signal_; }
+  const MpirunMessageFilter& filter() const { return filter_; }
 
-    while (const auto signal = signals->next()) {
-      if (wait_status) continue;
-      if (interrupt_signal == 0) {
-        interrupt_signal = *signal;
-        std::ofstream(options.run_dir / "interrupt") << interrupt_signal << '\n';
+ private:
+  // First signal: graceful stop through the run folder, then deadlines; second: kill.
+  void handle_signals(const SignalPipe& signals) {
+    while (const auto signal = signals.next()) {
+      if (wait_status_) continue;
+      if (interrupt_signal_ == 0) {
+        interrupt_signal_ = *signal;
+        std::ofstream(options_.run_dir / "interrupt") << interrupt_signal_ << '\n';
         write_all(STDERR_FILENO,
                   fmt::format("accel-launch: {} received: stopping every rank (again to kill "
                               "them at once)\n",
-                              signal_name(interrupt_signal)));
-        escalate_at = Clock::now() + std::chrono::seconds(kGracefulStopSeconds);
-        kill_deadline =
-            std::min(kill_deadline, Clock::now() + std::chrono::seconds(kTeardownSeconds));
+                              signal_name(interrupt_signal_)));
+        escalate_at_ = Clock::now() + std::chrono::seconds(kGracefulStopSeconds);
+        kill_deadline_ =
+            std::min(kill_deadline_, Clock::now() + std::chrono::seconds(kTeardownSeconds));
       } else {
         write_all(STDERR_FILENO, "accel-launch: second interrupt: killing the job\n");
         kill_job();
       }
     }
+  }
 
-    if (stderr_fd >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+  void relay_stderr(short revents, int ready) {
+    if (stderr_fd_ >= 0 && (revents & (POLLIN | POLLHUP | POLLERR))) {
       char buffer[65536];
-      const ssize_t n = read(stderr_fd, buffer, sizeof(buffer));
+      const ssize_t n = read(stderr_fd_, buffer, sizeof(buffer));
       if (n > 0) {
         write_all(STDERR_FILENO,
-                  filter.feed(std::string_view(buffer, static_cast<std::size_t>(n))));
+                  filter_.feed(std::string_view(buffer, static_cast<std::size_t>(n))));
       } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-        write_all(STDERR_FILENO, filter.finish());
-        close(stderr_fd);
-        stderr_fd = -1;
+        close_stderr();
       }
-    } else if (wait_status && stderr_fd >= 0 && ready == 0) {
+    } else if (wait_status_ && stderr_fd_ >= 0 && ready == 0) {
       // mpirun is gone but something it started still holds the pipe: stop reading.
-      write_all(STDERR_FILENO, filter.finish());
-      close(stderr_fd);
-      stderr_fd = -1;
+      close_stderr();
     }
+  }
 
-    if (!wait_status) {
-      int status = 0;
-      if (waitpid(launcher, &status, WNOHANG) == launcher) wait_status = status;
+  void close_stderr() {
+    write_all(STDERR_FILENO, filter_.finish());
+    close(stderr_fd_);
+    stderr_fd_ = -1;
+  }
+
+  void reap(int flags) {
+    if (wait_status_) return;
+    int status = 0;
+    if (waitpid(launcher_, &status, flags) == launcher_) wait_status_ = status;
+  }
+
+  // A failed rank starts the teardown clock; past a deadline, mpirun/srun is asked to abort
+  // (escalate_at_) or the job is killed (kill_deadline_).
+  void enforce_teardown() {
+    if (!wait_status_ && !failure_seen_ && !read_rank_statuses(options_.run_dir).empty()) {
+      failure_seen_ = true;
+      kill_deadline_ =
+          std::min(kill_deadline_, Clock::now() + std::chrono::seconds(kTeardownSeconds));
     }
-    if (!wait_status && !failure_seen && !read_rank_statuses(options.run_dir).empty()) {
-      failure_seen = true;
-      kill_deadline =
-          std::min(kill_deadline, Clock::now() + std::chrono::seconds(kTeardownSeconds));
+    if (!wait_status_ && Clock::now() >= escalate_at_) {
+      escalate_at_ = kNever;
+      kill(launcher_, SIGTERM);  // mpirun: SIGTERM to every rank, SIGKILL a second later
     }
-    if (!wait_status && Clock::now() >= escalate_at) {
-      escalate_at = kNever;
-      kill(launcher, SIGTERM);  // mpirun: SIGTERM to every rank, SIGKILL a second later
-    }
-    if (!wait_status && !killed && Clock::now() >= kill_deadline) {
+    if (!wait_status_ && !killed_ && Clock::now() >= kill_deadline_) {
       write_all(STDERR_FILENO, fmt::format("accel-launch: the job did not stop within {} s; "
                                            "killing it\n",
                                            kTeardownSeconds));
       kill_job();
     }
   }
-  if (!wait_status) {
-    int status = 0;
-    while (waitpid(launcher, &status, 0) < 0 && errno == EINTR) {
-    }
-    wait_status = status;
-  }
-  signals.reset();  // default signal actions again while the summary is written
-  if (launcher_fd >= 0) close(launcher_fd);
 
+  void kill_job() {
+    if (killed_) return;
+    killed_ = true;
+    kill(-launcher_, SIGKILL);
+  }
+
+  const SupervisorOptions& options_;
+  const pid_t launcher_;
+  int stderr_fd_;
+  MpirunMessageFilter filter_;
+  const int launcher_fd_;
+  int interrupt_signal_ = 0;
+  Clock::time_point escalate_at_ = kNever;  // interrupt: then ask mpirun/srun to abort
+  Clock::time_point kill_deadline_ = kNever;
+  bool killed_ = false;
+  bool failure_seen_ = false;
+  std::optional<int> wait_status_;
+};
+
+// Prints how the job ended (unless it succeeded) and returns accel-launch's exit status.
+int report_job_end(const MpirunArgv& job, const SupervisorOptions& options, const JobWatch& watch,
+                   int wait_status) {
   const int launcher_status =
-      WIFEXITED(*wait_status) ? WEXITSTATUS(*wait_status) : 128 + WTERMSIG(*wait_status);
+      WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
   const std::vector<RankStatus> statuses = read_rank_statuses(options.run_dir);
   const std::optional<RankStatus> failed = first_failure(statuses);
+  const int interrupt_signal = watch.interrupt_signal();
 
   if (interrupt_signal != 0 && !(failed && failed->failed_by_itself())) {
     write_all(STDERR_FILENO,
@@ -215,39 +237,20 @@ int supervise(const MpirunArgv& job, const SupervisorOptions& options) {
 
   // No status file: the failure happened on a machine whose run folder we cannot see, or
   // before any rank started.
-  std::string text = kRule;
-  const MpirunFailureReport& report = filter.failure();
-  int status = launcher_status;
-  if (filter.not_enough_slots()) {
-    text += fmt::format(
-        "accel-launch: mpirun refused to start {} processes: there are fewer slots (CPU cores) "
-        "than that. Pass --oversubscribe to run more processes than cores, lower "
-        "--num_processes, or add machines with --mpirun_hostfile.\n",
-        options.num_processes);
-  } else if (report.rank) {
-    RankStatus reported;
-    reported.rank = *report.rank;
-    reported.host = report.host;
-    reported.exit_code = report.exit_code;
-    reported.signal = report.signal;
-    if (!reported.exit_code && !reported.signal) reported.exit_code = launcher_status;
-    status = reported.shell_status();
-    text += fmt::format("accel-launch: job failed: rank {} (of {}) on host {} {}\n", reported.rank,
-                        options.num_processes, reported.host.empty() ? "?" : reported.host,
-                        describe_end(reported));
-    text += fmt::format(
-        "  program: {}\n  (its output is above; the rank ran where its status "
-        "file is not visible)\n",
-        options.program_line);
-  } else {
-    text += fmt::format(
-        "accel-launch: {} failed with exit status {} before any rank reported; "
-        "its messages are above (rerun with --debug for all of them)\n",
-        job.via_slurm ? "srun" : "mpirun", launcher_status);
-  }
-  text += kRule;
-  write_all(STDERR_FILENO, text);
-  return status == 0 ? 1 : status;
+  const UnseenFailure unseen =
+      unseen_failure_summary(job, options, watch.filter(), launcher_status);
+  write_all(STDERR_FILENO, unseen.text);
+  return unseen.status == 0 ? 1 : unseen.status;
+}
+
+}  // namespace
+
+int supervise(const MpirunArgv& job, const SupervisorOptions& options) {
+  std::optional<SignalPipe> signals(std::in_place, kInterruptSignals);
+  JobWatch watch(start_job(job), options);
+  const int wait_status = watch.watch(*signals);
+  signals.reset();  // default signal actions again while the summary is written
+  return report_job_end(job, options, watch, wait_status);
 }
 
 }  // namespace accel::launch
