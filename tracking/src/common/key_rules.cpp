@@ -143,17 +143,4 @@ std::filesystem::path create_version_directory(const std::filesystem::path& base
   }
 }
 
-std::optional<std::filesystem::path> run_directory_option(const nlohmann::json& init_kwargs,
-                                                          std::string_view tracker) {
-  if (!init_kwargs.is_object()) return std::nullopt;
-  auto it = init_kwargs.find("run_dir");
-  if (it == init_kwargs.end() || it->is_null()) return std::nullopt;
-  if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
-    throw InvalidValue(fmt::format(
-        "init_kwargs[\"{}\"][\"run_dir\"] = {} must be a directory name (a non-empty string)",
-        tracker, it->dump()));
-  }
-  return std::filesystem::path(it->get<std::string>());
-}
-
 }  // namespace accel

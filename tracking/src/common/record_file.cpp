@@ -12,6 +12,7 @@
 
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/key_rules.hpp"
+#include "common/init_kwargs.hpp"
 
 namespace accel::detail {
 namespace {
@@ -68,16 +69,14 @@ std::optional<std::string> write_file_atomically(const std::filesystem::path& pa
 
 std::optional<std::filesystem::path> resume_directory(const nlohmann::json& resume,
                                                       std::string_view tracker) {
-  if (!resume.is_object()) return std::nullopt;
-  auto it = resume.find("directory");
-  if (it == resume.end() || it->is_null()) return std::nullopt;
-  if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
-    throw InvalidValue(fmt::format(
+  auto dir = non_empty_string_option(resume, "directory", [&](const nlohmann::json& v) {
+    return fmt::format(
         "{}: resume[\"directory\"] = {} is not a directory name; it should be what resume_info() "
         "returned, e.g. {{\"directory\": \"/runs/proj/version_0\"}}",
-        tracker, it->dump()));
-  }
-  return std::filesystem::path(it->get<std::string>());
+        tracker, v.dump());
+  });
+  if (!dir) return std::nullopt;
+  return std::filesystem::path(*dir);
 }
 
 RunDirectory run_directory_for(const TrackerInit& init, std::string_view tracker) {

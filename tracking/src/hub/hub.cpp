@@ -18,9 +18,11 @@
 #include "accel/tracking/key_rules.hpp"
 #include "accel/tracking/registry.hpp"
 #include "accel/tracking/warnings.hpp"
+#include "common/init_kwargs.hpp"
 #include "common/secrets.hpp"
 #include "hub/signal_relay.hpp"
 #include "hub/tracker_channel.hpp"
+#include "hub/tracker_selection.hpp"
 
 namespace accel {
 
@@ -97,10 +99,6 @@ void validate_values(const Values& values) {
   }
 }
 
-std::string known_names_text() {
-  return fmt::format("{}", fmt::join(registered_tracker_names(), ", "));
-}
-
 }  // namespace
 
 namespace {
@@ -119,6 +117,52 @@ json journal_identity(const GeneralTracker& tracker, std::string_view project,
               {"rank", rank},
               {"host", host},
               {"pid", static_cast<int64_t>(::getpid())}};
+}
+
+// init_trackers' project name and init_kwargs (see hub.hpp).
+void check_init_arguments(std::string_view project_name, const json& init_kwargs) {
+  if (is_blank(project_name)) {
+    throw InvalidValue(fmt::format("init_trackers: project name '{}' is empty; give the run a name",
+                                   project_name));
+  }
+  detail::check_init_kwargs(init_kwargs);
+}
+
+// Unique per init_trackers call in this process, and across processes (TrackerInit::run_id).
+std::string new_run_id() {
+  static std::atomic<uint64_t> runs{0};
+  return fmt::format("{}-{}-{}", ::getpid(),
+                     std::chrono::system_clock::now().time_since_epoch().count(),
+                     runs.fetch_add(1));
+}
+
+// What every channel of the hub shares: queue size, retry delays, strict mode, the error slot.
+detail::ChannelSettings channel_settings(const TrackerHubOptions& options,
+                                         std::shared_ptr<detail::ErrorSlot> errors) {
+  detail::ChannelSettings settings;
+  settings.queue_bytes = options.queue_bytes;
+  settings.retry_initial_delay = options.retry_initial_delay;
+  settings.retry_max_delay = options.retry_max_delay;
+  settings.strict = options.strict;
+  settings.errors = std::move(errors);
+  return settings;
+}
+
+// "<tracker>-rank<r>-<pid>-<ms>.journal": find_leftover_journals tells ranks apart by "-rank<r>-".
+std::string journal_file_name(const std::string& tracker, int rank, int64_t stamp) {
+  return fmt::format("{}-rank{}-{}-{}.journal", sanitize_path_component(tracker), rank, ::getpid(),
+                     stamp);
+}
+
+// The configuration record each tracker gets first (store_init_configuration).
+detail::HubRecord config_record(std::shared_ptr<const json> config,
+                                std::chrono::system_clock::time_point now) {
+  detail::HubRecord record;
+  record.kind = RecordKind::config;
+  record.bytes = detail::HubRecord::memory_bytes(*config);
+  record.config = std::move(config);
+  record.time = now;
+  return record;
 }
 
 void warn_undelivered(const TrackerDelivery& t) {
@@ -205,146 +249,27 @@ void TrackerHub::init_trackers(std::string_view project_name, const json& config
   if (state_ != State::created) {
     throw UsageError("init_trackers was already called on this hub; call it once per run");
   }
-  if (is_blank(project_name)) {
-    throw InvalidValue(fmt::format("init_trackers: project name '{}' is empty; give the run a name",
-                                   project_name));
-  }
-  if (!init_kwargs.is_object() && !init_kwargs.is_null()) {
-    throw InvalidValue(
-        fmt::format("init_trackers: init_kwargs must be an object keyed by tracker "
-                    "name, e.g. {{\"csv\": {{...}}}}, not {}",
-                    init_kwargs.dump()));
-  }
+  check_init_arguments(project_name, init_kwargs);
   const std::filesystem::path dir = logging_dir();
-  auto kwargs_for = [&](const std::string& name) {
-    if (init_kwargs.is_object()) {
-      if (auto it = init_kwargs.find(name); it != init_kwargs.end()) {
-        if (!it->is_object()) {
-          throw InvalidValue(
-              fmt::format("init_trackers: init_kwargs[\"{}\"] must be an object, not "
-                          "{}",
-                          name, it->dump()));
-        }
-        return *it;
-      }
-    }
-    return json::object();
-  };
-
-  static std::atomic<uint64_t> runs{0};
-  const std::string run_id =
-      fmt::format("{}-{}-{}", ::getpid(),
-                  std::chrono::system_clock::now().time_since_epoch().count(), runs.fetch_add(1));
-  std::vector<std::shared_ptr<GeneralTracker>> selected;
-  std::set<std::string, std::less<>> names;
-  std::vector<std::string> skipped;
-  auto add = [&](std::shared_ptr<GeneralTracker> tracker) {
-    std::string name = tracker->name();
-    if (!names.insert(name).second) {
-      throw InvalidValue(
-          fmt::format("init_trackers: two trackers are named '{}'; tracker names must "
-                      "be unique",
-                      name));
-    }
-    if (tracker->requires_logging_directory() && dir.empty()) {
-      throw InvalidValue(
-          fmt::format("init_trackers: tracker '{}' writes files and needs a logging "
-                      "directory; set project_dir or logging_dir",
-                      name));
-    }
-    if (!options_.is_main_process && tracker->main_process_only()) return;
-    selected.push_back(std::move(tracker));
-  };
-  auto add_registered = [&](const TrackerRegistration& registration) {
-    if (!options_.is_main_process && registration.main_process_only) {
-      names.insert(registration.name);
-      return;
-    }
-    TrackerInit init{std::string(project_name), dir, kwargs_for(registration.name), run_id};
-    std::shared_ptr<GeneralTracker> tracker = registration.factory(init);
-    if (!tracker) {
-      throw InvalidValue(fmt::format("init_trackers: the factory of tracker '{}' returned nothing",
-                                     registration.name));
-    }
-    add(std::move(tracker));
-  };
-
-  std::vector<std::string> explicit_names;
-  for (const auto& spec : log_with) {
-    if (!spec.is_object()) explicit_names.push_back(spec.name());
-  }
-  for (const auto& spec : log_with) {
-    if (spec.is_object()) {
-      add(spec.object());
-      continue;
-    }
-    const std::string name = spec.name();
-    if (name == "all") {
-      for (const auto& candidate : registered_tracker_names()) {
-        if (names.contains(candidate) || std::find(explicit_names.begin(), explicit_names.end(),
-                                                   candidate) != explicit_names.end()) {
-          continue;
-        }
-        auto registration = find_tracker(candidate);
-        if (!registration) continue;
-        std::optional<std::string> reason;
-        if (registration->unavailable_reason) reason = registration->unavailable_reason();
-        if (!reason && registration->requires_logging_directory && dir.empty()) {
-          reason = "needs a logging directory (set project_dir or logging_dir)";
-        }
-        if (reason) {
-          skipped.push_back(fmt::format("{} ({})", candidate, *reason));
-          continue;
-        }
-        add_registered(*registration);
-      }
-      continue;
-    }
-    if (names.contains(name)) continue;  // listed twice: once is enough
-    auto registration = find_tracker(name);
-    if (!registration) {
-      throw InvalidValue(
-          fmt::format("init_trackers: unknown tracker '{}'; known trackers: {} (or "
-                      "\"all\", or pass a GeneralTracker object, or register_tracker "
-                      "your class first)",
-                      name, known_names_text()));
-    }
-    if (registration->unavailable_reason) {
-      if (auto reason = registration->unavailable_reason()) {
-        throw InvalidValue(
-            fmt::format("init_trackers: tracker '{}' cannot be used here: {}", name, *reason));
-      }
-    }
-    add_registered(*registration);
-  }
-  if (!skipped.empty() && options_.is_main_process) {
-    warn(fmt::format("log_with \"all\": skipped {}", fmt::join(skipped, "; ")));
-  }
+  const std::string run_id = new_run_id();
+  detail::TrackerSelection selection(TrackerInit{std::string(project_name), dir, {}, run_id},
+                                     init_kwargs, options_.is_main_process);
+  std::vector<std::shared_ptr<GeneralTracker>> selected = selection.select(log_with);
 
   const auto now = std::chrono::system_clock::now();
   const auto stamp =
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   auto shared_config = std::make_shared<const json>(config);
   for (auto& tracker : selected) {
-    detail::ChannelSettings settings;
-    settings.identity = journal_identity(*tracker, project_name, dir, kwargs_for(tracker->name()),
+    detail::ChannelSettings settings = channel_settings(options_, errors_);
+    settings.identity = journal_identity(*tracker, project_name, dir,
+                                         detail::tracker_kwargs(init_kwargs, tracker->name()),
                                          run_id, options_.rank);
-    settings.queue_bytes = options_.queue_bytes;
-    settings.journal_path = journal_dir() / fmt::format("{}-rank{}-{}-{}.journal",
-                                                        sanitize_path_component(tracker->name()),
-                                                        options_.rank, ::getpid(), stamp);
-    settings.retry_initial_delay = options_.retry_initial_delay;
-    settings.retry_max_delay = options_.retry_max_delay;
-    settings.strict = options_.strict;
-    settings.errors = errors_;
+    settings.journal_path =
+        journal_dir() / journal_file_name(tracker->name(), options_.rank, stamp);
     auto channel =
         std::make_shared<detail::TrackerChannel>(std::move(tracker), std::move(settings));
-    detail::HubRecord record;
-    record.kind = RecordKind::config;
-    record.config = shared_config;
-    record.time = now;
-    record.bytes = detail::HubRecord::memory_bytes(config);
-    channel->push(std::move(record));
+    channel->push(config_record(shared_config, now));
     channel->start_worker();
     channels_.push_back(std::move(channel));
   }

@@ -6,9 +6,9 @@
 #include <thread>
 
 #include "accel/tracking/errors.hpp"
-#include "journal/journal.hpp"
 #include "hub/hub_record.hpp"
 #include "hub/tracker_channel.hpp"
+#include "journal/journal.hpp"
 
 namespace accel {
 namespace {
@@ -78,6 +78,136 @@ void deliver(GeneralTracker& tracker, const JournalRecord& record) {
   }
 }
 
+// One sync_journal call's delivery of a journal's pending records to the tracker its identity
+// names. Acknowledged records are marked in the journal (at most once a second while delivering,
+// and at the end when something remains), so that an interrupted sync does not deliver them again.
+class JournalDelivery {
+ public:
+  JournalDelivery(JournalWriter& writer, const JournalContents& contents,
+                  const SyncOptions& options, SyncResult& result)
+      : writer_(writer),
+        contents_(contents),
+        options_(options),
+        result_(result),
+        deadline_(Clock::now() + options.timeout) {}
+
+  // Delivers the pending records and counts what was delivered and what remains into the result;
+  // an error stops the delivery and is reported in result.error.
+  void run() {
+    try {
+      start_tracker();
+      deliver_pending();
+    } catch (const std::exception& e) {
+      result_.error = e.what();
+      if (tracker_ && tracker_->holds_records()) held_.acknowledge(tracker_->acknowledged());
+    }
+    count_records();
+    result_.complete = result_.remaining == 0 && result_.error.empty();
+    if (!result_.complete) mark(true);
+  }
+
+ private:
+  void start_tracker() {
+    with_retries([&] { tracker_ = make_tracker(contents_.identity, options_); }, options_,
+                 deadline_);
+    with_retries([&] { tracker_->start(); }, options_, deadline_);
+    holds_ = tracker_->holds_records();
+    remember_run();
+  }
+
+  // The run may only exist now (the server was down the whole time): remember it, so that an
+  // interrupted sync continues into the same run.
+  void remember_run() {
+    json identity = contents_.identity;
+    identity["resume"] = tracker_->resume_info();
+    if (identity != contents_.identity) {
+      JournalRecord record;
+      record.kind = RecordKind::identity;
+      record.time = std::chrono::system_clock::now();
+      record.identity = identity;
+      writer_.append(record);
+      writer_.sync();
+    }
+    result_.run = identity["resume"].dump();
+  }
+
+  void deliver_pending() {
+    bool finished = false;
+    for (const JournalRecord& record : contents_.pending) {
+      with_retries([&] { deliver(*tracker_, record); }, options_, deadline_);
+      if (record.kind == RecordKind::finish) {
+        finished = true;
+        result_.ended = record.status;
+      }
+      detail::HubRecord accepted;
+      accepted.kind = record.kind;
+      accepted.sequence = record.sequence;
+      held_.accepted(std::move(accepted), holds_);
+      if (finished) {
+        held_.acknowledge_all();
+      } else if (holds_) {
+        held_.acknowledge(tracker_->acknowledged());
+      }
+      mark(false);
+    }
+    if (!finished) end_failed();
+  }
+
+  // The process died before end_training: the run ends failed, as it really did.
+  void end_failed() {
+    with_retries(
+        [&] {
+          tracker_->flush();
+          tracker_->finish(RunStatus::failed);
+        },
+        options_, deadline_);
+    result_.ended = RunStatus::failed;
+    held_.acknowledge_all();
+  }
+
+  void count_records() {
+    const uint64_t done = held_.acknowledged_sequence();
+    for (const auto& record : contents_.pending) {
+      if (record.sequence > done) {
+        ++result_.remaining;
+      } else {
+        ++result_.records;
+        if (record.kind == RecordKind::log) ++result_.logs;
+      }
+    }
+  }
+
+  // Appends how far the tracker has acknowledged (when further than the journal says); unless
+  // force, at most once per kMarkInterval.
+  void mark(bool force) {
+    static thread_local Clock::time_point last{};
+    if (!force && Clock::now() - last < kMarkInterval) return;
+    last = Clock::now();
+    JournalRecord ack;
+    ack.kind = RecordKind::acknowledged;
+    ack.time = std::chrono::system_clock::now();
+    ack.acknowledged = held_.acknowledged_sequence();
+    if (ack.acknowledged > contents_.acknowledged) writer_.append(ack);
+    writer_.sync();
+  }
+
+  JournalWriter& writer_;
+  const JournalContents& contents_;
+  const SyncOptions& options_;
+  SyncResult& result_;
+  const Clock::time_point deadline_;
+  std::unique_ptr<GeneralTracker> tracker_;
+  bool holds_ = false;  // tracker_->holds_records()
+  detail::HeldRecords held_;
+};
+
+// A delivered journal is removed, and its folder too when that is empty now.
+void remove_journal(const std::filesystem::path& journal) {
+  std::error_code ec;
+  std::filesystem::remove(journal, ec);
+  std::filesystem::remove(journal.parent_path(), ec);  // only when empty
+}
+
 }  // namespace
 
 std::vector<std::filesystem::path> find_journals(const std::filesystem::path& path) {
@@ -115,92 +245,9 @@ SyncResult sync_journal(const std::filesystem::path& journal, const SyncOptions&
           "be delivered",
           journal.string()));
     }
-    const auto deadline = Clock::now() + options.timeout;
-    std::unique_ptr<GeneralTracker> tracker;
-    detail::HeldRecords held;
-    auto mark = [&](bool force) {
-      static thread_local Clock::time_point last{};
-      if (!force && Clock::now() - last < kMarkInterval) return;
-      last = Clock::now();
-      JournalRecord ack;
-      ack.kind = RecordKind::acknowledged;
-      ack.time = std::chrono::system_clock::now();
-      ack.acknowledged = held.acknowledged_sequence();
-      if (ack.acknowledged > contents.acknowledged) writer.append(ack);
-      writer.sync();
-    };
-    uint64_t accepted_logs = 0;
-    std::size_t next = 0;
-    bool finished = false;
-    try {
-      with_retries([&] { tracker = make_tracker(contents.identity, options); }, options, deadline);
-      with_retries([&] { tracker->start(); }, options, deadline);
-      const bool holds = tracker->holds_records();
-      // The run may only exist now (the server was down the whole time): remember it, so that an
-      // interrupted sync continues into the same run.
-      json identity = contents.identity;
-      identity["resume"] = tracker->resume_info();
-      if (identity != contents.identity) {
-        JournalRecord record;
-        record.kind = RecordKind::identity;
-        record.time = std::chrono::system_clock::now();
-        record.identity = identity;
-        writer.append(record);
-        writer.sync();
-      }
-      result.run = identity["resume"].dump();
-      for (; next < contents.pending.size(); ++next) {
-        const JournalRecord& record = contents.pending[next];
-        with_retries([&] { deliver(*tracker, record); }, options, deadline);
-        if (record.kind == RecordKind::log) ++accepted_logs;
-        if (record.kind == RecordKind::finish) {
-          finished = true;
-          result.ended = record.status;
-        }
-        detail::HubRecord accepted;
-        accepted.kind = record.kind;
-        accepted.sequence = record.sequence;
-        held.accepted(std::move(accepted), holds);
-        if (finished) {
-          held.acknowledge_all();
-        } else if (holds) {
-          held.acknowledge(tracker->acknowledged());
-        }
-        mark(false);
-      }
-      if (!finished) {
-        // The process died before end_training: the run ends failed, as it really did.
-        with_retries(
-            [&] {
-              tracker->flush();
-              tracker->finish(RunStatus::failed);
-            },
-            options, deadline);
-        result.ended = RunStatus::failed;
-        held.acknowledge_all();
-      }
-    } catch (const std::exception& e) {
-      result.error = e.what();
-      if (tracker && tracker->holds_records()) held.acknowledge(tracker->acknowledged());
-    }
-    const uint64_t done = held.acknowledged_sequence();
-    for (const auto& record : contents.pending) {
-      if (record.sequence > done) {
-        ++result.remaining;
-      } else {
-        ++result.records;
-        if (record.kind == RecordKind::log) ++result.logs;
-      }
-    }
-    (void)accepted_logs;
-    result.complete = result.remaining == 0 && result.error.empty();
-    if (!result.complete) mark(true);
+    JournalDelivery(writer, contents, options, result).run();
   }
-  if (result.complete) {
-    std::error_code ec;
-    std::filesystem::remove(journal, ec);
-    std::filesystem::remove(journal.parent_path(), ec);  // only when empty
-  }
+  if (result.complete) remove_journal(journal);
   return result;
 }
 

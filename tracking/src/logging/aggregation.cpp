@@ -52,8 +52,8 @@ struct BoundOptions {
 // What a reduction needs of one process's values; the same shape for an epoch and for one step, so
 // both can be packed into the same all-reduce buffers.
 struct Partial {
-  double value =
-      0;  // mean: sum(value * weight); sum: sum(value); max/min: extreme of non-NaN values
+  // mean: sum(value * weight); sum: sum(value); max/min: extreme of non-NaN values
+  double value = 0;
   double weight = 0;  // mean: sum(weight)
   bool nan = false;   // max/min: a NaN was seen (mean and sum carry NaN in `value` by arithmetic)
 
@@ -73,16 +73,12 @@ struct Partial {
         value += v;
         break;
       case ReduceFx::Kind::max:
-        if (std::isnan(v))
-          nan = true;
-        else
-          value = std::max(value, v);
-        break;
       case ReduceFx::Kind::min:
-        if (std::isnan(v))
+        if (std::isnan(v)) {
           nan = true;
-        else
-          value = std::min(value, v);
+        } else {
+          value = kind == ReduceFx::Kind::max ? std::max(value, v) : std::min(value, v);
+        }
         break;
       case ReduceFx::Kind::custom:
         break;
@@ -261,6 +257,53 @@ std::string sync_key(const Metric& metric) {
                      metric.options.reduce_fx.name());
 }
 
+void check_phase(std::string_view name, Phase phase) {
+  if (phase == Phase::predict) {
+    throw UsageError(fmt::format(
+        "log('{}') in the predict phase: logging is not supported while predicting (as in "
+        "Lightning); log in train, validation or test",
+        name));
+  }
+}
+
+// The weight of the value in the epoch mean: the batch size (default 1).
+double batch_weight(std::string_view name, const LogOptions& options) {
+  const int64_t batch_size = options.batch_size.value_or(1);
+  if (batch_size < 1) {
+    throw InvalidValue(fmt::format(
+        "log('{}'): batch_size = {}; the batch size weights the value in the epoch mean and must "
+        "be at least 1",
+        name, batch_size));
+  }
+  return static_cast<double>(batch_size);
+}
+
+// The checks of a metric's options when it is (re)bound: at its first log in an epoch. known: the
+// metric was logged before (its name was checked then).
+void check_options(std::string_view name, bool known, bool on_step, bool on_epoch,
+                   const LogOptions& options) {
+  if (!known && is_blank(name)) {
+    throw InvalidValue(fmt::format(
+        "log('{}'): a metric name must contain a non-whitespace character; give the metric a "
+        "name such as \"train/loss\"",
+        name));
+  }
+  if (!on_step && !on_epoch) {
+    throw InvalidValue(fmt::format(
+        "log('{}', on_step=false, on_epoch=false) would never emit the value; set on_step and/or "
+        "on_epoch to true",
+        name));
+  }
+  const bool synchronised = options.sync_dist && !options.rank_zero_only;
+  if (synchronised && options.reduce_fx.kind() == ReduceFx::Kind::custom) {
+    throw InvalidValue(fmt::format(
+        "log('{}'): the custom reduce_fx '{}' cannot be used with sync_dist=true, because it "
+        "cannot be computed by an all-reduce; use reduce_fx \"mean\", \"sum\", \"max\" or "
+        "\"min\", or gather the values yourself and log the result with sync_dist=false",
+        name, options.reduce_fx.name()));
+  }
+}
+
 }  // namespace
 
 struct MetricAggregator::State {
@@ -268,6 +311,61 @@ struct MetricAggregator::State {
   std::vector<Metric> metrics;  // first-log order
   std::array<std::unordered_map<std::string, std::size_t, StringHash, std::equal_to<>>, 4> index;
   std::vector<std::size_t> pending_steps;  // metrics with step_pending, in log order
+
+  Metric* find(std::string_view name, Phase phase) {
+    auto& phase_index = index[static_cast<std::size_t>(phase)];
+    auto found = phase_index.find(name);
+    return found == phase_index.end() ? nullptr : &metrics[found->second];
+  }
+
+  // The slow path of log: the first log of the metric in the epoch (metric: nullptr when never
+  // logged), or options that differ from the bound ones (an error within an epoch).
+  Metric& bind(Metric* metric, std::string_view name, Phase phase, bool on_step, bool on_epoch,
+               const LogOptions& options) {
+    check_options(name, metric != nullptr, on_step, on_epoch, options);
+    BoundOptions bound{on_step,          on_epoch,       options.reduce_fx,     options.sync_dist,
+                       options.prog_bar, options.logger, options.rank_zero_only};
+    if (metric != nullptr && metric->bound) {
+      throw InvalidValue(fmt::format(
+          "log('{}') in the {} phase with different options than earlier in this epoch ({}); a "
+          "metric keeps its options for a whole epoch — log it under another name, or change the "
+          "options after epoch_end",
+          name, to_string(phase), option_differences(metric->options, bound)));
+    }
+    if (metric == nullptr) {
+      index[static_cast<std::size_t>(phase)].emplace(std::string(name), metrics.size());
+      metric = &metrics.emplace_back();
+      metric->name = std::string(name);
+      metric->phase = phase;
+    }
+    metric->reset_epoch();
+    metric->bind(bound);
+    metric->epoch.reset(bound.reduce_fx.kind());
+    return *metric;
+  }
+
+  // Takes one value of a bound metric: as its pending step value and into its epoch reduction.
+  void add(Metric& metric, double value, double weight) {
+    if (metric.options.on_step) {
+      if (!metric.step_pending) {
+        metric.step_pending = true;
+        pending_steps.push_back(static_cast<std::size_t>(&metric - metrics.data()));
+      }
+      metric.last_step = value;
+      metric.step_weight = weight;
+      metric.last_is_epoch = false;
+    }
+    if (metric.options.on_epoch) {
+      const auto kind = metric.options.reduce_fx.kind();
+      if (kind == ReduceFx::Kind::custom) {
+        metric.custom_values.push_back(value);
+        metric.custom_weights.push_back(weight);
+      } else {
+        metric.epoch.add(kind, value, weight);
+      }
+    }
+    ++metric.epoch_updates;
+  }
 
   // Reduces, emits and resets the epoch of the metrics of `phase` (all phases when nullopt).
   Values end_epoch(std::optional<Phase> phase, Collectives* collectives) {
@@ -317,89 +415,17 @@ int64_t MetricAggregator::log_every_n_steps() const {
 
 void MetricAggregator::log(std::string_view name, double value, const LogOptions& options,
                            Phase phase) {
-  if (phase == Phase::predict) {
-    throw UsageError(
-        fmt::format("log('{}') in the predict phase: logging is not supported while "
-                    "predicting (as in Lightning); log in train, validation or test",
-                    name));
-  }
+  check_phase(name, phase);
   const bool default_on_step = phase == Phase::train;
   const bool on_step = options.on_step.value_or(default_on_step);
   const bool on_epoch = options.on_epoch.value_or(!default_on_step);
-  const int64_t batch_size = options.batch_size.value_or(1);
-  if (batch_size < 1) {
-    throw InvalidValue(
-        fmt::format("log('{}'): batch_size = {}; the batch size weights the value in "
-                    "the epoch mean and must be at least 1",
-                    name, batch_size));
-  }
-
-  auto& index = state_->index[static_cast<std::size_t>(phase)];
-  auto found = index.find(name);
-  Metric* metric = found == index.end() ? nullptr : &state_->metrics[found->second];
-
+  const double weight = batch_weight(name, options);
+  Metric* metric = state_->find(name, phase);
   if (metric == nullptr || !metric->bound ||
       !same_options(metric->options, on_step, on_epoch, options)) {
-    // Slow path: first log of this metric in the epoch, or options that differ.
-    if (metric == nullptr && is_blank(name)) {
-      throw InvalidValue(
-          fmt::format("log('{}'): a metric name must contain a non-whitespace "
-                      "character; give the metric a name such as \"train/loss\"",
-                      name));
-    }
-    if (!on_step && !on_epoch) {
-      throw InvalidValue(
-          fmt::format("log('{}', on_step=false, on_epoch=false) would never emit "
-                      "the value; set on_step and/or on_epoch to true",
-                      name));
-    }
-    const bool synchronised = options.sync_dist && !options.rank_zero_only;
-    if (synchronised && options.reduce_fx.kind() == ReduceFx::Kind::custom) {
-      throw InvalidValue(fmt::format(
-          "log('{}'): the custom reduce_fx '{}' cannot be used with sync_dist=true, because it "
-          "cannot be computed by an all-reduce; use reduce_fx \"mean\", \"sum\", \"max\" or "
-          "\"min\", or gather the values yourself and log the result with sync_dist=false",
-          name, options.reduce_fx.name()));
-    }
-    BoundOptions bound{on_step,          on_epoch,       options.reduce_fx,     options.sync_dist,
-                       options.prog_bar, options.logger, options.rank_zero_only};
-    if (metric != nullptr && metric->bound) {
-      throw InvalidValue(fmt::format(
-          "log('{}') in the {} phase with different options than earlier in this epoch ({}); a "
-          "metric keeps its options for a whole epoch — log it under another name, or change the "
-          "options after epoch_end",
-          name, to_string(phase), option_differences(metric->options, bound)));
-    }
-    if (metric == nullptr) {
-      index.emplace(std::string(name), state_->metrics.size());
-      metric = &state_->metrics.emplace_back();
-      metric->name = std::string(name);
-      metric->phase = phase;
-    }
-    metric->reset_epoch();
-    metric->bind(bound);
-    metric->epoch.reset(bound.reduce_fx.kind());
+    metric = &state_->bind(metric, name, phase, on_step, on_epoch, options);
   }
-  const auto kind = metric->options.reduce_fx.kind();
-  const auto weight = static_cast<double>(batch_size);
-  if (on_step) {
-    if (!metric->step_pending) {
-      metric->step_pending = true;
-      state_->pending_steps.push_back(static_cast<std::size_t>(metric - state_->metrics.data()));
-    }
-    metric->last_step = value;
-    metric->step_weight = weight;
-    metric->last_is_epoch = false;
-  }
-  if (on_epoch) {
-    if (kind == ReduceFx::Kind::custom) {
-      metric->custom_values.push_back(value);
-      metric->custom_weights.push_back(weight);
-    } else {
-      metric->epoch.add(kind, value, weight);
-    }
-  }
-  ++metric->epoch_updates;
+  state_->add(*metric, value, weight);
 }
 
 void MetricAggregator::log_dict(const Values& values, const LogOptions& options, Phase phase) {

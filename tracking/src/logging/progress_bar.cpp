@@ -13,30 +13,13 @@
 #include <string>
 #include <string_view>
 
+#include "common/utf8.hpp"
+
 namespace accel {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Number of code points (UTF-8 continuation bytes do not count).
-std::size_t display_length(std::string_view text) {
-  return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
-    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  }));
-}
-
-// The longest prefix of text with at most `columns` code points, never splitting a UTF-8 sequence.
-std::string_view cut_to(std::string_view text, std::size_t columns) {
-  std::size_t points = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
-      if (points == columns) return text.substr(0, i);
-      ++points;
-    }
-  }
-  return text;
-}
 
 std::string format_duration(double seconds) {
   const auto total = static_cast<int64_t>(std::max(0.0, seconds));
@@ -130,7 +113,7 @@ struct ProgressBar::State {
   void draw() {
     last_draw = now();
     const std::string text = render();
-    const std::size_t length = display_length(text);
+    const std::size_t length = utf8_code_points(text);
     std::string line = "\r" + text;
     if (length < drawn_length) line.append(drawn_length - length, ' ');
     drawn_length = length;
@@ -170,13 +153,13 @@ struct ProgressBar::State {
           fmt::format("{}: {:3d}%|", label, static_cast<int>(std::floor(fraction * 100.0)));
       const std::string right = fmt::format("| {}/{} [{}<{}, {}{}]", done, *total,
                                             format_duration(elapsed), eta, rate_text, postfix);
-      const auto used = static_cast<int64_t>(display_length(left) + display_length(right));
+      const auto used = static_cast<int64_t>(utf8_code_points(left) + utf8_code_points(right));
       const int64_t bar = std::max<int64_t>(width - used, 10);
       const auto filled = static_cast<int64_t>(std::floor(fraction * static_cast<double>(bar)));
       text = left + std::string(static_cast<std::size_t>(filled), '#') +
              std::string(static_cast<std::size_t>(bar - filled), ' ') + right;
     }
-    return std::string(cut_to(text, static_cast<std::size_t>(std::max(width, 1))));
+    return std::string(utf8_prefix(text, static_cast<std::size_t>(std::max(width, 1))));
   }
 };
 

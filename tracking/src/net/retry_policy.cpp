@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "accel/tracking/errors.hpp"
+#include "common/init_kwargs.hpp"
 
 namespace accel {
 
@@ -28,14 +29,14 @@ bool RetryPolicy::is_transient_status(long status) {
 
 namespace {
 
+constexpr const char* kKnownOptions[] = {"max_attempts", "initial_backoff_ms", "max_backoff_ms",
+                                         "jitter", "max_retry_after_ms"};
+
 int64_t read_non_negative(const nlohmann::json& options, const char* field, int64_t fallback) {
-  if (!options.contains(field)) return fallback;
-  const auto& v = options.at(field);
-  if (!v.is_number_integer() || v.get<int64_t>() < 0) {
-    throw InvalidValue(
-        fmt::format("retry option '{}' is {}; it must be a non-negative integer", field, v.dump()));
-  }
-  return v.get<int64_t>();
+  return detail::integer_option(options, field, 0, fallback, [&](const nlohmann::json& v) {
+    return fmt::format("retry option '{}' is {}; it must be a non-negative integer", field,
+                       v.dump());
+  });
 }
 
 }  // namespace
@@ -45,21 +46,13 @@ RetryPolicy RetryPolicy::from_json(const nlohmann::json& options) {
   if (options.is_null()) return policy;
   if (!options.is_object()) {
     throw InvalidValue(
-        fmt::format("retry options are {}; pass an object such as "
-                    "{{\"max_attempts\": 4, \"initial_backoff_ms\": 250}}",
+        fmt::format("retry options are {}; pass an object such as {{\"max_attempts\": 4, "
+                    "\"initial_backoff_ms\": 250}}",
                     options.dump()));
   }
-  for (const auto& [name, value] : options.items()) {
-    static constexpr const char* known[] = {"max_attempts", "initial_backoff_ms", "max_backoff_ms",
-                                            "jitter", "max_retry_after_ms"};
-    if (std::find_if(std::begin(known), std::end(known),
-                     [&](const char* k) { return name == k; }) == std::end(known)) {
-      throw InvalidValue(
-          fmt::format("unknown retry option '{}'; known options: max_attempts, "
-                      "initial_backoff_ms, max_backoff_ms, jitter, "
-                      "max_retry_after_ms",
-                      name));
-    }
+  if (auto unknown = detail::first_unknown_option(options, kKnownOptions)) {
+    throw InvalidValue(fmt::format("unknown retry option '{}'; known options: {}", *unknown,
+                                   detail::option_list(kKnownOptions)));
   }
   policy.max_attempts = static_cast<int>(read_non_negative(options, "max_attempts", 4));
   if (policy.max_attempts < 1) {

@@ -11,6 +11,7 @@
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/key_rules.hpp"
 #include "accel/tracking/warnings.hpp"
+#include "common/init_kwargs.hpp"
 #include "common/record_file.hpp"
 
 namespace accel {
@@ -134,13 +135,13 @@ CsvTracker::CsvTracker(TrackerInit init)
         "the csv tracker writes files and needs a logging directory; set project_dir "
         "or logging_dir");
   }
-  if (auto it = init_.init_kwargs.find("flush_every"); it != init_.init_kwargs.end()) {
-    if (!it->is_number_integer() || it->get<int64_t>() < 1) {
-      throw InvalidValue(
-          fmt::format("csv: init_kwargs flush_every = {} must be an integer >= 1", dump(*it)));
-    }
-    flush_every_ = it->get<int64_t>();
-  }
+  flush_every_ =
+      detail::integer_option(init_.init_kwargs, "flush_every", 1, flush_every_, [](const json& v) {
+        return fmt::format(
+            "csv: init_kwargs flush_every = {} must be an "
+            "integer >= 1",
+            dump(v));
+      });
   (void)run_directory_option(init_.init_kwargs, "csv");  // a bad run_dir fails init_trackers
 }
 

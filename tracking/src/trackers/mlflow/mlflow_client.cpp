@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/utf8.hpp"
 #include "net/http_client.hpp"
 #include "trackers/mlflow/mlflow_keys.hpp"
 #include "trackers/mlflow/mlflow_log_batch.hpp"

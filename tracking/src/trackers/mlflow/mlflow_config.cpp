@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "accel/tracking/errors.hpp"
+#include "common/init_kwargs.hpp"
 #include "trackers/mlflow/mlflow_keys.hpp"
 
 namespace accel {
@@ -72,13 +73,9 @@ std::string string_option(const nlohmann::json& kwargs, const char* name, std::s
 }
 
 int64_t positive_integer_option(const nlohmann::json& kwargs, const char* name, int64_t fallback) {
-  if (!kwargs.contains(name)) return fallback;
-  const auto& v = kwargs.at(name);
-  if (!v.is_number_integer() || v.get<int64_t>() <= 0) {
-    throw InvalidValue(
-        fmt::format("mlflow option '{}' is {}; it must be a positive integer", name, v.dump()));
-  }
-  return v.get<int64_t>();
+  return detail::integer_option(kwargs, name, 1, fallback, [&](const nlohmann::json& v) {
+    return fmt::format("mlflow option '{}' is {}; it must be a positive integer", name, v.dump());
+  });
 }
 
 nlohmann::json string_tags(const nlohmann::json& tags, std::string_view origin) {
@@ -173,28 +170,24 @@ std::optional<std::string> MlflowConfig::unavailable_reason() {
   return std::nullopt;
 }
 
-MlflowConfig MlflowConfig::resolve(const TrackerInit& init) {
-  const nlohmann::json& kwargs = init.init_kwargs;
-  if (!kwargs.is_object()) {
-    throw InvalidValue(
-        fmt::format("init_kwargs for mlflow is {}; pass an object such as "
-                    "{{\"run_name\": \"baseline\"}}",
-                    kwargs.dump()));
-  }
-  for (const auto& [name, value] : kwargs.items()) {
-    if (std::find_if(std::begin(kKnownOptions), std::end(kKnownOptions),
-                     [&](const char* k) { return name == k; }) == std::end(kKnownOptions)) {
-      std::string known;
-      for (const char* k : kKnownOptions) known += (known.empty() ? "" : ", ") + std::string(k);
-      throw InvalidValue(
-          fmt::format("unknown mlflow option '{}'; known options: {}. Credentials "
-                      "are read from MLFLOW_TRACKING_USERNAME/PASSWORD or "
-                      "MLFLOW_TRACKING_TOKEN only",
-                      name, known));
-    }
-  }
+namespace {
 
-  MlflowConfig config;
+// init_kwargs["mlflow"] is an object of known options.
+void check_options(const nlohmann::json& kwargs) {
+  if (!kwargs.is_object()) {
+    throw InvalidValue(fmt::format(
+        "init_kwargs for mlflow is {}; pass an object such as {{\"run_name\": \"baseline\"}}",
+        kwargs.dump()));
+  }
+  if (auto unknown = detail::first_unknown_option(kwargs, kKnownOptions)) {
+    throw InvalidValue(
+        fmt::format("unknown mlflow option '{}'; known options: {}. Credentials are read from "
+                    "MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN only",
+                    *unknown, detail::option_list(kKnownOptions)));
+  }
+}
+
+std::string resolve_tracking_uri(const nlohmann::json& kwargs) {
   const std::string uri =
       string_option(kwargs, "tracking_uri", env("MLFLOW_TRACKING_URI").value_or(""));
   if (uri.empty()) {
@@ -203,45 +196,56 @@ MlflowConfig MlflowConfig::resolve(const TrackerInit& init) {
         "{\"mlflow\": {\"tracking_uri\": ...}}) to its http(s) URL; start one with `mlflow server "
         "--host 127.0.0.1 --port 5000`");
   }
-  config.tracking_uri = normalize_tracking_uri(uri);
+  return MlflowConfig::normalize_tracking_uri(uri);
+}
 
+// The experiment (default: the project name) and the run: experiment_name/_id, run_id, run_name,
+// description.
+void resolve_experiment_and_run(const nlohmann::json& kwargs, const std::string& project,
+                                MlflowConfig& config) {
   config.experiment_id =
       string_option(kwargs, "experiment_id", env("MLFLOW_EXPERIMENT_ID").value_or(""));
-  config.experiment_name = string_option(kwargs, "experiment_name",
-                                         env("MLFLOW_EXPERIMENT_NAME").value_or(init.run_name));
+  config.experiment_name =
+      string_option(kwargs, "experiment_name", env("MLFLOW_EXPERIMENT_NAME").value_or(project));
   if (config.experiment_id.empty() && config.experiment_name.empty())
     config.experiment_name = "Default";
   if (config.experiment_name.size() > 500) {
     throw InvalidValue(
-        fmt::format("MLflow experiment name '{}...' has {} characters; MLflow allows "
-                    "at most 500",
+        fmt::format("MLflow experiment name '{}...' has {} characters; MLflow allows at most 500",
                     config.experiment_name.substr(0, 50), config.experiment_name.size()));
   }
   config.run_id = string_option(kwargs, "run_id", env("MLFLOW_RUN_ID").value_or(""));
   config.run_name = string_option(kwargs, "run_name", "");
   config.description = string_option(kwargs, "description", "");
+}
 
-  if (auto tags = env("MLFLOW_TAGS")) {
-    nlohmann::json parsed = nlohmann::json::parse(*tags, nullptr, /*allow_exceptions=*/false);
+// MLFLOW_TAGS, then the "tags" option over it; every tag name a valid MLflow key.
+nlohmann::json resolve_tags(const nlohmann::json& kwargs) {
+  nlohmann::json tags = nlohmann::json::object();
+  if (auto text = env("MLFLOW_TAGS")) {
+    nlohmann::json parsed = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
     if (parsed.is_discarded()) {
       throw InvalidValue(
-          fmt::format("MLFLOW_TAGS is not valid JSON ('{}'); set it to a JSON "
-                      "object such as '{{\"team\": \"vision\"}}'",
-                      tags->substr(0, 200)));
+          fmt::format("MLFLOW_TAGS is not valid JSON ('{}'); set it to a JSON object such as "
+                      "'{{\"team\": \"vision\"}}'",
+                      text->substr(0, 200)));
     }
-    config.tags = string_tags(parsed, "MLFLOW_TAGS");
+    tags = string_tags(parsed, "MLFLOW_TAGS");
   }
-  if (kwargs.contains("tags"))
-    config.tags.update(string_tags(kwargs.at("tags"), "mlflow option 'tags'"));
-  for (const auto& [key, value] : config.tags.items()) {
+  if (kwargs.contains("tags")) tags.update(string_tags(kwargs.at("tags"), "mlflow option 'tags'"));
+  for (const auto& [key, value] : tags.items()) {
     if (!is_valid_mlflow_key(key)) {
-      throw InvalidValue(
-          fmt::format("run tag '{}' is not a valid MLflow key; use alphanumerics, '_', "
-                      "'-', '.', ' ', ':' and '/' (at most 250), e.g. '{}'",
-                      key, sanitize_mlflow_key(key)));
+      throw InvalidValue(fmt::format(
+          "run tag '{}' is not a valid MLflow key; use alphanumerics, '_', '-', '.', ' ', ':' "
+          "and '/' (at most 250), e.g. '{}'",
+          key, sanitize_mlflow_key(key)));
     }
   }
+  return tags;
+}
 
+// Credentials come from the environment only (see mlflow_config.hpp).
+void resolve_credentials(MlflowConfig& config) {
   config.username = env("MLFLOW_TRACKING_USERNAME").value_or("");
   config.password = env("MLFLOW_TRACKING_PASSWORD").value_or("");
   config.token = env("MLFLOW_TRACKING_TOKEN").value_or("");
@@ -251,21 +255,25 @@ MlflowConfig MlflowConfig::resolve(const TrackerInit& init) {
         config.username.empty() ? "MLFLOW_TRACKING_PASSWORD" : "MLFLOW_TRACKING_USERNAME",
         config.username.empty() ? "MLFLOW_TRACKING_USERNAME" : "MLFLOW_TRACKING_PASSWORD"));
   }
+}
 
-  config.http.verify_tls = !env_true("MLFLOW_TRACKING_INSECURE_TLS");
+// TLS verification and certificates, timeouts, user agent.
+HttpOptions resolve_http(const nlohmann::json& kwargs) {
+  HttpOptions http;
+  http.verify_tls = !env_true("MLFLOW_TRACKING_INSECURE_TLS");
   if (kwargs.contains("insecure_tls")) {
     if (!kwargs.at("insecure_tls").is_boolean()) {
       throw InvalidValue(fmt::format("mlflow option 'insecure_tls' is {}; use true or false",
                                      kwargs.at("insecure_tls").dump()));
     }
-    config.http.verify_tls = !kwargs.at("insecure_tls").get<bool>();
+    http.verify_tls = !kwargs.at("insecure_tls").get<bool>();
   }
-  config.http.ca_bundle_path = env("MLFLOW_TRACKING_SERVER_CERT_PATH").value_or("");
-  config.http.client_cert_path = env("MLFLOW_TRACKING_CLIENT_CERT_PATH").value_or("");
-  if (!config.http.verify_tls && !config.http.ca_bundle_path.empty()) {
+  http.ca_bundle_path = env("MLFLOW_TRACKING_SERVER_CERT_PATH").value_or("");
+  http.client_cert_path = env("MLFLOW_TRACKING_CLIENT_CERT_PATH").value_or("");
+  if (!http.verify_tls && !http.ca_bundle_path.empty()) {
     throw InvalidValue(
-        "MLFLOW_TRACKING_INSECURE_TLS and MLFLOW_TRACKING_SERVER_CERT_PATH are both "
-        "set; they are mutually exclusive (mlflow refuses this too). Unset one");
+        "MLFLOW_TRACKING_INSECURE_TLS and MLFLOW_TRACKING_SERVER_CERT_PATH are both set; they are "
+        "mutually exclusive (mlflow refuses this too). Unset one");
   }
   int64_t timeout_s = 120;
   if (auto t = env("MLFLOW_HTTP_REQUEST_TIMEOUT")) {
@@ -276,24 +284,41 @@ MlflowConfig MlflowConfig::resolve(const TrackerInit& init) {
     }
   }
   timeout_s = positive_integer_option(kwargs, "timeout_s", timeout_s);
-  config.http.request_timeout = std::chrono::seconds(timeout_s);
-  config.http.connect_timeout =
-      std::min<std::chrono::milliseconds>(std::chrono::seconds(10), config.http.request_timeout);
-  config.http.user_agent = "accel-mlflow/0.1";
+  http.request_timeout = std::chrono::seconds(timeout_s);
+  http.connect_timeout =
+      std::min<std::chrono::milliseconds>(std::chrono::seconds(10), http.request_timeout);
+  http.user_agent = "accel-mlflow/0.1";
+  return http;
+}
 
-  if (kwargs.contains("retry")) config.retry = RetryPolicy::from_json(kwargs.at("retry"));
+// Metric batching and the probe interval while the server is down.
+void resolve_batching(const nlohmann::json& kwargs, MlflowConfig& config) {
   config.max_batch_metrics =
       static_cast<std::size_t>(positive_integer_option(kwargs, "max_batch_metrics", 1000));
   if (config.max_batch_metrics > 1000) {
-    throw InvalidValue(
-        fmt::format("mlflow option 'max_batch_metrics' is {}; MLflow accepts at most "
-                    "1000 metrics per request",
-                    config.max_batch_metrics));
+    throw InvalidValue(fmt::format(
+        "mlflow option 'max_batch_metrics' is {}; MLflow accepts at most 1000 metrics per request",
+        config.max_batch_metrics));
   }
   config.flush_interval =
       std::chrono::milliseconds(positive_integer_option(kwargs, "flush_interval_ms", 1000));
   config.max_probe_interval =
       std::chrono::milliseconds(positive_integer_option(kwargs, "max_probe_interval_ms", 5000));
+}
+
+}  // namespace
+
+MlflowConfig MlflowConfig::resolve(const TrackerInit& init) {
+  const nlohmann::json& kwargs = init.init_kwargs;
+  check_options(kwargs);
+  MlflowConfig config;
+  config.tracking_uri = resolve_tracking_uri(kwargs);
+  resolve_experiment_and_run(kwargs, init.run_name, config);
+  config.tags = resolve_tags(kwargs);
+  resolve_credentials(config);
+  config.http = resolve_http(kwargs);
+  if (kwargs.contains("retry")) config.retry = RetryPolicy::from_json(kwargs.at("retry"));
+  resolve_batching(kwargs, config);
   return config;
 }
 

@@ -2,8 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <vector>
+
+#include "common/utf8.hpp"
 
 namespace accel {
 
@@ -15,11 +18,7 @@ bool allowed_ascii(unsigned char c) {
 
 // Length of the UTF-8 sequence that starts with lead (1 for a stray continuation byte).
 std::size_t utf8_length(unsigned char lead) {
-  if (lead < 0x80) return 1;
-  if ((lead >> 5) == 0x6) return 2;
-  if ((lead >> 4) == 0xE) return 3;
-  if ((lead >> 3) == 0x1E) return 4;
-  return 1;
+  return std::max<std::size_t>(1, utf8_announced_length(lead));
 }
 
 }  // namespace

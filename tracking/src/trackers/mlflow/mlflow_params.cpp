@@ -52,19 +52,4 @@ std::vector<std::pair<std::string, std::string>> flatten_mlflow_params(
   return out;
 }
 
-std::string truncate_utf8(std::string_view text, std::size_t max_code_points, bool* truncated) {
-  std::size_t points = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    if ((c & 0xC0) == 0x80) continue;  // continuation byte
-    if (points == max_code_points) {
-      if (truncated) *truncated = true;
-      return std::string(text.substr(0, i));
-    }
-    ++points;
-  }
-  if (truncated) *truncated = false;
-  return std::string(text);
-}
-
 }  // namespace accel

@@ -27,8 +27,4 @@ std::vector<std::pair<std::string, std::string>> flatten_mlflow_params(
 // How one JSON scalar or array is rendered as a param value (see above).
 std::string render_mlflow_param_value(const nlohmann::json& value);
 
-// Cuts text to at most max_code_points UTF-8 code points (never inside a code point).
-// Sets *truncated when it cut anything.
-std::string truncate_utf8(std::string_view text, std::size_t max_code_points, bool* truncated);
-
 }  // namespace accel

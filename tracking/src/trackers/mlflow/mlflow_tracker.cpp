@@ -8,11 +8,12 @@
 #include <future>
 #include <iostream>
 
+#include "accel/tracking/warnings.hpp"
+#include "common/png_encoder.hpp"
+#include "common/utf8.hpp"
 #include "trackers/mlflow/mlflow_keys.hpp"
 #include "trackers/mlflow/mlflow_log_batch.hpp"
 #include "trackers/mlflow/mlflow_params.hpp"
-#include "common/png_encoder.hpp"
-#include "accel/tracking/warnings.hpp"
 
 namespace accel {
 

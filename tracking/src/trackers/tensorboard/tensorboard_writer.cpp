@@ -16,10 +16,11 @@
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/key_rules.hpp"
 #include "common/png_encoder.hpp"
-#include "trackers/tensorboard/tfevents_record_writer.hpp"
+#include "common/utf8.hpp"
 #include "tensorboard_custom_scalar_layout.pb.h"
 #include "tensorboard_event.pb.h"
 #include "tensorboard_hparams_plugin_data.pb.h"
+#include "trackers/tensorboard/tfevents_record_writer.hpp"
 
 namespace accel {
 namespace {
@@ -55,30 +56,6 @@ std::string host_name() {
   char name[256] = {};
   if (::gethostname(name, sizeof(name) - 1) != 0) return "localhost";
   return name;
-}
-
-// Length of the valid UTF-8 sequence starting at s[i], or 0 when it is not one.
-std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
-  auto b = static_cast<unsigned char>(s[i]);
-  std::size_t n = b < 0x80           ? 1
-                  : (b >> 5) == 0x6  ? 2
-                  : (b >> 4) == 0xE  ? 3
-                  : (b >> 3) == 0x1E ? 4
-                                     : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (std::size_t k = 1; k < n; ++k) {
-    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
-  }
-  return n;
-}
-
-bool is_valid_utf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    std::size_t n = utf8_sequence_length(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
 }
 
 // ASCII characters SummaryWriter keeps in a tag: [-/\w.] (letters, digits, '_', '-', '/', '.').
