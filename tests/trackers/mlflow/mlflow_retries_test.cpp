@@ -10,6 +10,7 @@
 #include <string>
 
 #include "accel/tracking/trackers/mlflow/mlflow_client.hpp"
+#include "net/http_client.hpp"
 
 using namespace accel;
 using nlohmann::json;
