@@ -135,8 +135,8 @@ nlohmann::json query_tensorboard(const fs::path& logdir) {
   const auto output = logdir.parent_path() / "tensorboard_query.json";
   const std::string command =
       shell_quote(ACCEL_PYTHON) + " " +
-      shell_quote(std::string(ACCEL_SOURCE_DIR) + "/tests/trackers/tensorboard/query_server.py") + " " +
-      shell_quote(logdir.string()) + " false " + shell_quote(queries.dump()) + " > " +
+      shell_quote(std::string(ACCEL_SOURCE_DIR) + "/tests/trackers/tensorboard/query_server.py") +
+      " " + shell_quote(logdir.string()) + " false " + shell_quote(queries.dump()) + " > " +
       shell_quote(output.string());
   INFO(command);
   REQUIRE(std::system(command.c_str()) == 0);

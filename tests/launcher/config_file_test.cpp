@@ -4,8 +4,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "plan/launch_error.hpp"
 #include "launch_harness.hpp"
+#include "plan/launch_error.hpp"
 
 using namespace accel::launch;
 using namespace accel::launch::testing;
@@ -61,16 +61,18 @@ TEST_CASE("invalid config files are rejected with file, line and key", "[launche
     }
     return "no error";
   };
-  CHECK_THAT(error_of("num_processes: 2\n  oops: [\n"), Catch::Contains("bad.yaml:") &&
-                                                          Catch::Contains("not valid YAML"));
+  CHECK_THAT(error_of("num_processes: 2\n  oops: [\n"),
+             Catch::Contains("bad.yaml:") && Catch::Contains("not valid YAML"));
   CHECK_THAT(error_of("distributed_type: XLA\n"),
              Catch::Contains("bad.yaml:1: key 'distributed_type' is 'XLA'"));
   CHECK_THAT(error_of("compute_environment: AMAZON_SAGEMAKER\ndistributed_type: NO\n"),
              Catch::Contains("key 'compute_environment' is 'AMAZON_SAGEMAKER'"));
   CHECK_THAT(error_of("\nuse_cpu: maybe\n"),
              Catch::Contains("bad.yaml:2: key 'use_cpu' must be true or false, got 'maybe'"));
-  CHECK_THAT(error_of("mixed_precision: fp8\n"), Catch::Contains("accel supports no, fp16 or bf16"));
-  CHECK_THAT(error_of("num_processes: [1, 2]\n"), Catch::Contains("must be an integer, not a list"));
+  CHECK_THAT(error_of("mixed_precision: fp8\n"),
+             Catch::Contains("accel supports no, fp16 or bf16"));
+  CHECK_THAT(error_of("num_processes: [1, 2]\n"),
+             Catch::Contains("must be an integer, not a list"));
   CHECK_THAT(error_of(""), Catch::Contains("is empty"));
   CHECK_THAT(error_of("- a\n- b\n"), Catch::Contains("must be a mapping"));
 }
@@ -90,7 +92,8 @@ TEST_CASE("default config location follows HF_HOME, then XDG_CACHE_HOME", "[laun
   if (saved_xdg) setenv("XDG_CACHE_HOME", saved_xdg, 1);
 }
 
-TEST_CASE("write_default_config writes what load_config_file reads and refuses to overwrite", "[launcher]") {
+TEST_CASE("write_default_config writes what load_config_file reads and refuses to overwrite",
+          "[launcher]") {
   TempDir dir;
   const fs::path path = dir / "a" / "b.yaml";
   write_default_config(path, "fp16", /*gpu_count=*/4, /*force=*/false);
@@ -103,5 +106,6 @@ TEST_CASE("write_default_config writes what load_config_file reads and refuses t
   CHECK_THROWS_AS(write_default_config(path, "no", 0, false), ConfigError);
   write_default_config(path, "no", 0, true);
   CHECK(load_config_file(path).use_cpu->value);
-  CHECK_THROWS_WITH(write_default_config(path, "fp8", 0, true), Catch::Contains("'fp8' is not supported"));
+  CHECK_THROWS_WITH(write_default_config(path, "fp8", 0, true),
+                    Catch::Contains("'fp8' is not supported"));
 }

@@ -68,7 +68,8 @@ TEST_CASE("the default process count is the number of visible GPUs, else 1", "[l
   CHECK(plan.use_cpu);
 }
 
-TEST_CASE("threads per process: flag, then OMP_NUM_THREADS, then cores shared on CPU", "[launcher]") {
+TEST_CASE("threads per process: flag, then OMP_NUM_THREADS, then cores shared on CPU",
+          "[launcher]") {
   HostFacts host;
   host.physical_cores = 16;
   LaunchFlags flags;

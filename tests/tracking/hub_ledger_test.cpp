@@ -10,8 +10,8 @@
 #include <thread>
 
 #include "accel/tracking/hub.hpp"
-#include "journal/journal.hpp"
 #include "accel/tracking/registry.hpp"
+#include "journal/journal.hpp"
 #include "tracking_test_support.hpp"
 
 using namespace accel;

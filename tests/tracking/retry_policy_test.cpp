@@ -1,8 +1,9 @@
 // RetryPolicy: exponential growth, cap, jitter bounds, Retry-After, option parsing.
+#include "accel/tracking/retry_policy.hpp"
+
 #include <catch2/catch.hpp>
 
 #include "accel/tracking/errors.hpp"
-#include "accel/tracking/retry_policy.hpp"
 
 using accel::RetryPolicy;
 using namespace std::chrono_literals;

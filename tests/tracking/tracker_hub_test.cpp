@@ -1,8 +1,8 @@
 // TrackerHub: lifecycle, log_with resolution ("all", names, objects, registry), main-process
 // gating, get_tracker, input validation, steps going backwards, run-name sanitising.
-#include "accel/tracking/trackers/csv_tracker.hpp"
 #include "accel/tracking/hub.hpp"
 #include "accel/tracking/registry.hpp"
+#include "accel/tracking/trackers/csv_tracker.hpp"
 #include "tracking_test_support.hpp"
 
 using namespace accel;

@@ -15,7 +15,8 @@ namespace accel {
 
 class ProcessGroupCollectives final : public Collectives {
  public:
-  explicit ProcessGroupCollectives(std::shared_ptr<ProcessGroup> group) : group_(std::move(group)) {}
+  explicit ProcessGroupCollectives(std::shared_ptr<ProcessGroup> group)
+      : group_(std::move(group)) {}
 
   int rank() const override { return group_->rank(); }
   int world_size() const override { return group_->size(); }

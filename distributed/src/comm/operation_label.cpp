@@ -12,8 +12,8 @@ std::string human_bytes(std::uint64_t bytes) {
   return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / (1 << 30));
 }
 
-OperationLabel OperationLabel::of_tensor(const char* kind, at::ScalarType dtype, at::IntArrayRef sizes,
-                                         std::uint64_t bytes) {
+OperationLabel OperationLabel::of_tensor(const char* kind, at::ScalarType dtype,
+                                         at::IntArrayRef sizes, std::uint64_t bytes) {
   OperationLabel label;
   label.kind = kind;
   label.subject = Subject::kTensor;
@@ -33,7 +33,8 @@ std::string OperationLabel::text() const {
       break;
     case Subject::kTensor: {
       std::string shape = "[";
-      for (int d = 0; d < dims && d < kMaxDims; ++d) shape += (d == 0 ? "" : ", ") + std::to_string(sizes[d]);
+      for (int d = 0; d < dims && d < kMaxDims; ++d)
+        shape += (d == 0 ? "" : ", ") + std::to_string(sizes[d]);
       if (dims > kMaxDims) shape += ", ...";
       out += fmt::format(" of {} {}] ({})", c10::toString(dtype), shape, human_bytes(count));
       break;

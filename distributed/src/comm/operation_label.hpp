@@ -24,8 +24,13 @@ struct OperationLabel {
   int root = -1;  // rooted operations; -1: none
 
   // One of: a tensor, a byte count of an object ("?" when unknown on this rank), an element count.
-  enum class Subject { kNone, kTensor, kObjectBytes, kUnknownObjectBytes, kElements } subject =
-      Subject::kNone;
+  enum class Subject {
+    kNone,
+    kTensor,
+    kObjectBytes,
+    kUnknownObjectBytes,
+    kElements
+  } subject = Subject::kNone;
   at::ScalarType dtype = at::kFloat;
   int dims = 0;
   std::array<std::int64_t, kMaxDims> sizes{};

@@ -42,17 +42,18 @@ std::chrono::milliseconds collective_timeout_from_env() {
   errno = 0;
   const double seconds = std::strtod(value, &end);
   if (errno != 0 || end == value || *end != '\0' || !std::isfinite(seconds) || seconds <= 0) {
-    throw InvalidValue("ACCEL_COLLECTIVE_TIMEOUT='" + std::string(value) +
-                       "' is not a positive number of seconds; set e.g. ACCEL_COLLECTIVE_TIMEOUT=600 "
-                       "(10 minutes) or unset it for the default of 1800.");
+    throw InvalidValue(
+        "ACCEL_COLLECTIVE_TIMEOUT='" + std::string(value) +
+        "' is not a positive number of seconds; set e.g. ACCEL_COLLECTIVE_TIMEOUT=600 "
+        "(10 minutes) or unset it for the default of 1800.");
   }
   return std::chrono::milliseconds(static_cast<long long>(std::ceil(seconds * 1000.0)));
 }
 
 at::Tensor ProcessGroup::allocate_reduction_buffer(std::int64_t numel, at::ScalarType dtype) {
   if (numel < 0) {
-    throw InvalidValue("ProcessGroup::allocate_reduction_buffer: numel is " + std::to_string(numel) +
-                       "; pass a count of elements >= 0.");
+    throw InvalidValue("ProcessGroup::allocate_reduction_buffer: numel is " +
+                       std::to_string(numel) + "; pass a count of elements >= 0.");
   }
   return torch::zeros({numel}, torch::TensorOptions().dtype(dtype).device(device()));
 }

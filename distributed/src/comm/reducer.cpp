@@ -43,8 +43,8 @@ std::vector<std::string> describe_model(const std::vector<Reducer::NamedTensor>&
   std::vector<std::string> lines;
   for (std::size_t i = 0; i < params.size(); ++i) {
     const auto& t = params[i].tensor;
-    lines.push_back(fmt::format("parameter #{} '{}': {} {}{}", i, params[i].name, shape_text(t.sizes()),
-                                c10::toString(t.scalar_type()),
+    lines.push_back(fmt::format("parameter #{} '{}': {} {}{}", i, params[i].name,
+                                shape_text(t.sizes()), c10::toString(t.scalar_type()),
                                 t.requires_grad() ? "" : " (requires_grad=false)"));
   }
   for (std::size_t i = 0; i < buffers.size(); ++i) {
@@ -102,19 +102,22 @@ struct Reducer::Impl {
       const std::size_t common = std::min(reference.size(), theirs.size());
       for (std::size_t i = 0; i < common; ++i) {
         if (reference[i] != theirs[i]) {
-          throw DistributedError(fmt::format(
-              "accel: Reducer: the model differs across ranks at entry {}: rank 0 has {}; rank {} has {}. "
-              "Every rank must construct the same model (same layers, shapes and dtypes, in the same "
-              "order) before creating the Reducer.",
-              i, reference[i], r, theirs[i]));
+          throw DistributedError(
+              fmt::format("accel: Reducer: the model differs across ranks at entry {}: rank 0 has "
+                          "{}; rank {} has {}. "
+                          "Every rank must construct the same model (same layers, shapes and "
+                          "dtypes, in the same "
+                          "order) before creating the Reducer.",
+                          i, reference[i], r, theirs[i]));
         }
       }
       if (reference.size() != theirs.size()) {
         const auto& longer = reference.size() > theirs.size() ? reference : theirs;
-        throw DistributedError(fmt::format(
-            "accel: Reducer: the model differs across ranks: rank 0 has {} parameters+buffers, rank {} "
-            "has {}; first extra entry: {}. Every rank must construct the same model.",
-            reference.size(), r, theirs.size(), longer[common]));
+        throw DistributedError(
+            fmt::format("accel: Reducer: the model differs across ranks: rank 0 has {} "
+                        "parameters+buffers, rank {} "
+                        "has {}; first extra entry: {}. Every rank must construct the same model.",
+                        reference.size(), r, theirs.size(), longer[common]));
       }
     }
   }
@@ -140,9 +143,9 @@ struct Reducer::Impl {
     for (std::size_t k = synced.size(); k-- > 0;) {
       const std::size_t i = synced[k];
       const at::Tensor& p = params[i].tensor;
-      const auto key = std::make_tuple(static_cast<int>(p.scalar_type()),
-                                       static_cast<int>(p.device().type()),
-                                       static_cast<int>(p.device().index()));
+      const auto key =
+          std::make_tuple(static_cast<int>(p.scalar_type()), static_cast<int>(p.device().type()),
+                          static_cast<int>(p.device().index()));
       Open& o = open[key];
       if (o.bucket.members.empty()) o.order = synced.size() - 1 - k;
       o.bucket.members.push_back(i);
@@ -176,8 +179,8 @@ struct Reducer::Impl {
         // An alias of the bucket memory made with set_(), not an autograd view: LibTorch's
         // Optimizer::zero_grad() calls detach_() on every gradient, which autograd refuses on views.
         views[i] = torch::empty({0}, bucket.flat.options())
-                       .set_(bucket.flat.storage(), bucket.flat.storage_offset() + offset, p.sizes(),
-                             c10::contiguous_strides(p.sizes()));
+                       .set_(bucket.flat.storage(), bucket.flat.storage_offset() + offset,
+                             p.sizes(), c10::contiguous_strides(p.sizes()));
         offset += p.numel();
         bucket_of[i] = static_cast<std::int64_t>(buckets.size());
         // Existing gradients move into the bucket, so autograd accumulates there from now on.
@@ -280,11 +283,13 @@ struct Reducer::Impl {
     if (!missing.empty()) {
       std::string names;
       for (const auto& n : missing) names += (names.empty() ? "'" : ", '") + n + "'";
-      throw DistributedError(fmt::format(
-          "accel: Reducer: {} parameter(s) received no gradient in this backward: {}. If parts of the "
-          "model are unused in some steps, create the Reducer with "
-          "ReducerOptions{{.find_unused_parameters = true}}; otherwise make the loss depend on them.",
-          missing.size(), names));
+      throw DistributedError(
+          fmt::format("accel: Reducer: {} parameter(s) received no gradient in this backward: {}. "
+                      "If parts of the "
+                      "model are unused in some steps, create the Reducer with "
+                      "ReducerOptions{{.find_unused_parameters = true}}; otherwise make the loss "
+                      "depend on them.",
+                      missing.size(), names));
     }
   }
 };
@@ -319,12 +324,14 @@ Reducer::Reducer(torch::nn::Module& module, std::shared_ptr<ProcessGroup> group,
 Reducer::Reducer(std::vector<NamedTensor> parameters, std::vector<NamedTensor> buffers,
                  std::shared_ptr<ProcessGroup> group, ReducerOptions options)
     : impl_(std::make_unique<Impl>()) {
-  if (!group) throw InvalidValue("Reducer: the process group is null; pass default_process_group().");
+  if (!group)
+    throw InvalidValue("Reducer: the process group is null; pass default_process_group().");
   if (options.first_bucket_bytes == 0 || options.bucket_bytes == 0) {
-    throw InvalidValue(fmt::format(
-        "Reducer: bucket sizes must be positive (first_bucket_bytes={}, bucket_bytes={}); the defaults "
-        "are 1 MiB and 25 MiB.",
-        options.first_bucket_bytes, options.bucket_bytes));
+    throw InvalidValue(
+        fmt::format("Reducer: bucket sizes must be positive (first_bucket_bytes={}, "
+                    "bucket_bytes={}); the defaults "
+                    "are 1 MiB and 25 MiB.",
+                    options.first_bucket_bytes, options.bucket_bytes));
   }
   Impl& impl = *impl_;
   impl.group = std::move(group);
@@ -339,17 +346,19 @@ Reducer::Reducer(std::vector<NamedTensor> parameters, std::vector<NamedTensor> b
       throw InvalidValue(fmt::format(
           "Reducer: {} '{}' is on {} but the process group ({}) works on {}; move the model to the "
           "group's device first (model->to(device)).",
-          kind, t.name, t.tensor.device().str(), impl.group->backend(), impl.group->device().str()));
+          kind, t.name, t.tensor.device().str(), impl.group->backend(),
+          impl.group->device().str()));
     }
   };
   for (std::size_t i = 0; i < impl.params.size(); ++i) {
     check_device(impl.params[i], "parameter");
     if (impl.params[i].tensor.requires_grad()) {
       if (!impl.params[i].tensor.is_leaf()) {
-        throw InvalidValue(fmt::format(
-            "Reducer: parameter '{}' is not a leaf tensor (it was computed from other tensors); register "
-            "the tensors the optimizer updates.",
-            impl.params[i].name));
+        throw InvalidValue(
+            fmt::format("Reducer: parameter '{}' is not a leaf tensor (it was computed from other "
+                        "tensors); register "
+                        "the tensors the optimizer updates.",
+                        impl.params[i].name));
       }
       impl.synced.push_back(i);
     }
@@ -379,12 +388,20 @@ Reducer::NoSyncGuard::NoSyncGuard(Reducer& reducer)
   reducer_.set_sync_enabled(false);
 }
 
-Reducer::NoSyncGuard::~NoSyncGuard() { reducer_.set_sync_enabled(previous_); }
+Reducer::NoSyncGuard::~NoSyncGuard() {
+  reducer_.set_sync_enabled(previous_);
+}
 
-void Reducer::set_sync_enabled(bool enabled) { impl_->sync.store(enabled); }
-bool Reducer::sync_enabled() const { return impl_->sync.load(); }
+void Reducer::set_sync_enabled(bool enabled) {
+  impl_->sync.store(enabled);
+}
+bool Reducer::sync_enabled() const {
+  return impl_->sync.load();
+}
 
-void Reducer::broadcast_state() { impl_->broadcast_state(); }
+void Reducer::broadcast_state() {
+  impl_->broadcast_state();
+}
 
 std::vector<std::vector<std::size_t>> Reducer::bucket_layout() const {
   std::vector<std::vector<std::size_t>> out;
@@ -392,6 +409,8 @@ std::vector<std::vector<std::size_t>> Reducer::bucket_layout() const {
   return out;
 }
 
-std::size_t Reducer::synchronized_steps() const { return impl_->steps.load(); }
+std::size_t Reducer::synchronized_steps() const {
+  return impl_->steps.load();
+}
 
 }  // namespace accel

@@ -9,14 +9,14 @@
 // Lightning-style log(name, value, options): CPU values go straight to the MetricAggregator; device
 // tensors wait in `deferred` and are read in one batch when step values are due (every
 // log_every_n_steps optimizer steps), at epoch_end, or when 4096 are waiting.
+#include <c10/core/Event.h>
+
 #include <deque>
 #include <memory>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
-
-#include <c10/core/Event.h>
 
 #include "accel/accelerator.hpp"
 #include "accel/process_group_collectives.hpp"

@@ -27,17 +27,22 @@ MixedPrecision parse_mixed_precision(std::string_view text) {
 
 std::string_view to_string(MixedPrecision precision) {
   switch (precision) {
-    case MixedPrecision::fp16: return "fp16";
-    case MixedPrecision::bf16: return "bf16";
-    case MixedPrecision::no: break;
+    case MixedPrecision::fp16:
+      return "fp16";
+    case MixedPrecision::bf16:
+      return "bf16";
+    case MixedPrecision::no:
+      break;
   }
   return "no";
 }
 
 std::optional<c10::ScalarType> autocast_dtype(MixedPrecision precision, c10::DeviceType device) {
   switch (precision) {
-    case MixedPrecision::no: return std::nullopt;
-    case MixedPrecision::bf16: return c10::ScalarType::BFloat16;
+    case MixedPrecision::no:
+      return std::nullopt;
+    case MixedPrecision::bf16:
+      return c10::ScalarType::BFloat16;
     case MixedPrecision::fp16:
       if (device != c10::DeviceType::CUDA) {
         throw InvalidValue(
@@ -74,7 +79,8 @@ AutocastGuard::~AutocastGuard() {
 GradScaler::GradScaler(GradScalerOptions options, torch::Device device)
     : options_(options), device_(device) {
   if (!(options_.init_scale > 0.0)) {
-    throw InvalidValue(fmt::format("GradScaler init_scale must be > 0, got {}", options_.init_scale));
+    throw InvalidValue(
+        fmt::format("GradScaler init_scale must be > 0, got {}", options_.init_scale));
   }
   if (!(options_.growth_factor > 1.0)) {
     throw InvalidValue(
@@ -101,7 +107,8 @@ torch::Tensor GradScaler::scale(const torch::Tensor& loss) {
 GradScaler::PerOptimizer& GradScaler::state_for(torch::optim::Optimizer& optimizer) {
   auto& state = per_optimizer_[&optimizer];
   if (!state.found_inf.defined()) {
-    state.found_inf = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+    state.found_inf =
+        torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
   }
   return state;
 }
@@ -128,9 +135,10 @@ void GradScaler::unscale_(torch::optim::Optimizer& optimizer) {
         throw InvalidValue("GradScaler does not support sparse gradients");
       }
       if (grad.device() != device_) {
-        throw InvalidValue(fmt::format("GradScaler on {} got a gradient on {}: move the model to the "
-                                       "accelerator's device before preparing it",
-                                       device_.str(), grad.device().str()));
+        throw InvalidValue(
+            fmt::format("GradScaler on {} got a gradient on {}: move the model to the "
+                        "accelerator's device before preparing it",
+                        device_.str(), grad.device().str()));
       }
       grads_by_dtype[grad.scalar_type()].push_back(grad);
     }

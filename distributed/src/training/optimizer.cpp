@@ -48,7 +48,8 @@ void AcceleratedOptimizer::zero_grad(bool set_to_none) {
 double AcceleratedOptimizer::lr(std::size_t group) const {
   const auto& groups = optimizer_.param_groups();
   if (group >= groups.size()) {
-    throw InvalidValue(fmt::format("optimizer has {} param groups, asked for group {}", groups.size(), group));
+    throw InvalidValue(
+        fmt::format("optimizer has {} param groups, asked for group {}", groups.size(), group));
   }
   return groups[group].options().get_lr();
 }

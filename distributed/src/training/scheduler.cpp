@@ -29,7 +29,8 @@ void LRScheduler::step() {
     return;
   }
   if (preparation_->gradient_state && !preparation_->gradient_state->sync_gradients) return;
-  if (preparation_->optimizer_step_was_skipped && preparation_->optimizer_step_was_skipped()) return;
+  if (preparation_->optimizer_step_was_skipped && preparation_->optimizer_step_was_skipped())
+    return;
   const int times = preparation_->split_batches ? 1 : preparation_->num_processes;
   for (int i = 0; i < times; ++i) advance();
 }
@@ -60,7 +61,8 @@ LambdaLR::LambdaLR(torch::optim::Optimizer& optimizer, std::function<double(int6
   apply();
 }
 
-std::function<double(int64_t)> linear_schedule_with_warmup(int64_t warmup_steps, int64_t total_steps) {
+std::function<double(int64_t)> linear_schedule_with_warmup(int64_t warmup_steps,
+                                                           int64_t total_steps) {
   if (warmup_steps < 0 || total_steps < 1 || warmup_steps > total_steps) {
     throw InvalidValue(fmt::format(
         "linear_schedule_with_warmup: need 0 <= warmup_steps <= total_steps and total_steps >= 1, "
@@ -68,7 +70,8 @@ std::function<double(int64_t)> linear_schedule_with_warmup(int64_t warmup_steps,
         warmup_steps, total_steps));
   }
   return [warmup_steps, total_steps](int64_t step) {
-    if (step < warmup_steps) return static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup_steps));
+    if (step < warmup_steps)
+      return static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup_steps));
     return std::max(0.0, static_cast<double>(total_steps - step) /
                              static_cast<double>(std::max<int64_t>(1, total_steps - warmup_steps)));
   };

@@ -22,17 +22,21 @@ std::string env_or_empty(const char* name) {
 }
 
 fs::path expand_home(const std::string& path) {
-  if (path.starts_with("~")) return fs::path(env_or_empty("HOME")) / path.substr(path.size() > 1 ? 2 : 1);
+  if (path.starts_with("~"))
+    return fs::path(env_or_empty("HOME")) / path.substr(path.size() > 1 ? 2 : 1);
   return path;
 }
 
-int line_of(const YAML::Node& node) { return node.Mark().line + 1; }
+int line_of(const YAML::Node& node) {
+  return node.Mark().line + 1;
+}
 
 class ConfigReader {
  public:
   ConfigReader(const fs::path& path, YAML::Node root) : path_(path), root_(std::move(root)) {}
 
-  [[noreturn]] void fail(const YAML::Node& node, const std::string& key, const std::string& what) const {
+  [[noreturn]] void fail(const YAML::Node& node, const std::string& key,
+                         const std::string& what) const {
     throw ConfigError(fmt::format("{}:{}: key '{}' {}", path_.string(), line_of(node), key, what));
   }
 
@@ -41,7 +45,8 @@ class ConfigReader {
                                      const char* expected) const {
     YAML::Node node = map[key];
     if (!node || node.IsNull()) return std::nullopt;
-    if (!node.IsScalar()) fail(node, key, fmt::format("must be {}, not a list or mapping", expected));
+    if (!node.IsScalar())
+      fail(node, key, fmt::format("must be {}, not a list or mapping", expected));
     try {
       return ConfigEntry<T>{node.as<T>(), line_of(node)};
     } catch (const YAML::BadConversion&) {
@@ -66,18 +71,44 @@ class ConfigReader {
 };
 
 // Keys accel-launch reads.
-const std::set<std::string> kHonouredKeys = {
-    "compute_environment", "distributed_type", "mixed_precision", "use_cpu",
-    "debug", "num_processes", "num_machines", "machine_rank", "main_process_ip",
-    "main_process_port", "gpu_ids", "mpirun_config", "gradient_accumulation_steps", "fp16"};
+const std::set<std::string> kHonouredKeys = {"compute_environment",
+                                             "distributed_type",
+                                             "mixed_precision",
+                                             "use_cpu",
+                                             "debug",
+                                             "num_processes",
+                                             "num_machines",
+                                             "machine_rank",
+                                             "main_process_ip",
+                                             "main_process_port",
+                                             "gpu_ids",
+                                             "mpirun_config",
+                                             "gradient_accumulation_steps",
+                                             "fp16"};
 
 // Keys Accelerate writes that change nothing for accel-launch while they keep their default.
-const std::set<std::string> kAccelerateOnlyKeys = {
-    "downcast_bf16", "enable_cpu_affinity", "main_training_function", "rdzv_backend",
-    "same_network", "tpu_use_cluster", "tpu_use_sudo", "tpu_name", "tpu_zone", "command_file",
-    "commands", "tpu_vm", "tpu_env", "dynamo_config", "dynamo_backend", "deepspeed_config",
-    "fsdp_config", "megatron_lm_config", "fp8_config", "parallelism_config", "ipex_config",
-    "use_mps_device"};
+const std::set<std::string> kAccelerateOnlyKeys = {"downcast_bf16",
+                                                   "enable_cpu_affinity",
+                                                   "main_training_function",
+                                                   "rdzv_backend",
+                                                   "same_network",
+                                                   "tpu_use_cluster",
+                                                   "tpu_use_sudo",
+                                                   "tpu_name",
+                                                   "tpu_zone",
+                                                   "command_file",
+                                                   "commands",
+                                                   "tpu_vm",
+                                                   "tpu_env",
+                                                   "dynamo_config",
+                                                   "dynamo_backend",
+                                                   "deepspeed_config",
+                                                   "fsdp_config",
+                                                   "megatron_lm_config",
+                                                   "fp8_config",
+                                                   "parallelism_config",
+                                                   "ipex_config",
+                                                   "use_mps_device"};
 
 bool is_set(const YAML::Node& node) {
   if (!node || node.IsNull()) return false;
@@ -145,14 +176,16 @@ AccelerateConfig load_config_file(const fs::path& path) {
                                   e.mark.line + 1, e.mark.column + 1, e.msg));
   }
   if (!root || root.IsNull()) {
-    throw ConfigError(fmt::format("config file '{}' is empty; write one with `accel-launch config "
-                                  "default --config_file {}`",
-                                  path.string(), path.string()));
+    throw ConfigError(
+        fmt::format("config file '{}' is empty; write one with `accel-launch config "
+                    "default --config_file {}`",
+                    path.string(), path.string()));
   }
   if (!root.IsMap()) {
-    throw ConfigError(fmt::format("{}:{}: a config file must be a mapping of keys "
-                                  "(compute_environment: ..., num_processes: ...)",
-                                  path.string(), line_of(root)));
+    throw ConfigError(
+        fmt::format("{}:{}: a config file must be a mapping of keys "
+                    "(compute_environment: ..., num_processes: ...)",
+                    path.string(), line_of(root)));
   }
 
   ConfigReader reader(path, root);
@@ -174,7 +207,8 @@ AccelerateConfig load_config_file(const fs::path& path) {
   config.gpu_ids = reader.read_string(root, "gpu_ids");
   config.gradient_accumulation_steps = reader.read_int(root, "gradient_accumulation_steps");
   if (YAML::Node mpirun = root["mpirun_config"]; mpirun && !mpirun.IsNull()) {
-    if (!mpirun.IsMap()) reader.fail(mpirun, "mpirun_config", "must be a mapping (mpirun_hostfile: ...)");
+    if (!mpirun.IsMap())
+      reader.fail(mpirun, "mpirun_config", "must be a mapping (mpirun_hostfile: ...)");
     config.mpirun_hostfile = reader.read_string(mpirun, "mpirun_hostfile");
     if (config.mpirun_hostfile) {
       config.mpirun_hostfile->value = expand_home(config.mpirun_hostfile->value).string();
@@ -187,14 +221,14 @@ AccelerateConfig load_config_file(const fs::path& path) {
     if (kHonouredKeys.contains(key)) continue;
     if (kAccelerateOnlyKeys.contains(key)) {
       if (is_set(item.second)) {
-        config.warnings.push_back(fmt::format(
-            "{}:{}: key '{}' is ignored: accel-launch does not implement it", path.string(),
-            line_of(item.first), key));
+        config.warnings.push_back(
+            fmt::format("{}:{}: key '{}' is ignored: accel-launch does not implement it",
+                        path.string(), line_of(item.first), key));
       }
       continue;
     }
-    config.warnings.push_back(fmt::format("{}:{}: unknown key '{}' is ignored", path.string(),
-                                          line_of(item.first), key));
+    config.warnings.push_back(
+        fmt::format("{}:{}: unknown key '{}' is ignored", path.string(), line_of(item.first), key));
   }
   return config;
 }
@@ -241,18 +275,20 @@ void write_default_config(const fs::path& path, const std::string& mixed_precisi
   const std::string text = default_config_text(mixed_precision, gpu_count);
   std::error_code ec;
   if (fs::exists(path, ec) && !force) {
-    throw ConfigError(fmt::format("config file '{}' already exists; not overwriting it (pass "
-                                  "--force to replace it, or --config_file to write elsewhere)",
-                                  path.string()));
+    throw ConfigError(
+        fmt::format("config file '{}' already exists; not overwriting it (pass "
+                    "--force to replace it, or --config_file to write elsewhere)",
+                    path.string()));
   }
   if (path.has_parent_path()) fs::create_directories(path.parent_path(), ec);
   std::ofstream out(path, std::ios::trunc);
   out << text;
   out.close();
   if (!out) {
-    throw ConfigError(fmt::format("cannot write config file '{}'; check that its folder is "
-                                  "writable",
-                                  path.string()));
+    throw ConfigError(
+        fmt::format("cannot write config file '{}'; check that its folder is "
+                    "writable",
+                    path.string()));
   }
 }
 

@@ -33,7 +33,7 @@ struct AccelerateConfig {
   std::optional<ConfigEntry<std::string>> main_process_ip;
   std::optional<ConfigEntry<int>> main_process_port;
   std::optional<ConfigEntry<std::string>> gpu_ids;
-  std::optional<ConfigEntry<std::string>> mpirun_hostfile;  // mpirun_config.mpirun_hostfile
+  std::optional<ConfigEntry<std::string>> mpirun_hostfile;      // mpirun_config.mpirun_hostfile
   std::optional<ConfigEntry<int>> gradient_accumulation_steps;  // accel extension
   std::vector<std::string> warnings;  // unknown or ignored keys, one sentence each
   std::string text;                   // the file's content, for `config show` and `env`

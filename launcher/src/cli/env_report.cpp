@@ -30,8 +30,11 @@ std::string torch_versions() {
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
   std::string out;
   char buffer[512];
-  while (pipe && std::fgets(buffer, sizeof(buffer), pipe.get()) != nullptr) out += fmt::format("- {}", buffer);
-  if (out.empty()) return fmt::format("- LibTorch / CUDA / NCCL: {} --versions printed nothing\n", sanity->string());
+  while (pipe && std::fgets(buffer, sizeof(buffer), pipe.get()) != nullptr)
+    out += fmt::format("- {}", buffer);
+  if (out.empty())
+    return fmt::format("- LibTorch / CUDA / NCCL: {} --versions printed nothing\n",
+                       sanity->string());
   return out;
 }
 

@@ -9,9 +9,9 @@
 #include <filesystem>
 
 #include "plan/executable_lookup.hpp"
-#include "plan/mpirun_argv.hpp"
 #include "plan/launch_error.hpp"
 #include "plan/launch_plan.hpp"
+#include "plan/mpirun_argv.hpp"
 #include "run/supervisor.hpp"
 
 namespace accel::launch {

@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include "plan/executable_lookup.hpp"
 #include "cli/launch_command.hpp"
+#include "plan/executable_lookup.hpp"
 #include "plan/launch_error.hpp"
 
 namespace accel::launch {

@@ -43,14 +43,15 @@ fs::path self_executable() {
 }
 
 fs::path resolve_program(const std::string& program) {
-  if (program.empty()) throw UsageError("no program to launch; usage: accel-launch [flags] <program> [args]");
+  if (program.empty())
+    throw UsageError("no program to launch; usage: accel-launch [flags] <program> [args]");
   std::error_code ec;
   if (program.find('/') == std::string::npos) {
     if (auto found = find_on_path(program)) return *found;
     if (fs::exists(program, ec)) {
-      throw MissingExecutable(fmt::format(
-          "program '{}' is not on PATH; to run the file in this folder, write ./{}", program,
-          program));
+      throw MissingExecutable(
+          fmt::format("program '{}' is not on PATH; to run the file in this folder, write ./{}",
+                      program, program));
     }
     throw MissingExecutable(fmt::format(
         "program '{}' was not found: it is not on PATH and no such file exists; check the name or "

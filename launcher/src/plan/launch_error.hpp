@@ -7,7 +7,7 @@
 namespace accel::launch {
 
 // Exit statuses of accel-launch's own failures (a failing rank's status is passed through instead).
-inline constexpr int kExitUsage = 2;         // bad flag, bad config file, bad value
+inline constexpr int kExitUsage = 2;            // bad flag, bad config file, bad value
 inline constexpr int kExitNotExecutable = 126;  // the program exists but cannot be executed
 inline constexpr int kExitNotFound = 127;       // the program or mpirun/srun cannot be found
 

@@ -15,9 +15,9 @@ namespace accel::launch {
 
 // What resolution needs to know about the machine and the calling environment.
 struct HostFacts {
-  int gpu_count = 0;                      // visible_gpu_count()
-  int physical_cores = 1;                 // physical_core_count()
-  std::optional<int> omp_num_threads;     // $OMP_NUM_THREADS when it is a positive integer
+  int gpu_count = 0;                        // visible_gpu_count()
+  int physical_cores = 1;                   // physical_core_count()
+  std::optional<int> omp_num_threads;       // $OMP_NUM_THREADS when it is a positive integer
   std::optional<std::string> slurm_job_id;  // $SLURM_JOB_ID
 };
 

@@ -68,12 +68,11 @@ std::string MpirunMessageFilter::close_block() {
   block_.clear();
   in_block_ = false;
   read_block(text);
-  const bool replaced =
-      text.find("not enough slots") != std::string::npos ||
-      text.find("Primary job") != std::string::npos ||
-      text.find("exited with non-zero status") != std::string::npos ||
-      text.find("noticed that process rank") != std::string::npos ||
-      text.find("has exited due to process rank") != std::string::npos;
+  const bool replaced = text.find("not enough slots") != std::string::npos ||
+                        text.find("Primary job") != std::string::npos ||
+                        text.find("exited with non-zero status") != std::string::npos ||
+                        text.find("noticed that process rank") != std::string::npos ||
+                        text.find("has exited due to process rank") != std::string::npos;
   return (replaced && !keep_all_) ? std::string() : text;
 }
 

@@ -18,9 +18,9 @@
 #include <string>
 #include <vector>
 
-#include "common/crc32c.hpp"
 #include "accel/tracking/trackers/tensorboard/tensorboard_tracker.hpp"
 #include "accel/tracking/trackers/tensorboard/tensorboard_writer.hpp"
+#include "common/crc32c.hpp"
 
 namespace {
 

@@ -1,10 +1,11 @@
 // MlflowConfig: resolution from the environment and init_kwargs, rejection of unusable URIs, and
 // credentials kept out of every message.
+#include "accel/tracking/trackers/mlflow/mlflow_config.hpp"
+
 #include <catch2/catch.hpp>
 #include <cstdlib>
 
 #include "accel/tracking/errors.hpp"
-#include "accel/tracking/trackers/mlflow/mlflow_config.hpp"
 #include "accel/tracking/trackers/mlflow/mlflow_tracker.hpp"
 
 using namespace accel;

@@ -9,9 +9,9 @@
 #include <thread>
 
 #include "accel/tracking/hub.hpp"
-#include "journal/journal.hpp"
 #include "accel/tracking/trackers/mlflow/mlflow_client.hpp"
 #include "accel/tracking/warnings.hpp"
+#include "journal/journal.hpp"
 #include "mlflow_test_server.hpp"
 
 using namespace accel;

@@ -1,9 +1,10 @@
 // MLflow key sanitising: every mapped key is one MLflow's own validator accepts, and the mapping is
 // the documented one.
+#include "trackers/mlflow/mlflow_keys.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "trackers/mlflow/mlflow_keys.hpp"
 #include "mlflow_test_server.hpp"
 
 using accel::is_valid_mlflow_key;

@@ -1,11 +1,12 @@
 // runs/log-batch bodies: limits respected, order kept, values encoded as MLflow's JSON mapping.
+#include "trackers/mlflow/mlflow_log_batch.hpp"
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
 
 #include "accel/tracking/errors.hpp"
-#include "trackers/mlflow/mlflow_log_batch.hpp"
 
 using namespace accel;
 using nlohmann::json;

@@ -1,8 +1,9 @@
 // Run configuration → MLflow params: flattening, value rendering and the 6000-character cut.
+#include "trackers/mlflow/mlflow_params.hpp"
+
 #include <catch2/catch.hpp>
 
 #include "common/utf8.hpp"
-#include "trackers/mlflow/mlflow_params.hpp"
 
 using accel::flatten_mlflow_params;
 using accel::render_mlflow_param_value;

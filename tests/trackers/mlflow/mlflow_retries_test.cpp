@@ -28,7 +28,8 @@ class FlakyServer {
     if (pid_ == 0) {
       ::dup2(out[1], STDOUT_FILENO);
       ::close(out[0]);
-      const std::string script = std::string(ACCEL_SOURCE_DIR) + "/tests/trackers/mlflow/flaky_server.py";
+      const std::string script =
+          std::string(ACCEL_SOURCE_DIR) + "/tests/trackers/mlflow/flaky_server.py";
       const std::string after = std::to_string(retry_after_s);
       ::execl(ACCEL_PYTHON, ACCEL_PYTHON, script.c_str(), plan.c_str(), after.c_str(), "60",
               static_cast<char*>(nullptr));

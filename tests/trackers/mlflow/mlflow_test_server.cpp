@@ -184,8 +184,8 @@ void MlflowServer::stop() {
 }
 
 std::string run_python(const std::string& script, const std::vector<std::string>& args) {
-  std::string command =
-      std::string(ACCEL_PYTHON) + " '" + ACCEL_SOURCE_DIR + "/tests/trackers/mlflow/" + script + "'";
+  std::string command = std::string(ACCEL_PYTHON) + " '" + ACCEL_SOURCE_DIR +
+                        "/tests/trackers/mlflow/" + script + "'";
   for (const auto& a : args) command += " '" + a + "'";
   command += " 2>&1";
   FILE* pipe = ::popen(command.c_str(), "r");

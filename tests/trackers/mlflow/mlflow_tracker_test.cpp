@@ -1,5 +1,7 @@
 // MlflowTracker and MlflowClient against a real `mlflow server` (one per test file), read back with
 // the mlflow Python client.
+#include "accel/tracking/trackers/mlflow/mlflow_tracker.hpp"
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <fstream>
@@ -9,7 +11,6 @@
 #include <sstream>
 #include <thread>
 
-#include "accel/tracking/trackers/mlflow/mlflow_tracker.hpp"
 #include "accel/tracking/warnings.hpp"
 #include "mlflow_test_server.hpp"
 

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "common/crc32c.hpp"
 #include "accel/tracking/general_tracker.hpp"
+#include "common/crc32c.hpp"
 
 namespace accel::test {
 
@@ -57,8 +57,9 @@ inline std::string shell_quote(const std::string& s) {
 // Runs a helper script of tests/tensorboard with the .venv Python; returns its stdout as JSON.
 inline nlohmann::json run_python_helper(const std::string& script,
                                         const std::vector<std::string>& args) {
-  std::string command = shell_quote(ACCEL_PYTHON) + " " +
-                        shell_quote(std::string(ACCEL_SOURCE_DIR) + "/tests/trackers/tensorboard/" + script);
+  std::string command =
+      shell_quote(ACCEL_PYTHON) + " " +
+      shell_quote(std::string(ACCEL_SOURCE_DIR) + "/tests/trackers/tensorboard/" + script);
   for (const auto& a : args) command += " " + shell_quote(a);
   FILE* pipe = ::popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);

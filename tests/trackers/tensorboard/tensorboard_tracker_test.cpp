@@ -10,10 +10,10 @@
 #include <fstream>
 #include <thread>
 
-#include "disk_full_support.hpp"
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/hub.hpp"
 #include "accel/tracking/registry.hpp"
+#include "disk_full_support.hpp"
 #include "tensorboard_test_support.hpp"
 
 using accel::Histogram;

@@ -19,16 +19,16 @@ namespace accel::detail {
 std::vector<TrackerRegistration> builtin_trackers() {
   return {
 #if ACCEL_TRACKER_CSV
-      CsvTracker::registration(),
+    CsvTracker::registration(),
 #endif
 #if ACCEL_TRACKER_JSONL
-      JsonlTracker::registration(),
+        JsonlTracker::registration(),
 #endif
 #if ACCEL_TRACKER_TENSORBOARD
-      TensorBoardTracker::registration(),
+        TensorBoardTracker::registration(),
 #endif
 #if ACCEL_TRACKER_MLFLOW
-      MlflowTracker::registration(),
+        MlflowTracker::registration(),
 #endif
   };
 }

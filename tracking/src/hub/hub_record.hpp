@@ -9,8 +9,8 @@
 #include <optional>
 #include <vector>
 
-#include "journal/journal.hpp"
 #include "accel/tracking/values.hpp"
+#include "journal/journal.hpp"
 
 namespace accel::detail {
 

@@ -38,8 +38,8 @@
 
 #include "accel/tracking/general_tracker.hpp"
 #include "accel/tracking/hub.hpp"
-#include "journal/journal.hpp"
 #include "hub/hub_record.hpp"
+#include "journal/journal.hpp"
 #include "journal/journal_spool.hpp"
 
 namespace accel::detail {

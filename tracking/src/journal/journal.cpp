@@ -10,8 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "common/crc32c.hpp"
 #include "accel/tracking/errors.hpp"
+#include "common/crc32c.hpp"
 
 namespace accel {
 namespace {

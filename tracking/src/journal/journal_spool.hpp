@@ -30,8 +30,8 @@
 #include <thread>
 #include <vector>
 
-#include "journal/journal.hpp"
 #include "hub/hub_record.hpp"
+#include "journal/journal.hpp"
 
 namespace accel::detail {
 

@@ -40,11 +40,12 @@ namespace accel {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr int kQueryTag = 0x4143;  // "how far are you?" (payload: the asker's sequence number)
-constexpr int kReplyTag = 0x4144;  // ProgressReport
+constexpr int kQueryTag = 0x4143;   // "how far are you?" (payload: the asker's sequence number)
+constexpr int kReplyTag = 0x4144;   // ProgressReport
 constexpr int kObjectTag = 0x4145;  // point-to-point object bytes
 constexpr std::chrono::milliseconds kWatchdogPeriod{20};
-constexpr std::size_t kChunkBytes = std::size_t{1} << 30;  // MPI counts are int: move bytes in chunks
+constexpr std::size_t kChunkBytes = std::size_t{1}
+                                    << 30;  // MPI counts are int: move bytes in chunks
 constexpr int kMaxAllgatherDims = 8;
 
 struct ProgressReport {
@@ -87,8 +88,8 @@ OperationLabel object_label(const char* kind, int root, std::optional<std::uint6
   OperationLabel label;
   label.kind = kind;
   label.root = root;
-  label.subject = bytes ? OperationLabel::Subject::kObjectBytes
-                        : OperationLabel::Subject::kUnknownObjectBytes;
+  label.subject =
+      bytes ? OperationLabel::Subject::kObjectBytes : OperationLabel::Subject::kUnknownObjectBytes;
   label.count = bytes.value_or(0);
   return label;
 }
@@ -206,10 +207,11 @@ void check_cpu(const at::Tensor& tensor, const char* op) {
     throw InvalidValue(fmt::format("MpiGroup::{}: the tensor is undefined; pass a tensor.", op));
   }
   if (!tensor.device().is_cpu()) {
-    throw InvalidValue(fmt::format(
-        "MpiGroup::{}: tensor is on {}, but MpiGroup moves CPU tensors; move it with .cpu() or use the "
-        "NCCL group (default_process_group()) for CUDA tensors.",
-        op, tensor.device().str()));
+    throw InvalidValue(
+        fmt::format("MpiGroup::{}: tensor is on {}, but MpiGroup moves CPU tensors; move it with "
+                    ".cpu() or use the "
+                    "NCCL group (default_process_group()) for CUDA tensors.",
+                    op, tensor.device().str()));
   }
 }
 
@@ -297,9 +299,10 @@ struct MpiGroup::Impl final : OperationRunner {
     {
       std::lock_guard lock(queue_mutex);
       if (stopping) {
-        throw UsageError("MpiGroup: " + label.text() +
-                         " called after the group was shut down (at process exit or by shutdown()); "
-                         "issue collectives before that.");
+        throw UsageError(
+            "MpiGroup: " + label.text() +
+            " called after the group was shut down (at process exit or by shutdown()); "
+            "issue collectives before that.");
       }
       work->set_sequence(next_sequence);
       queue.push_back(Operation{next_sequence++, label, std::move(run), work});
@@ -430,8 +433,8 @@ struct MpiGroup::Impl final : OperationRunner {
                 &receives[peer]);
       MPI_Isend(&mine.started, 1, MPI_UINT64_T, peer, kQueryTag, control, &sends[peer]);
     }
-    const auto grace = std::clamp(timeout, std::chrono::milliseconds(1000),
-                                  std::chrono::milliseconds(5000));
+    const auto grace =
+        std::clamp(timeout, std::chrono::milliseconds(1000), std::chrono::milliseconds(5000));
     const auto deadline = Clock::now() + grace;
     int missing = size - 1;
     while (missing > 0 && Clock::now() < deadline) {
@@ -453,31 +456,35 @@ struct MpiGroup::Impl final : OperationRunner {
     for (int peer = 0; peer < size; ++peer) {
       if (peer == rank) continue;
       if (answered[peer] == 0) {
-        not_arrived += fmt::format("\n    rank {}: did not answer within {} ms (hung outside MPI, or dead)",
-                                   peer, grace.count());
+        not_arrived +=
+            fmt::format("\n    rank {}: did not answer within {} ms (hung outside MPI, or dead)",
+                        peer, grace.count());
         continue;
       }
       const ProgressReport& p = replies[peer];
       const std::string peer_op(p.operation, strnlen(p.operation, sizeof(p.operation)));
       if (p.started < mine.started) {
         const bool idle = p.completed == p.started;
-        not_arrived += fmt::format(
-            "\n    rank {}: has not arrived; {} #{} {}", peer,
-            idle ? "idle since it completed" : "still running", p.started,
-            p.started == 0 ? std::string("(no operation yet)") : "'" + peer_op + "'");
+        not_arrived +=
+            fmt::format("\n    rank {}: has not arrived; {} #{} {}", peer,
+                        idle ? "idle since it completed" : "still running", p.started,
+                        p.started == 0 ? std::string("(no operation yet)") : "'" + peer_op + "'");
       } else if (p.started == mine.started && peer_op != mine.operation) {
         not_arrived += fmt::format(
-            "\n    rank {}: called a DIFFERENT operation as #{}: '{}' (collective calls do not match)",
+            "\n    rank {}: called a DIFFERENT operation as #{}: '{}' (collective calls do not "
+            "match)",
             peer, p.started, peer_op);
       } else if (p.started == mine.started) {
         other_lines += fmt::format("\n    rank {}: arrived, waiting in #{} too", peer, p.started);
       } else {
-        other_lines += fmt::format("\n    rank {}: is ahead, at #{} '{}'", peer, p.started, peer_op);
+        other_lines +=
+            fmt::format("\n    rank {}: is ahead, at #{} '{}'", peer, p.started, peer_op);
       }
     }
     const std::string message = fmt::format(
         "accel: collective timeout on {}: operation #{} '{}' did not complete within {} ms "
-        "(ACCEL_COLLECTIVE_TIMEOUT).\n  peers that had not arrived:{}{}\n  Every rank must make the same "
+        "(ACCEL_COLLECTIVE_TIMEOUT).\n  peers that had not arrived:{}{}\n  Every rank must make "
+        "the same "
         "collective calls in the same order. Aborting the job (MPI_Abort).\n",
         State::instance().describe(), mine.started, mine.operation, timeout.count(),
         not_arrived.empty() ? std::string("\n    (none: all peers are inside it; slow network?)")
@@ -589,8 +596,9 @@ struct MpiGroup::Impl final : OperationRunner {
     std::string out(n, '\0');
     for (std::uint64_t done = 0; done < n;) {
       const auto chunk = static_cast<int>(std::min<std::uint64_t>(kChunkBytes, n - done));
-      check_mpi(MPI_Recv(out.data() + done, chunk, MPI_BYTE, from, kObjectTag, comm, MPI_STATUS_IGNORE),
-                "MPI_Recv");
+      check_mpi(
+          MPI_Recv(out.data() + done, chunk, MPI_BYTE, from, kObjectTag, comm, MPI_STATUS_IGNORE),
+          "MPI_Recv");
       done += static_cast<std::uint64_t>(chunk);
     }
     return out;
@@ -598,8 +606,8 @@ struct MpiGroup::Impl final : OperationRunner {
 
   void check_root(int root, const char* op) const {
     if (root < 0 || root >= size) {
-      throw InvalidValue(fmt::format("MpiGroup::{}: root {} is not a rank of this group (0..{}).", op,
-                                     root, size - 1));
+      throw InvalidValue(fmt::format("MpiGroup::{}: root {} is not a rank of this group (0..{}).",
+                                     op, root, size - 1));
     }
   }
 };
@@ -619,25 +627,33 @@ void MpiGroup::shutdown() {
   impl_->stop();
 }
 
-int MpiGroup::rank() const { return impl_->rank; }
-int MpiGroup::size() const { return impl_->size; }
-std::chrono::milliseconds MpiGroup::timeout() const { return impl_->timeout; }
+int MpiGroup::rank() const {
+  return impl_->rank;
+}
+int MpiGroup::size() const {
+  return impl_->size;
+}
+std::chrono::milliseconds MpiGroup::timeout() const {
+  return impl_->timeout;
+}
 
 WorkPtr MpiGroup::allreduce(const at::Tensor& tensor, ReduceOp op) {
   check_cpu(tensor, "allreduce");
   const at::ScalarType type = tensor.scalar_type();
   const MPI_Datatype mpi_type = reduction_type(type);
   if (mpi_type == MPI_DATATYPE_NULL) {
-    throw InvalidValue(fmt::format(
-        "MpiGroup::allreduce: dtype {} is not supported; use a floating (float64/32/16, bfloat16) or "
-        "integer tensor (convert bool with .to(torch::kUInt8)).",
-        c10::toString(type)));
+    throw InvalidValue(
+        fmt::format("MpiGroup::allreduce: dtype {} is not supported; use a floating "
+                    "(float64/32/16, bfloat16) or "
+                    "integer tensor (convert bool with .to(torch::kUInt8)).",
+                    c10::toString(type)));
   }
   if (op == ReduceOp::kAvg && !at::isFloatingType(type)) {
-    throw InvalidValue(fmt::format(
-        "MpiGroup::allreduce: ReduceOp::kAvg of an integer tensor ({}) would truncate; reduce with kSum "
-        "and divide, or convert to a floating type first.",
-        c10::toString(type)));
+    throw InvalidValue(
+        fmt::format("MpiGroup::allreduce: ReduceOp::kAvg of an integer tensor ({}) would truncate; "
+                    "reduce with kSum "
+                    "and divide, or convert to a floating type first.",
+                    c10::toString(type)));
   }
   Impl* impl = impl_.get();
   const bool through_shm = impl->shm && detail::ShmAllreduce::supports(type);
@@ -650,7 +666,8 @@ WorkPtr MpiGroup::allreduce(const at::Tensor& tensor, ReduceOp op) {
       const bool widen = tensor.scalar_type() == at::kHalf || tensor.scalar_type() == at::kBFloat16;
       buffer = widen ? tensor.to(at::kFloat, false, false, at::MemoryFormat::Contiguous)
                      : tensor.contiguous();
-      if (!impl->local) impl->allreduce_in_place(buffer.data_ptr(), buffer.numel(), mpi_type, mpi_op(op));
+      if (!impl->local)
+        impl->allreduce_in_place(buffer.data_ptr(), buffer.numel(), mpi_type, mpi_op(op));
       if (op == ReduceOp::kAvg && impl->size > 1) buffer.div_(impl->size);
     }
     if (!buffer.is_same(tensor)) tensor.copy_(buffer);
@@ -680,9 +697,10 @@ WorkPtr MpiGroup::broadcast(const at::Tensor& tensor, int root) {
 WorkPtr MpiGroup::allgather(const at::Tensor& tensor) {
   check_cpu(tensor, "allgather");
   if (tensor.dim() > kMaxAllgatherDims) {
-    throw InvalidValue(fmt::format("MpiGroup::allgather: tensor has {} dimensions; at most {} are "
-                                   "supported (reshape it first).",
-                                   tensor.dim(), kMaxAllgatherDims));
+    throw InvalidValue(
+        fmt::format("MpiGroup::allgather: tensor has {} dimensions; at most {} are "
+                    "supported (reshape it first).",
+                    tensor.dim(), kMaxAllgatherDims));
   }
   Impl* impl = impl_.get();
   auto run = [impl, tensor]() -> std::vector<at::Tensor> {
@@ -742,8 +760,9 @@ WorkPtr MpiGroup::allgather(const at::Tensor& tensor) {
         displacements[r] = offset;
         offset += counts[r];
       }
-      const int rc = MPI_Allgatherv(input.data_ptr(), counts[impl->rank], row_type, output.data_ptr(),
-                                    counts.data(), displacements.data(), row_type, impl->comm);
+      const int rc =
+          MPI_Allgatherv(input.data_ptr(), counts[impl->rank], row_type, output.data_ptr(),
+                         counts.data(), displacements.data(), row_type, impl->comm);
       MPI_Type_free(&row_type);
       check_mpi(rc, "MPI_Allgatherv");
     }
@@ -777,8 +796,12 @@ at::Tensor MpiGroup::allocate_reduction_buffer(std::int64_t numel, at::ScalarTyp
   return *out;
 }
 
-bool MpiGroup::uses_shared_memory() const { return impl_->shm != nullptr; }
-std::string MpiGroup::shared_memory_status() const { return impl_->shm_status; }
+bool MpiGroup::uses_shared_memory() const {
+  return impl_->shm != nullptr;
+}
+std::string MpiGroup::shared_memory_status() const {
+  return impl_->shm_status;
+}
 
 WorkPtr MpiGroup::barrier() {
   Impl* impl = impl_.get();
@@ -795,8 +818,9 @@ std::string MpiGroup::broadcast_object(const std::string& bytes, int root) {
   Impl* impl = impl_.get();
   auto out = std::make_shared<std::string>();
   if (impl->rank == root) *out = bytes;
-  impl->submit(object_label("broadcast_object", root,
-                            impl->rank == root ? std::optional<std::uint64_t>(bytes.size()) : std::nullopt),
+  impl->submit(object_label(
+                   "broadcast_object", root,
+                   impl->rank == root ? std::optional<std::uint64_t>(bytes.size()) : std::nullopt),
                [impl, out, root]() -> std::vector<at::Tensor> {
                  if (impl->local) return {};
                  std::uint64_t n = out->size();
@@ -834,40 +858,41 @@ std::vector<std::string> MpiGroup::allgather_object(const std::string& bytes) {
   Impl* impl = impl_.get();
   auto out = std::make_shared<std::vector<std::string>>();
   auto mine = std::make_shared<std::string>(bytes);
-  impl->submit(object_label("allgather_object", -1, bytes.size()),
-               [impl, out, mine]() -> std::vector<at::Tensor> {
-                 if (impl->local) {
-                   out->push_back(*mine);
-                   return {};
-                 }
-                 std::uint64_t n = mine->size();
-                 std::vector<std::uint64_t> sizes(static_cast<std::size_t>(impl->size));
-                 check_mpi(MPI_Allgather(&n, 1, MPI_UINT64_T, sizes.data(), 1, MPI_UINT64_T, impl->comm),
-                           "MPI_Allgather");
-                 std::uint64_t total = 0;
-                 for (auto s : sizes) total += s;
-                 if (total > INT_MAX) {
-                   throw DistributedError(fmt::format(
-                       "accel: allgather_object of {} in total exceeds 2 GiB; send smaller objects.",
-                       human_bytes(total)));
-                 }
-                 std::vector<int> counts(sizes.size());
-                 std::vector<int> displacements(sizes.size());
-                 std::string all(total, '\0');
-                 int offset = 0;
-                 for (std::size_t r = 0; r < sizes.size(); ++r) {
-                   counts[r] = static_cast<int>(sizes[r]);
-                   displacements[r] = offset;
-                   offset += counts[r];
-                 }
-                 check_mpi(MPI_Allgatherv(mine->data(), static_cast<int>(n), MPI_BYTE, all.data(),
-                                          counts.data(), displacements.data(), MPI_BYTE, impl->comm),
-                           "MPI_Allgatherv");
-                 for (std::size_t r = 0; r < sizes.size(); ++r) {
-                   out->push_back(all.substr(static_cast<std::size_t>(displacements[r]), sizes[r]));
-                 }
-                 return {};
-               })
+  impl->submit(
+          object_label("allgather_object", -1, bytes.size()),
+          [impl, out, mine]() -> std::vector<at::Tensor> {
+            if (impl->local) {
+              out->push_back(*mine);
+              return {};
+            }
+            std::uint64_t n = mine->size();
+            std::vector<std::uint64_t> sizes(static_cast<std::size_t>(impl->size));
+            check_mpi(MPI_Allgather(&n, 1, MPI_UINT64_T, sizes.data(), 1, MPI_UINT64_T, impl->comm),
+                      "MPI_Allgather");
+            std::uint64_t total = 0;
+            for (auto s : sizes) total += s;
+            if (total > INT_MAX) {
+              throw DistributedError(fmt::format(
+                  "accel: allgather_object of {} in total exceeds 2 GiB; send smaller objects.",
+                  human_bytes(total)));
+            }
+            std::vector<int> counts(sizes.size());
+            std::vector<int> displacements(sizes.size());
+            std::string all(total, '\0');
+            int offset = 0;
+            for (std::size_t r = 0; r < sizes.size(); ++r) {
+              counts[r] = static_cast<int>(sizes[r]);
+              displacements[r] = offset;
+              offset += counts[r];
+            }
+            check_mpi(MPI_Allgatherv(mine->data(), static_cast<int>(n), MPI_BYTE, all.data(),
+                                     counts.data(), displacements.data(), MPI_BYTE, impl->comm),
+                      "MPI_Allgatherv");
+            for (std::size_t r = 0; r < sizes.size(); ++r) {
+              out->push_back(all.substr(static_cast<std::size_t>(displacements[r]), sizes[r]));
+            }
+            return {};
+          })
       ->wait();
   return std::move(*out);
 }
@@ -883,40 +908,42 @@ std::string MpiGroup::scatter_object(const std::vector<std::string>& per_rank, i
     OperationLabel label;
     label.kind = "scatter_object";
     label.root = root;
-    impl->submit(label,
-                 [impl, entries, out, root, valid]() -> std::vector<at::Tensor> {
-                   if (impl->local) {
-                     if (valid) *out = (*entries)[0];
-                     return {};
-                   }
-                   // Root first tells everyone whether its input is usable, so a bad call fails on every
-                   // rank instead of leaving the others waiting.
-                   int ok = valid ? 1 : 0;
-                   check_mpi(MPI_Bcast(&ok, 1, MPI_INT, root, impl->comm), "MPI_Bcast");
-                   if (ok == 0) {
-                     throw DistributedError(fmt::format(
-                         "accel: scatter_object: root rank {} did not pass one entry per rank ({}).",
-                         root, impl->size));
-                   }
-                   if (impl->rank == root) {
-                     for (int r = 0; r < impl->size; ++r) {
-                       if (r != root) impl->send_bytes((*entries)[r], r);
-                     }
-                     *out = (*entries)[root];
-                   } else {
-                     *out = impl->receive_bytes(root);
-                   }
-                   return {};
-                 })
+    impl->submit(
+            label,
+            [impl, entries, out, root, valid]() -> std::vector<at::Tensor> {
+              if (impl->local) {
+                if (valid) *out = (*entries)[0];
+                return {};
+              }
+              // Root first tells everyone whether its input is usable, so a bad call fails on every
+              // rank instead of leaving the others waiting.
+              int ok = valid ? 1 : 0;
+              check_mpi(MPI_Bcast(&ok, 1, MPI_INT, root, impl->comm), "MPI_Bcast");
+              if (ok == 0) {
+                throw DistributedError(fmt::format(
+                    "accel: scatter_object: root rank {} did not pass one entry per rank ({}).",
+                    root, impl->size));
+              }
+              if (impl->rank == root) {
+                for (int r = 0; r < impl->size; ++r) {
+                  if (r != root) impl->send_bytes((*entries)[r], r);
+                }
+                *out = (*entries)[root];
+              } else {
+                *out = impl->receive_bytes(root);
+              }
+              return {};
+            })
         ->wait();
   } catch (const DistributedError&) {
     if (valid) throw;
   }
   if (!valid) {
-    throw InvalidValue(fmt::format(
-        "MpiGroup::scatter_object: root passed {} entries but the group has {} ranks; pass exactly one "
-        "entry per rank.",
-        per_rank.size(), impl->size));
+    throw InvalidValue(
+        fmt::format("MpiGroup::scatter_object: root passed {} entries but the group has {} ranks; "
+                    "pass exactly one "
+                    "entry per rank.",
+                    per_rank.size(), impl->size));
   }
   return std::move(*out);
 }

@@ -34,7 +34,8 @@ using Clock = std::chrono::steady_clock;
 
 void check_nccl(ncclResult_t result, const char* what) {
   if (result != ncclSuccess) {
-    throw DistributedError(std::string("accel: ") + what + " failed: " + ncclGetErrorString(result));
+    throw DistributedError(std::string("accel: ") + what +
+                           " failed: " + ncclGetErrorString(result));
   }
 }
 
@@ -104,13 +105,14 @@ struct NcclCommState {
   std::atomic<std::uint64_t> sequence{0};
 
   [[noreturn]] void abort_on_timeout(std::uint64_t seq, const std::string& name) {
-    const std::string message =
-        "accel: collective timeout on " + State::instance().describe() + ": NCCL operation #" +
-        std::to_string(seq) + " '" + name + "' did not complete within " +
-        std::to_string(timeout.count()) +
-        " ms (ACCEL_COLLECTIVE_TIMEOUT). Some peer did not make the same call (every rank must make the "
-        "same collective calls in the same order); the other ranks report their own position. Aborting "
-        "the job (ncclCommAbort, MPI_Abort).\n";
+    const std::string message = "accel: collective timeout on " + State::instance().describe() +
+                                ": NCCL operation #" + std::to_string(seq) + " '" + name +
+                                "' did not complete within " + std::to_string(timeout.count()) +
+                                " ms (ACCEL_COLLECTIVE_TIMEOUT). Some peer did not make the same "
+                                "call (every rank must make the "
+                                "same collective calls in the same order); the other ranks report "
+                                "their own position. Aborting "
+                                "the job (ncclCommAbort, MPI_Abort).\n";
     std::fputs(message.c_str(), stderr);
     std::fflush(stderr);
     ncclCommAbort(comm);
@@ -129,8 +131,12 @@ namespace {
 
 class NcclWork final : public Work {
  public:
-  NcclWork(NcclCommState* group, std::uint64_t seq, std::string name, std::vector<at::Tensor> result)
-      : group_(group), seq_(seq), name_(std::move(name)), result_(std::move(result)),
+  NcclWork(NcclCommState* group, std::uint64_t seq, std::string name,
+           std::vector<at::Tensor> result)
+      : group_(group),
+        seq_(seq),
+        name_(std::move(name)),
+        result_(std::move(result)),
         deadline_(Clock::now() + group->timeout) {}
 
   c10::cuda::CUDAEvent& done() { return done_; }
@@ -166,10 +172,10 @@ class NcclWork final : public Work {
 
 void check_device(const at::Tensor& tensor, const torch::Device& device, const char* op) {
   if (!tensor.defined() || tensor.device() != device) {
-    throw InvalidValue(std::string("NcclGroup::") + op + ": tensor is " +
-                       (tensor.defined() ? "on " + tensor.device().str() : std::string("undefined")) +
-                       " but this group works on " + device.str() + "; move it with .to(" +
-                       device.str() + ").");
+    throw InvalidValue(
+        std::string("NcclGroup::") + op + ": tensor is " +
+        (tensor.defined() ? "on " + tensor.device().str() : std::string("undefined")) +
+        " but this group works on " + device.str() + "; move it with .to(" + device.str() + ").");
   }
 }
 
@@ -179,19 +185,24 @@ void record_on(const at::Tensor& t, const c10::cuda::CUDAStream& stream) {
 
 }  // namespace
 
-bool NcclGroup::available() { return torch::cuda::is_available(); }
+bool NcclGroup::available() {
+  return torch::cuda::is_available();
+}
 
 NcclGroup::NcclGroup(std::shared_ptr<ProcessGroup> bootstrap, torch::Device device,
                      ProcessGroupOptions options)
     : impl_(std::make_unique<Impl>()) {
   if (!device.is_cuda()) {
-    throw InvalidValue("NcclGroup: device " + device.str() + " is not a CUDA device; use MpiGroup for "
+    throw InvalidValue("NcclGroup: device " + device.str() +
+                       " is not a CUDA device; use MpiGroup for "
                        "CPU tensors.");
   }
-  if (!bootstrap) throw InvalidValue("NcclGroup: the bootstrap group is null; pass cpu_process_group().");
+  if (!bootstrap)
+    throw InvalidValue("NcclGroup: the bootstrap group is null; pass cpu_process_group().");
   if (!device.has_index()) {
-    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(State::instance().local_rank() %
-                                                                       torch::cuda::device_count()));
+    device =
+        torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(State::instance().local_rank() %
+                                                                  torch::cuda::device_count()));
   }
   Impl& impl = *impl_;
   impl.bootstrap = std::move(bootstrap);
@@ -224,10 +235,18 @@ NcclGroup::~NcclGroup() {
   }
 }
 
-int NcclGroup::rank() const { return impl_->rank; }
-int NcclGroup::size() const { return impl_->size; }
-torch::Device NcclGroup::device() const { return impl_->device; }
-std::chrono::milliseconds NcclGroup::timeout() const { return impl_->timeout; }
+int NcclGroup::rank() const {
+  return impl_->rank;
+}
+int NcclGroup::size() const {
+  return impl_->size;
+}
+torch::Device NcclGroup::device() const {
+  return impl_->device;
+}
+std::chrono::milliseconds NcclGroup::timeout() const {
+  return impl_->timeout;
+}
 
 namespace {
 
@@ -257,20 +276,22 @@ WorkPtr NcclGroup::allreduce(const at::Tensor& tensor, ReduceOp op) {
   ncclDataType_t type;
   if (!nccl_type(tensor.scalar_type(), &type)) {
     throw InvalidValue(std::string("NcclGroup::allreduce: dtype ") +
-                       c10::toString(tensor.scalar_type()) + " is not supported by NCCL; use a "
+                       c10::toString(tensor.scalar_type()) +
+                       " is not supported by NCCL; use a "
                        "floating or 8/32/64-bit integer tensor.");
   }
   if (op == ReduceOp::kAvg && !at::isFloatingType(tensor.scalar_type())) {
-    throw InvalidValue("NcclGroup::allreduce: ReduceOp::kAvg needs a floating tensor; reduce with kSum "
-                       "and divide.");
+    throw InvalidValue(
+        "NcclGroup::allreduce: ReduceOp::kAvg needs a floating tensor; reduce with kSum "
+        "and divide.");
   }
   Impl& impl = *impl_;
   at::Tensor buffer = tensor.contiguous();  // on the caller's stream, before the ready event
   return launch(impl, "allreduce(" + std::string(to_string(op)) + ") of " + describe_tensor(tensor),
                 {tensor}, [&](cudaStream_t stream) {
                   check_nccl(ncclAllReduce(buffer.data_ptr(), buffer.data_ptr(),
-                                           static_cast<std::size_t>(buffer.numel()), type, nccl_op(op),
-                                           impl.comm, stream),
+                                           static_cast<std::size_t>(buffer.numel()), type,
+                                           nccl_op(op), impl.comm, stream),
                              "ncclAllReduce");
                   if (!buffer.is_same(tensor)) tensor.copy_(buffer);
                   record_on(buffer, *impl.stream);
@@ -282,15 +303,17 @@ WorkPtr NcclGroup::broadcast(const at::Tensor& tensor, int root) {
   check_device(tensor, impl_->device, "broadcast");
   if (root < 0 || root >= impl_->size) {
     throw InvalidValue("NcclGroup::broadcast: root " + std::to_string(root) +
-                       " is not a rank of this group (0.." + std::to_string(impl_->size - 1) + ").");
+                       " is not a rank of this group (0.." + std::to_string(impl_->size - 1) +
+                       ").");
   }
   Impl& impl = *impl_;
   at::Tensor buffer = tensor.contiguous();
   return launch(impl, "broadcast(root " + std::to_string(root) + ") of " + describe_tensor(tensor),
                 {tensor}, [&](cudaStream_t stream) {
-                  const auto bytes = static_cast<std::size_t>(buffer.numel()) * buffer.element_size();
-                  check_nccl(ncclBroadcast(buffer.data_ptr(), buffer.data_ptr(), bytes, ncclUint8, root,
-                                           impl.comm, stream),
+                  const auto bytes =
+                      static_cast<std::size_t>(buffer.numel()) * buffer.element_size();
+                  check_nccl(ncclBroadcast(buffer.data_ptr(), buffer.data_ptr(), bytes, ncclUint8,
+                                           root, impl.comm, stream),
                              "ncclBroadcast");
                   if (!buffer.is_same(tensor) && impl.rank != root) tensor.copy_(buffer);
                   record_on(buffer, *impl.stream);
@@ -318,9 +341,10 @@ WorkPtr NcclGroup::allgather(const at::Tensor& tensor) {
                 sizes.size() == static_cast<std::size_t>(input.dim());
     for (std::size_t d = 1; same && d < sizes.size(); ++d) same = sizes[d] == input.size(d);
     if (!same) {
-      throw DistributedError("accel: allgather: rank " + std::to_string(r) + " passed '" + headers[r] +
-                             "' (dtype code and sizes) but rank " + std::to_string(impl.rank) +
-                             " passed '" + header.str() + "'; only dimension 0 may differ.");
+      throw DistributedError("accel: allgather: rank " + std::to_string(r) + " passed '" +
+                             headers[r] + "' (dtype code and sizes) but rank " +
+                             std::to_string(impl.rank) + " passed '" + header.str() +
+                             "'; only dimension 0 may differ.");
     }
     rows.push_back(sizes[0]);
   }
@@ -340,8 +364,8 @@ WorkPtr NcclGroup::allgather(const at::Tensor& tensor) {
                   for (int r = 0; r < impl.size; ++r) {
                     auto* out = static_cast<char*>(output.data_ptr()) + offset * row_bytes;
                     check_nccl(ncclBroadcast(r == impl.rank ? input.data_ptr() : out, out,
-                                             static_cast<std::size_t>(rows[r] * row_bytes), ncclUint8, r,
-                                             impl.comm, stream),
+                                             static_cast<std::size_t>(rows[r] * row_bytes),
+                                             ncclUint8, r, impl.comm, stream),
                                "ncclBroadcast");
                     offset += rows[r];
                   }

@@ -15,19 +15,27 @@ constexpr std::size_t kBlock = 1024;
 
 struct Sum {
   template <typename A>
-  A operator()(A a, A b) const { return a + b; }
+  A operator()(A a, A b) const {
+    return a + b;
+  }
 };
 struct Max {
   template <typename A>
-  A operator()(A a, A b) const { return std::max(a, b); }
+  A operator()(A a, A b) const {
+    return std::max(a, b);
+  }
 };
 struct Min {
   template <typename A>
-  A operator()(A a, A b) const { return std::min(a, b); }
+  A operator()(A a, A b) const {
+    return std::min(a, b);
+  }
 };
 struct Product {
   template <typename A>
-  A operator()(A a, A b) const { return a * b; }
+  A operator()(A a, A b) const {
+    return a * b;
+  }
 };
 
 template <typename T, typename Acc, typename Op>
@@ -57,8 +65,9 @@ void reduce_typed(Op op, const std::vector<const void*>& inputs, const std::vect
 }
 
 template <typename T, typename Acc>
-void reduce_op(ElementOp op, const std::vector<const void*>& inputs, const std::vector<void*>& outputs,
-               std::size_t begin, std::size_t end, double divisor) {
+void reduce_op(ElementOp op, const std::vector<const void*>& inputs,
+               const std::vector<void*>& outputs, std::size_t begin, std::size_t end,
+               double divisor) {
   switch (op) {
     case ElementOp::kSum:
       return reduce_typed<T, Acc>(Sum{}, inputs, outputs, begin, end, divisor);
@@ -74,7 +83,8 @@ void reduce_op(ElementOp op, const std::vector<const void*>& inputs, const std::
 }  // namespace
 
 void reduce_range(ElementType type, ElementOp op, const std::vector<const void*>& inputs,
-                  const std::vector<void*>& outputs, std::size_t begin, std::size_t end, double divisor) {
+                  const std::vector<void*>& outputs, std::size_t begin, std::size_t end,
+                  double divisor) {
   if (begin >= end || inputs.empty()) return;
   switch (type) {
     case ElementType::kFloat32:

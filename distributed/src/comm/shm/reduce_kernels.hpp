@@ -16,6 +16,7 @@ enum class ElementType { kFloat32, kFloat64, kFloat16, kBFloat16 };
 enum class ElementOp { kSum, kMax, kMin, kProduct };
 
 void reduce_range(ElementType type, ElementOp op, const std::vector<const void*>& inputs,
-                  const std::vector<void*>& outputs, std::size_t begin, std::size_t end, double divisor);
+                  const std::vector<void*>& outputs, std::size_t begin, std::size_t end,
+                  double divisor);
 
 }  // namespace accel::detail

@@ -20,12 +20,13 @@ namespace {
 // The futex word is in memory shared between processes: no FUTEX_PRIVATE_FLAG.
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected) {
   timespec limit{0, 50'000'000};  // wake up now and then even if a wake-up was missed
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT, expected, &limit, nullptr, 0);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT, expected, &limit, nullptr,
+          0);
 }
 
 void futex_wake_all(std::atomic<std::uint32_t>* word) {
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE, 0x7fffffff, nullptr, nullptr,
-          0);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE, 0x7fffffff, nullptr,
+          nullptr, 0);
 }
 
 }  // namespace

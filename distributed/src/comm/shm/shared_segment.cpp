@@ -17,7 +17,9 @@ namespace {
 
 constexpr std::size_t kPage = 4096;
 
-std::string errno_text(const char* what) { return fmt::format("{}: {}", what, std::strerror(errno)); }
+std::string errno_text(const char* what) {
+  return fmt::format("{}: {}", what, std::strerror(errno));
+}
 
 }  // namespace
 
@@ -77,7 +79,7 @@ std::shared_ptr<SharedSegment> SharedSegment::create(MPI_Comm comm, std::size_t 
   if (all_ok == 0) {
     if (mapping != MAP_FAILED) munmap(mapping, total);
     if (why != nullptr) {
-      *why = !error.empty() ? error
+      *why = !error.empty()  ? error
              : where[2] == 1 ? std::string("a peer rank could not map the shared memory")
                              : std::string("rank 0 could not create the shared memory");
     }
@@ -94,6 +96,8 @@ SharedSegment::SharedSegment(void* mapping, std::size_t mapping_bytes, std::size
   }
 }
 
-SharedSegment::~SharedSegment() { munmap(mapping_, mapping_bytes_); }
+SharedSegment::~SharedSegment() {
+  munmap(mapping_, mapping_bytes_);
+}
 
 }  // namespace accel::detail

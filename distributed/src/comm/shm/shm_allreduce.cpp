@@ -13,6 +13,7 @@
 #include "comm/shm/shm_allreduce.hpp"
 
 #include <fmt/format.h>
+#include <strings.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -20,7 +21,6 @@
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <strings.h>
 
 #include "accel/tracking/errors.hpp"
 #include "comm/shm/reduce_kernels.hpp"
@@ -32,7 +32,7 @@ namespace accel::detail {
 namespace {
 
 constexpr std::size_t kStagingBytes = std::size_t{1} << 20;  // per rank and half: the staged chunk
-constexpr std::size_t kDirectBytes = std::size_t{32} << 10;   // up to this: one meeting, no slices
+constexpr std::size_t kDirectBytes = std::size_t{32} << 10;  // up to this: one meeting, no slices
 constexpr std::size_t kCacheLine = 64;
 constexpr std::chrono::nanoseconds kSpin = std::chrono::microseconds(20);
 
@@ -135,9 +135,10 @@ bool shm_allreduce_enabled_from_env() {
   for (const char* no : {"0", "false", "off", "no"}) {
     if (strcasecmp(value, no) == 0) return false;
   }
-  throw InvalidValue("ACCEL_SHM_ALLREDUCE='" + std::string(value) +
-                     "' is not a switch; set it to 0 to reduce through MPI only, or to 1 (the default) "
-                     "to reduce through shared memory when every rank runs on this machine.");
+  throw InvalidValue(
+      "ACCEL_SHM_ALLREDUCE='" + std::string(value) +
+      "' is not a switch; set it to 0 to reduce through MPI only, or to 1 (the default) "
+      "to reduce through shared memory when every rank runs on this machine.");
 }
 
 std::unique_ptr<ShmAllreduce> ShmAllreduce::create(MPI_Comm comm, std::string* why) {
@@ -269,7 +270,8 @@ void ShmAllreduce::allreduce(const at::Tensor& tensor, ReduceOp op) {
   bool all_staged = true;
   for (int r = 0; r < size_; ++r) {
     const Header& h = control(r).header[sequence % 2];
-    same_arguments = same_arguments && h.numel == mine.numel && h.dtype == mine.dtype && h.op == mine.op;
+    same_arguments =
+        same_arguments && h.numel == mine.numel && h.dtype == mine.dtype && h.op == mine.op;
     all_in_place = all_in_place && h.mode == Mode::kInPlace && h.segment == mine.segment &&
                    h.offset == mine.offset;
     all_staged = all_staged && h.mode == Mode::kStaged;
@@ -280,7 +282,8 @@ void ShmAllreduce::allreduce(const at::Tensor& tensor, ReduceOp op) {
       ranks += fmt::format("\n    rank {}: {}", r, describe(control(r).header[sequence % 2]));
     }
     throw DistributedError(fmt::format(
-        "accel: allreduce: the ranks passed different tensors or ops:{}\n  Every rank must allreduce "
+        "accel: allreduce: the ranks passed different tensors or ops:{}\n  Every rank must "
+        "allreduce "
         "tensors with the same number of elements and dtype, with the same op, in the same order.",
         ranks));
   }

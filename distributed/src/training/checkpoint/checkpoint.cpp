@@ -1,10 +1,9 @@
 #include "accel/checkpoint.hpp"
-#include "training/checkpoint/remove_tree.hpp"
 
 #include <ATen/Context.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <fmt/format.h>
+#include <ftw.h>
 #include <torch/cuda.h>
 #include <unistd.h>
 
@@ -13,6 +12,8 @@
 #include <fstream>
 #include <mutex>
 
+#include "training/checkpoint/remove_tree.hpp"
+
 namespace accel::checkpoint {
 namespace fs = std::filesystem;
 
@@ -20,13 +21,17 @@ namespace {
 
 void fsync_path(const fs::path& path, bool directory) {
   int fd = ::open(path.c_str(), (directory ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw CheckpointError(fmt::format("cannot open {} to sync it to disk", path.string()));
+  if (fd < 0)
+    throw CheckpointError(fmt::format("cannot open {} to sync it to disk", path.string()));
   const int rc = ::fsync(fd);
   ::close(fd);
-  if (rc != 0) throw CheckpointError(fmt::format("fsync of {} failed: is the disk full?", path.string()));
+  if (rc != 0)
+    throw CheckpointError(fmt::format("fsync of {} failed: is the disk full?", path.string()));
 }
 
-int remove_entry(const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); }
+int remove_entry(const char* path, const struct stat*, int, struct FTW*) {
+  return ::remove(path);
+}
 
 }  // namespace
 
@@ -44,33 +49,38 @@ fs::path temp_dir_for(const fs::path& final_dir) {
   return clean.parent_path() / ("." + clean.filename().string() + ".tmp");
 }
 
-void write_archive(const fs::path& path, const std::function<void(torch::serialize::OutputArchive&)>& fill) {
+void write_archive(const fs::path& path,
+                   const std::function<void(torch::serialize::OutputArchive&)>& fill) {
   try {
     torch::serialize::OutputArchive archive;
     fill(archive);
     archive.save_to(path.string());
   } catch (const c10::Error& e) {
-    throw CheckpointError(fmt::format("writing checkpoint file {} failed: {}", path.string(), e.what_without_backtrace()));
+    throw CheckpointError(fmt::format("writing checkpoint file {} failed: {}", path.string(),
+                                      e.what_without_backtrace()));
   }
   fsync_path(path, false);
 }
 
-void read_archive(const fs::path& path, const std::function<void(torch::serialize::InputArchive&)>& read,
+void read_archive(const fs::path& path,
+                  const std::function<void(torch::serialize::InputArchive&)>& read,
                   std::optional<torch::Device> device) {
   if (!fs::exists(path)) {
-    throw CheckpointError(fmt::format(
-        "checkpoint file {} is missing: the checkpoint was written by a program with a different set of "
-        "prepared objects or processes; load it with the same setup",
-        path.string()));
+    throw CheckpointError(
+        fmt::format("checkpoint file {} is missing: the checkpoint was written by a program with a "
+                    "different set of "
+                    "prepared objects or processes; load it with the same setup",
+                    path.string()));
   }
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path.string(), device);
     read(archive);
   } catch (const c10::Error& e) {
-    throw CheckpointError(fmt::format("reading checkpoint file {} failed (corrupt, or saved from a different "
-                                      "model/optimizer): {}",
-                                      path.string(), e.what_without_backtrace()));
+    throw CheckpointError(
+        fmt::format("reading checkpoint file {} failed (corrupt, or saved from a different "
+                    "model/optimizer): {}",
+                    path.string(), e.what_without_backtrace()));
   }
 }
 
@@ -81,10 +91,12 @@ void save_rng_states(const fs::path& path, int64_t step) {
       std::lock_guard<std::mutex> lock(cpu.mutex());
       archive.write("cpu", cpu.get_state());
     }
-    const int64_t devices = torch::cuda::is_available() ? static_cast<int64_t>(torch::cuda::device_count()) : 0;
+    const int64_t devices =
+        torch::cuda::is_available() ? static_cast<int64_t>(torch::cuda::device_count()) : 0;
     archive.write("cuda_devices", torch::tensor(devices, torch::kInt64));
     for (int64_t i = 0; i < devices; ++i) {
-      auto gen = at::globalContext().defaultGenerator(c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(i)));
+      auto gen = at::globalContext().defaultGenerator(
+          c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(i)));
       std::lock_guard<std::mutex> lock(gen.mutex());
       archive.write(fmt::format("cuda_{}", i), gen.get_state());
     }
@@ -104,11 +116,13 @@ int64_t load_rng_states(const fs::path& path) {
       std::lock_guard<std::mutex> lock(cpu.mutex());
       cpu.set_state(cpu_state);
     }
-    const int64_t here = torch::cuda::is_available() ? static_cast<int64_t>(torch::cuda::device_count()) : 0;
+    const int64_t here =
+        torch::cuda::is_available() ? static_cast<int64_t>(torch::cuda::device_count()) : 0;
     for (int64_t i = 0; i < std::min(devices.item<int64_t>(), here); ++i) {
       torch::Tensor state;
       archive.read(fmt::format("cuda_{}", i), state);
-      auto gen = at::globalContext().defaultGenerator(c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(i)));
+      auto gen = at::globalContext().defaultGenerator(
+          c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(i)));
       std::lock_guard<std::mutex> lock(gen.mutex());
       gen.set_state(state);
     }
@@ -119,10 +133,11 @@ int64_t load_rng_states(const fs::path& path) {
 
 void commit(const fs::path& temp_dir, const fs::path& final_dir, const nlohmann::json& metadata) {
   if (fs::exists(final_dir)) {
-    throw CheckpointError(fmt::format(
-        "checkpoint directory {} already exists; choose another directory or remove it (with automatic "
-        "naming, set ProjectConfiguration.iteration past the existing checkpoints)",
-        final_dir.string()));
+    throw CheckpointError(
+        fmt::format("checkpoint directory {} already exists; choose another directory or remove it "
+                    "(with automatic "
+                    "naming, set ProjectConfiguration.iteration past the existing checkpoints)",
+                    final_dir.string()));
   }
   auto marker = metadata;
   marker["complete"] = true;
@@ -138,8 +153,8 @@ void commit(const fs::path& temp_dir, const fs::path& final_dir, const nlohmann:
   std::error_code ec;
   fs::rename(temp_dir, final_dir, ec);
   if (ec) {
-    throw CheckpointError(fmt::format("cannot move the finished checkpoint {} to {}: {}", temp_dir.string(),
-                                      final_dir.string(), ec.message()));
+    throw CheckpointError(fmt::format("cannot move the finished checkpoint {} to {}: {}",
+                                      temp_dir.string(), final_dir.string(), ec.message()));
   }
   fsync_path(final_dir.parent_path().empty() ? fs::path(".") : final_dir.parent_path(), true);
 }
@@ -160,11 +175,13 @@ nlohmann::json require_complete(const fs::path& dir) {
     std::ifstream in(marker_path);
     marker = nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& e) {
-    throw CheckpointError(fmt::format("completion marker {} is unreadable ({}): the checkpoint is damaged",
-                                      marker_path.string(), e.what()));
+    throw CheckpointError(
+        fmt::format("completion marker {} is unreadable ({}): the checkpoint is damaged",
+                    marker_path.string(), e.what()));
   }
   if (!marker.value("complete", false)) {
-    throw CheckpointError(fmt::format("{} says the checkpoint is not complete", marker_path.string()));
+    throw CheckpointError(
+        fmt::format("{} says the checkpoint is not complete", marker_path.string()));
   }
   return marker;
 }
@@ -173,7 +190,8 @@ std::optional<int64_t> automatic_index(const fs::path& dir) {
   auto name = dir.filename().string();
   if (name.empty()) name = dir.parent_path().filename().string();
   const std::string prefix = kAutomaticPrefix;
-  if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0)
+    return std::nullopt;
   int64_t index = 0;
   const char* first = name.data() + prefix.size();
   const char* last = name.data() + name.size();

@@ -14,28 +14,31 @@ TensorDataset::TensorDataset(torch::Tensor data, torch::Tensor target)
     throw InvalidValue("TensorDataset needs data and target tensors with at least one dimension");
   }
   if (data_.size(0) != target_.size(0)) {
-    throw InvalidValue(fmt::format("TensorDataset: data has {} rows but target has {}: they must match",
-                                   data_.size(0), target_.size(0)));
+    throw InvalidValue(
+        fmt::format("TensorDataset: data has {} rows but target has {}: they must match",
+                    data_.size(0), target_.size(0)));
   }
   if (data_.size(0) == 0) throw InvalidValue("TensorDataset: the dataset is empty");
 }
 
 TensorDataset TensorDataset::subset(const torch::Tensor& indices) const {
   auto idx = indices.to(torch::kInt64).to(data_.device());
-  return TensorDataset(data_.index_select(0, idx), target_.index_select(0, idx.to(target_.device())));
+  return TensorDataset(data_.index_select(0, idx),
+                       target_.index_select(0, idx.to(target_.device())));
 }
 
 DataLoader::DataLoader(TensorDataset dataset, DataLoaderOptions options)
     : dataset_(std::move(dataset)), options_(options) {
   if (options_.batch_size < 1) {
-    throw InvalidValue(fmt::format("DataLoader batch_size must be >= 1, got {}", options_.batch_size));
+    throw InvalidValue(
+        fmt::format("DataLoader batch_size must be >= 1, got {}", options_.batch_size));
   }
 }
 
 void DataLoader::shard(DataLoaderSharding sharding) {
   if (sharding.num_processes < 1 || sharding.rank < 0 || sharding.rank >= sharding.num_processes) {
-    throw InvalidValue(fmt::format("DataLoader: rank {} of {} processes is not valid", sharding.rank,
-                                   sharding.num_processes));
+    throw InvalidValue(fmt::format("DataLoader: rank {} of {} processes is not valid",
+                                   sharding.rank, sharding.num_processes));
   }
   if (sharding.split_batches && options_.batch_size % sharding.num_processes != 0) {
     throw InvalidValue(fmt::format(
@@ -47,7 +50,8 @@ void DataLoader::shard(DataLoaderSharding sharding) {
 }
 
 int64_t DataLoader::batch_size() const {
-  return sharding_.split_batches ? options_.batch_size / sharding_.num_processes : options_.batch_size;
+  return sharding_.split_batches ? options_.batch_size / sharding_.num_processes
+                                 : options_.batch_size;
 }
 
 DistributedSampler DataLoader::make_sampler() const {
@@ -84,7 +88,8 @@ int64_t DataLoader::size() const {
 }
 
 int64_t DataLoader::real_rows(int64_t batch) const {
-  const int64_t n = dataset_.size(), w = sharding_.num_processes, r = sharding_.rank, b = batch_size();
+  const int64_t n = dataset_.size(), w = sharding_.num_processes, r = sharding_.rank,
+                b = batch_size();
   const int64_t start = batch * b;
   const int64_t stop = std::min(start + b, samples_per_process());
   if (options_.drop_last || stop <= start) return std::max<int64_t>(0, stop - start);
@@ -104,7 +109,8 @@ int64_t DataLoader::real_samples_per_process() const {
 }
 
 void DataLoader::set_epoch(int64_t epoch) {
-  if (epoch < 0) throw InvalidValue(fmt::format("DataLoader::set_epoch: epoch {} is negative", epoch));
+  if (epoch < 0)
+    throw InvalidValue(fmt::format("DataLoader::set_epoch: epoch {} is negative", epoch));
   epoch_ = epoch;
   in_pass_ = false;
   position_ = 0;
@@ -123,7 +129,8 @@ torch::Tensor DataLoader::epoch_indices() const {
   if (trims_padding()) count = std::min(count, samples_per_process());
   auto tensor = torch::empty({count}, torch::kInt64);
   auto* out = tensor.data_ptr<int64_t>();
-  for (int64_t i = 0; i < count; ++i) out[i] = static_cast<int64_t>(indices[static_cast<std::size_t>(i)]);
+  for (int64_t i = 0; i < count; ++i)
+    out[i] = static_cast<int64_t>(indices[static_cast<std::size_t>(i)]);
   return tensor;
 }
 
@@ -184,7 +191,9 @@ DataLoader::Iterator& DataLoader::Iterator::operator++() {
   return *this;
 }
 
-bool DataLoader::Iterator::at_end() const { return loader_ == nullptr || !loader_->in_pass_; }
+bool DataLoader::Iterator::at_end() const {
+  return loader_ == nullptr || !loader_->in_pass_;
+}
 
 void DataLoader::save(torch::serialize::OutputArchive& archive) const {
   // A pass whose last batch was yielded is saved as position size(): resuming then runs an empty

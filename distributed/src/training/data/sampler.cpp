@@ -12,7 +12,9 @@
 namespace accel {
 namespace {
 
-std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
+std::size_t ceil_div(std::size_t a, std::size_t b) {
+  return (a + b - 1) / b;
+}
 
 }  // namespace
 
@@ -39,8 +41,8 @@ std::vector<std::size_t> DistributedSampler::order() const {
     return out;
   }
   // Same generator and kernel as torch.utils.data.DistributedSampler: randperm(N, seed + epoch).
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(options_.seed +
-                                                            static_cast<std::uint64_t>(epoch_));
+  auto generator =
+      at::make_generator<at::CPUGeneratorImpl>(options_.seed + static_cast<std::uint64_t>(epoch_));
   const at::Tensor permutation =
       torch::randperm(static_cast<std::int64_t>(dataset_size_), generator, torch::kLong);
   const auto* p = permutation.data_ptr<std::int64_t>();
@@ -60,7 +62,8 @@ std::size_t DistributedSampler::num_samples() const {
 }
 
 std::size_t DistributedSampler::num_batches(std::size_t batch_size) const {
-  if (batch_size == 0) throw InvalidValue("DistributedSampler: batch_size must be at least 1, got 0.");
+  if (batch_size == 0)
+    throw InvalidValue("DistributedSampler: batch_size must be at least 1, got 0.");
   if (options_.split_batches) {
     return options_.drop_last ? dataset_size_ / batch_size : ceil_div(dataset_size_, batch_size);
   }
@@ -73,9 +76,10 @@ std::vector<std::size_t> DistributedSampler::indices(std::size_t batch_size) con
   std::vector<std::size_t> out;
   if (options_.split_batches) {
     if (batch_size == 0 || batch_size % replicas != 0) {
-      throw InvalidValue("DistributedSampler: with split_batches, batch_size=" +
-                         std::to_string(batch_size) + " must be a positive multiple of num_replicas=" +
-                         std::to_string(replicas) + " (it is the global batch, split across ranks).");
+      throw InvalidValue(
+          "DistributedSampler: with split_batches, batch_size=" + std::to_string(batch_size) +
+          " must be a positive multiple of num_replicas=" + std::to_string(replicas) +
+          " (it is the global batch, split across ranks).");
     }
     const std::size_t share = batch_size / replicas;
     const std::size_t batches = num_batches(batch_size);
@@ -97,16 +101,18 @@ std::vector<std::size_t> DistributedSampler::indices(std::size_t batch_size) con
 void DistributedSampler::reset(std::optional<std::size_t> new_size) {
   if (new_size.has_value()) dataset_size_ = *new_size;
   if (options_.drop_last && dataset_size_ < static_cast<std::size_t>(options_.num_replicas)) {
-    throw InvalidValue("DistributedSampler: drop_last with " + std::to_string(dataset_size_) +
-                       " samples leaves nothing for " + std::to_string(options_.num_replicas) +
-                       " ranks; use a larger dataset or drop_last=false (pads by repeating samples).");
+    throw InvalidValue(
+        "DistributedSampler: drop_last with " + std::to_string(dataset_size_) +
+        " samples leaves nothing for " + std::to_string(options_.num_replicas) +
+        " ranks; use a larger dataset or drop_last=false (pads by repeating samples).");
   }
   if (new_size.has_value() || order_cache_.size() != dataset_size_) order_cache_ = order();
   position_ = 0;
 }
 
 std::optional<std::vector<std::size_t>> DistributedSampler::next(std::size_t batch_size) {
-  if (batch_size == 0) throw InvalidValue("DistributedSampler::next: batch_size must be at least 1.");
+  if (batch_size == 0)
+    throw InvalidValue("DistributedSampler::next: batch_size must be at least 1.");
   position_ += pending_skip_;
   pending_skip_ = 0;
   if (position_ >= num_batches(batch_size)) return std::nullopt;
@@ -115,9 +121,10 @@ std::optional<std::vector<std::size_t>> DistributedSampler::next(std::size_t bat
   std::vector<std::size_t> batch;
   if (options_.split_batches) {
     if (batch_size % replicas != 0) {
-      throw InvalidValue("DistributedSampler: with split_batches, batch_size=" +
-                         std::to_string(batch_size) + " must be a multiple of num_replicas=" +
-                         std::to_string(replicas) + " (it is the global batch, split across ranks).");
+      throw InvalidValue(
+          "DistributedSampler: with split_batches, batch_size=" + std::to_string(batch_size) +
+          " must be a multiple of num_replicas=" + std::to_string(replicas) +
+          " (it is the global batch, split across ranks).");
     }
     const std::size_t share = batch_size / replicas;
     for (std::size_t j = 0; j < share; ++j) {
@@ -136,7 +143,8 @@ std::optional<std::vector<std::size_t>> DistributedSampler::next(std::size_t bat
 
 void DistributedSampler::save(torch::serialize::OutputArchive& archive) const {
   archive.write("epoch", torch::tensor(static_cast<std::int64_t>(epoch_)), /*is_buffer=*/true);
-  archive.write("position", torch::tensor(static_cast<std::int64_t>(position_)), /*is_buffer=*/true);
+  archive.write("position", torch::tensor(static_cast<std::int64_t>(position_)),
+                /*is_buffer=*/true);
 }
 
 void DistributedSampler::load(torch::serialize::InputArchive& archive) {

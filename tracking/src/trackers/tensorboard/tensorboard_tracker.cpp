@@ -5,9 +5,9 @@
 
 #include <chrono>
 
-#include "accel/tracking/trackers/csv_tracker.hpp"  // to_yaml
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/key_rules.hpp"
+#include "accel/tracking/trackers/csv_tracker.hpp"  // to_yaml
 #include "common/record_file.hpp"
 
 namespace accel {
