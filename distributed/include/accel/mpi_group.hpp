@@ -1,19 +1,22 @@
 #pragma once
 // accel::MpiGroup: ProcessGroup over MPI for CPU tensors.
 //
-// Each group owns a duplicate of MPI_COMM_WORLD and one communication thread: calls queue operations,
-// the thread runs them in order with non-blocking MPI (MPI_Iallreduce, MPI_Ibcast, MPI_Iallgatherv, ...)
-// polled with MPI_Test, so the caller (e.g. autograd running backward) keeps computing meanwhile, and the
-// thread can enforce the timeout. While it waits, the thread also answers "how far are you?" queries
-// from peers on a second duplicate communicator; on timeout it asks every peer and reports who has not
-// arrived before MPI_Abort. In a single process without MPI (see State) every operation is local.
+// Each group owns two duplicates of MPI_COMM_WORLD and two threads. Calls queue operations; the
+// communication thread runs them in order with blocking MPI collectives (MPI_Allreduce, MPI_Bcast,
+// MPI_Allgatherv, ...), so the caller (e.g. autograd running backward) keeps computing meanwhile. A small
+// operation (up to 64 KiB) runs inside the call when nothing is queued, and Work::wait() runs its
+// operation (and those queued before it) on the caller's thread when the communication thread has not
+// started it. The watchdog thread enforces the timeout: it answers "how far are you?" queries from peers
+// on the second communicator; on timeout it asks every peer and reports who has not arrived before
+// MPI_Abort. In a single process without MPI (see State) every operation is local.
 // fp16/bf16 are converted to fp32 for the reduction and back (MPI has no such types); non-contiguous
 // tensors go through a contiguous copy that is written back.
 // Shared memory: when every rank runs on this machine, floating-point allreduces (float32/64, fp16,
-// bf16; every op) go through memory the ranks share instead of MPI (see src/shm_allreduce.hpp): tensors
-// from allocate_reduction_buffer() are reduced in place with no copies, others through a staging area.
+// bf16; every op) go through memory the ranks share instead of MPI (see
+// src/comm/shm/shm_allreduce.hpp): tensors from allocate_reduction_buffer() are reduced in place with no
+// copies, others through a staging area.
 // Integer tensors, and jobs spanning machines, use MPI. ACCEL_SHM_ALLREDUCE=0 turns it off.
-// Thread-safety: see ProcessGroup. Destruction joins the thread after the queued operations finished
+// Thread-safety: see ProcessGroup. Destruction joins the threads after the queued operations finished
 // (and after any operation a caller runs itself); do not destroy a group while another thread is still
 // inside wait() on one of its Works.
 #include <memory>
@@ -55,8 +58,9 @@ class MpiGroup final : public ProcessGroup {
   std::vector<std::string> allgather_object(const std::string& bytes) override;
   std::string scatter_object(const std::vector<std::string>& per_rank, int root = 0) override;
 
-  // Waits for queued operations, stops the communication thread and frees the communicators. Called by
-  // the destructor and by State at process exit; later calls throw accel::UsageError. Idempotent.
+  // Waits for queued operations, stops the communication and watchdog threads and frees the
+  // communicators. Called by the destructor and by State at process exit; later calls throw
+  // accel::UsageError. Idempotent.
   void shutdown();
 
  private:
