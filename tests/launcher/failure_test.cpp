@@ -203,17 +203,28 @@ TEST_CASE("the progress bar draws under accel-launch in a terminal, not into a f
     CHECK(result.out.find("10/10") != std::string::npos);
     CHECK(result.out.find("\r") != std::string::npos);
   }
-  SECTION("under plain mpirun, ACCEL_PROGRESS_BAR=0 keeps a log file clean") {
+  SECTION("under plain mpirun, output into a pipe or a file stays clean") {
     // mpirun gives the ranks a pseudo-terminal even when its own output is a file: isatty alone
     // would draw there.
     std::vector<std::string> argv = {ACCEL_MPIEXEC};
     if (geteuid() == 0) argv.push_back("--allow-run-as-root");
-    argv.insert(argv.end(), {"--oversubscribe", "-np", "2", "-x", "ACCEL_PROGRESS_BAR=0", kMpiProbe,
-                             "bar", "3"});
+    argv.insert(argv.end(), {"--oversubscribe", "-np", "2", kMpiProbe, "bar", "3"});
     auto result = run_command(argv, {.timeout_seconds = 90});
     INFO(result.out << result.err);
     CHECK(result.exit_status == 0);
     CHECK(result.out == "bar enabled=0\nbar enabled=0\n");
+  }
+  SECTION("under plain mpirun in a terminal, rank 0 draws") {
+    std::string command = std::string(ACCEL_MPIEXEC) +
+                          (geteuid() == 0 ? " --allow-run-as-root" : "") +
+                          " --oversubscribe -np 2 " + kMpiProbe + " bar 10";
+    auto result = run_command({"/usr/bin/script", "-qc", command, "/dev/null"},
+                              {.env = {{"COLUMNS", "90"}}, .timeout_seconds = 90});
+    INFO(result.out << result.err);
+    CHECK(result.exit_status == 0);
+    CHECK(result.out.find("bar enabled=1") != std::string::npos);
+    CHECK(result.out.find("bar enabled=0") != std::string::npos);
+    CHECK(result.out.find("10/10") != std::string::npos);
   }
   SECTION("redirected to a file") {
     auto result =

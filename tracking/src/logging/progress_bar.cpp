@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -78,6 +79,23 @@ std::optional<bool> launcher_progress_bar() {
   if (v == "1") return true;
   if (v == "0") return false;
   return std::nullopt;
+}
+
+// Open MPI's mpirun hands every rank a pseudo-terminal, even when mpirun's own output is a file or
+// a pipe, so a rank's isatty says nothing about where the bar would end up. What counts is
+// mpirun's stdout: on the machine it runs on, mpirun is the rank's parent. A rank started by a
+// remote daemon sees the daemon's stdout (never a terminal), so no bar is drawn there.
+bool under_open_mpi() {
+  return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr;
+}
+
+bool parent_stdout_is_terminal() {
+  std::error_code error;
+  const auto target = std::filesystem::read_symlink(
+      std::filesystem::path("/proc") / std::to_string(::getppid()) / "fd" / "1", error);
+  if (error) return false;
+  const std::string name = target.string();
+  return name.starts_with("/dev/pts/") || name.starts_with("/dev/tty");
 }
 
 }  // namespace
@@ -170,9 +188,13 @@ ProgressBar::ProgressBar(ProgressBarOptions options) : state_(std::make_unique<S
   const bool terminal = fd >= 0 && ::isatty(fd) == 1;
   // Under accel-launch the output is a pipe to the rank's shim: the launcher says whether its own
   // output is a terminal (ACCEL_PROGRESS_BAR=1/0) and how wide (ACCEL_PROGRESS_BAR_COLUMNS).
-  // Elsewhere (plain mpirun included) isatty decides, and ACCEL_PROGRESS_BAR=0 still turns it off.
   // "1" applies to the rank's stdout/stderr while they are that pipe (not to a file of its own).
-  const std::optional<bool> launcher_says = launcher_progress_bar();
+  // Under plain mpirun (no ACCEL_PROGRESS_BAR) a terminal counts only when mpirun's stdout is one.
+  // Elsewhere isatty decides, and ACCEL_PROGRESS_BAR=0 still turns it off.
+  std::optional<bool> launcher_says = launcher_progress_bar();
+  if (!launcher_says && terminal && under_open_mpi() && !parent_stdout_is_terminal()) {
+    launcher_says = false;
+  }
   const bool relayed = launcher_says.value_or(false) && !terminal &&
                        (fd == STDOUT_FILENO || fd == STDERR_FILENO) && is_pipe(fd);
   const bool default_on = launcher_says == false ? false : terminal || relayed;
