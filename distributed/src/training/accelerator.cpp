@@ -22,6 +22,7 @@
 #include "accel/tracking/key_rules.hpp"
 #include "training/accelerator_tracking.hpp"
 #include "training/checkpoint/remove_tree.hpp"
+#include "training/checkpoint/state_components.hpp"
 
 namespace accel {
 namespace fs = std::filesystem;
@@ -153,6 +154,204 @@ fs::path newest_run_with_checkpoints(const fs::path& project_dir, const std::str
     }
   }
   return best;
+}
+
+// ---- checkpoint steps (save_state / load_state) ----------------------------------------------------
+
+// Everything save_state writes on rank 0 and load_state reads on every rank, one row per kind of
+// object, in file order (the per-rank random states are a step of their own: one file per rank).
+// models: the Accelerator's prepared models (module + reducer each).
+std::vector<checkpoint::StateComponent> state_components(
+    const auto& models, const std::vector<std::unique_ptr<AcceleratedOptimizer>>& optimizers,
+    const std::vector<LRScheduler*>& schedulers, const std::vector<DataLoader*>& loaders,
+    GradScaler* scaler, const std::vector<Checkpointable*>& custom_objects,
+    const std::vector<std::shared_ptr<torch::nn::Module>>& custom_modules, int64_t& step,
+    GradientState& gradient_state) {
+  using In = torch::serialize::InputArchive;
+  using Out = torch::serialize::OutputArchive;
+  std::vector<checkpoint::StateComponent> components;
+  components.push_back({.stem = "model",
+                        .count = models.size(),
+                        .metadata_key = "models",
+                        .load_to_device = true,
+                        .save = [&](std::size_t i, Out& a) { models[i].module->save(a); },
+                        .load = [&](std::size_t i, In& a) { models[i].module->load(a); }});
+  components.push_back({.stem = "optimizer",
+                        .count = optimizers.size(),
+                        .metadata_key = "optimizers",
+                        .load_to_device = true,
+                        .save = [&](std::size_t i, Out& a) { optimizers[i]->optimizer().save(a); },
+                        .load = [&](std::size_t i, In& a) { optimizers[i]->optimizer().load(a); }});
+  components.push_back({.stem = "scheduler",
+                        .count = schedulers.size(),
+                        .metadata_key = "schedulers",
+                        .save = [&](std::size_t i, Out& a) { schedulers[i]->save(a); },
+                        .load = [&](std::size_t i, In& a) { schedulers[i]->load(a); }});
+  components.push_back({.stem = "dataloader",
+                        .count = loaders.size(),
+                        .metadata_key = "dataloaders",
+                        .save = [&](std::size_t i, Out& a) { loaders[i]->save(a); },
+                        .load = [&](std::size_t i, In& a) { loaders[i]->load(a); }});
+  // Saved when fp16 is on; a checkpoint saved without it leaves the scaler as it is.
+  components.push_back({.stem = "scaler",
+                        .indexed = false,
+                        .count = scaler != nullptr ? 1u : 0u,
+                        .optional_on_load = true,
+                        .save = [scaler](std::size_t, Out& a) { scaler->save(a); },
+                        .load = [scaler](std::size_t, In& a) { scaler->load(a); }});
+  components.push_back({.stem = "custom_checkpoint",
+                        .count = custom_objects.size(),
+                        .metadata_key = "custom_objects",
+                        .save = [&](std::size_t i, Out& a) { custom_objects[i]->save_state(a); },
+                        .load = [&](std::size_t i, In& a) { custom_objects[i]->load_state(a); }});
+  components.push_back({.stem = "custom_module",
+                        .count = custom_modules.size(),
+                        .metadata_key = "custom_modules",
+                        .load_to_device = true,
+                        .save = [&](std::size_t i, Out& a) { custom_modules[i]->save(a); },
+                        .load = [&](std::size_t i, In& a) { custom_modules[i]->load(a); }});
+  // The Accelerator's own counters.
+  components.push_back(
+      {.stem = "accelerator",
+       .indexed = false,
+       .count = 1,
+       .save =
+           [&](std::size_t, Out& archive) {
+             archive.write("step", torch::tensor(step, torch::kInt64));
+             archive.write("optimizer_steps",
+                           torch::tensor(gradient_state.optimizer_steps, torch::kInt64));
+             archive.write("accumulation_step", torch::tensor(gradient_state.step, torch::kInt64));
+           },
+       .load =
+           [&](std::size_t, In& archive) {
+             torch::Tensor saved_step, optimizer_steps, accumulation_step;
+             archive.read("step", saved_step);
+             archive.read("optimizer_steps", optimizer_steps);
+             archive.read("accumulation_step", accumulation_step);
+             step = saved_step.item<int64_t>();
+             gradient_state.optimizer_steps = optimizer_steps.item<int64_t>();
+             gradient_state.step = accumulation_step.item<int64_t>();
+           }});
+  return components;
+}
+
+// Where save_state writes: final_dir; root: the run's checkpoints directory under automatic naming
+// (empty for an explicit directory).
+struct SaveTarget {
+  fs::path final_dir;
+  fs::path root;
+};
+
+SaveTarget save_target(const std::optional<fs::path>& dir, const ProjectConfiguration& project,
+                       const fs::path& run_dir) {
+  if (dir) return {*dir, {}};
+  if (!project.automatic_checkpoint_naming) {
+    throw UsageError(
+        "save_state() without a directory needs ProjectConfiguration.automatic_checkpoint_naming = "
+        "true; "
+        "pass a directory or enable automatic naming");
+  }
+  const fs::path root = run_dir / "checkpoints";
+  return {root / fmt::format("{}{}", checkpoint::kAutomaticPrefix, project.iteration), root};
+}
+
+// Rank 0: prunes old automatic checkpoints, refuses a target save_state must not overwrite, and
+// creates an empty temp_dir to write into.
+void prepare_save_dir(const SaveTarget& target, const fs::path& temp_dir,
+                      const ProjectConfiguration& project) {
+  const fs::path& final_dir = target.final_dir;
+  const fs::path& root = target.root;
+  if (!root.empty()) {
+    fs::create_directories(root);
+    if (project.total_limit) checkpoint::prune(root, *project.total_limit - 1);
+    if (fs::exists(final_dir)) {
+      throw CheckpointError(
+          fmt::format("checkpoint directory {} ({}) already exists: set "
+                      "ProjectConfiguration.iteration past the "
+                      "existing checkpoints, or load_state() first (which does so)",
+                      final_dir.string(), project.iteration));
+    }
+  } else if (fs::exists(final_dir)) {
+    if (!fs::exists(final_dir / checkpoint::kMarkerName)) {
+      throw CheckpointError(
+          fmt::format("{} exists and is not an accel checkpoint: save_state will not overwrite "
+                      "it; choose an "
+                      "empty or new directory",
+                      final_dir.string()));
+    }
+  }
+  const fs::path parent = final_dir.parent_path().empty() ? fs::path(".") : final_dir.parent_path();
+  if (auto why = unwritable(parent); !why.empty()) {
+    throw CheckpointError(fmt::format("{}: save the checkpoint into a writable directory", why));
+  }
+  checkpoint::remove_tree(temp_dir);
+  fs::create_directories(temp_dir);
+}
+
+// Rank 0: commits temp_dir as final_dir; an older complete checkpoint there (explicit directories
+// only) is moved aside first and deleted once the new one is in place.
+void commit_replacing(const fs::path& temp_dir, const fs::path& final_dir,
+                      const nlohmann::json& metadata) {
+  fs::path replaced;
+  if (fs::exists(final_dir)) {
+    replaced = final_dir.parent_path() / ("." + final_dir.filename().string() + ".old");
+    checkpoint::remove_tree(replaced);
+    fs::rename(final_dir, replaced);
+  }
+  checkpoint::commit(temp_dir, final_dir, metadata);
+  if (!replaced.empty()) checkpoint::remove_tree(replaced);
+}
+
+// The run load_state() continues when no run is decided yet: the one named run_name, else the run
+// whose checkpoint is the newest (rank 0 decides, `group` tells the others; null in one process).
+fs::path run_to_continue(const ProjectConfiguration& project, bool main_process,
+                         ProcessGroup* group) {
+  std::string run;
+  if (main_process)
+    run = newest_run_with_checkpoints(project.project_dir, project.run_name).string();
+  if (group != nullptr) run = group->broadcast_object(run, 0);
+  if (run.empty()) {
+    throw CheckpointError(fmt::format(
+        "load_state(): no checkpoint_<i> directory under {}/<project>/{}/checkpoints to load",
+        project.project_dir.string(), project.run_name.empty() ? "<run>" : project.run_name));
+  }
+  return run;
+}
+
+fs::path newest_automatic_checkpoint(const fs::path& root) {
+  auto found = checkpoint::automatic_checkpoints(root);
+  if (found.empty()) {
+    throw CheckpointError(
+        fmt::format("load_state(): no checkpoint_<i> directory under {} to load", root.string()));
+  }
+  return found.back().second;
+}
+
+// This rank's random states from `source` and the step saved with them; nullopt (with a note on
+// stderr) when the checkpoint has none for this rank.
+std::optional<int64_t> load_random_states(const fs::path& source, int rank,
+                                          const nlohmann::json& metadata) {
+  const auto rng_file = source / fmt::format("random_states_{}.pt", rank);
+  if (fs::exists(rng_file)) return checkpoint::load_rng_states(rng_file);
+  std::cerr << fmt::format(
+      "accel: {} has no random states for rank {} (saved with {} processes); "
+      "this process keeps its current random state\n",
+      source.string(), rank, metadata.value("num_processes", 0));
+  return std::nullopt;
+}
+
+// The automatic iteration after loading `source`: after this checkpoint and after the run's newest
+// one, so that a save never meets an existing one; nullopt when `source` is not one of this run's
+// automatic checkpoints.
+std::optional<int64_t> iteration_after(const fs::path& source, const ProjectConfiguration& project,
+                                       const fs::path& run_dir) {
+  if (auto index = checkpoint::automatic_index(source);
+      index && project.automatic_checkpoint_naming && !run_dir.empty() &&
+      fs::weakly_canonical(source.parent_path()) == fs::weakly_canonical(run_dir / "checkpoints")) {
+    auto found = checkpoint::automatic_checkpoints(run_dir / "checkpoints");
+    return std::max({project.iteration, *index + 1, found.empty() ? 0 : found.back().first + 1});
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -662,138 +861,46 @@ fs::path Accelerator::run_dir() {
 }
 
 fs::path Accelerator::save_state(const std::optional<fs::path>& dir) {
-  fs::path final_dir;
-  fs::path root;
-  if (dir) {
-    final_dir = *dir;
-  } else if (project_.automatic_checkpoint_naming) {
-    ensure_run({});
-    root = run_dir_ / "checkpoints";
-    final_dir = root / fmt::format("{}{}", checkpoint::kAutomaticPrefix, project_.iteration);
-  } else {
-    throw UsageError(
-        "save_state() without a directory needs ProjectConfiguration.automatic_checkpoint_naming = "
-        "true; "
-        "pass a directory or enable automatic naming");
-  }
-  const fs::path temp_dir = checkpoint::temp_dir_for(final_dir);
-  fs::path replaced;  // an older complete checkpoint at final_dir (explicit directories only)
+  if (!dir && project_.automatic_checkpoint_naming) ensure_run({});
+  const SaveTarget target = save_target(dir, project_, run_dir_);
+  const fs::path temp_dir = checkpoint::temp_dir_for(target.final_dir);
+  const auto components =
+      state_components(models_, optimizers_, schedulers_, loaders_, scaler_.get(), custom_objects_,
+                       custom_modules_, step_, *gradient_state_);
 
+  // Runs `step` on this process when `here`, then throws on every process when any one failed.
   bool ok = true;
   std::string error;
-  if (is_main_process()) {
-    try {
-      if (!root.empty()) {
-        fs::create_directories(root);
-        if (project_.total_limit) checkpoint::prune(root, *project_.total_limit - 1);
-        if (fs::exists(final_dir)) {
-          throw CheckpointError(
-              fmt::format("checkpoint directory {} ({}) already exists: set "
-                          "ProjectConfiguration.iteration past the "
-                          "existing checkpoints, or load_state() first (which does so)",
-                          final_dir.string(), project_.iteration));
-        }
-      } else if (fs::exists(final_dir)) {
-        if (!fs::exists(final_dir / checkpoint::kMarkerName)) {
-          throw CheckpointError(
-              fmt::format("{} exists and is not an accel checkpoint: save_state will not overwrite "
-                          "it; choose an "
-                          "empty or new directory",
-                          final_dir.string()));
-        }
-      }
-      const fs::path parent =
-          final_dir.parent_path().empty() ? fs::path(".") : final_dir.parent_path();
-      if (auto why = unwritable(parent); !why.empty()) {
-        throw CheckpointError(
-            fmt::format("{}: save the checkpoint into a writable directory", why));
-      }
-      checkpoint::remove_tree(temp_dir);
-      fs::create_directories(temp_dir);
-    } catch (const std::exception& e) {
-      ok = false;
-      error = e.what();
-    }
-  }
-  agree(ok, "save_state (preparing the directory)", error);
-
-  try {
-    if (is_main_process()) {
-      for (std::size_t i = 0; i < models_.size(); ++i) {
-        checkpoint::write_archive(temp_dir / fmt::format("model_{}.pt", i),
-                                  [&](auto& archive) { models_[i].module->save(archive); });
-      }
-      for (std::size_t i = 0; i < optimizers_.size(); ++i) {
-        checkpoint::write_archive(temp_dir / fmt::format("optimizer_{}.pt", i), [&](auto& archive) {
-          optimizers_[i]->optimizer().save(archive);
-        });
-      }
-      for (std::size_t i = 0; i < schedulers_.size(); ++i) {
-        checkpoint::write_archive(temp_dir / fmt::format("scheduler_{}.pt", i),
-                                  [&](auto& archive) { schedulers_[i]->save(archive); });
-      }
-      for (std::size_t i = 0; i < loaders_.size(); ++i) {
-        checkpoint::write_archive(temp_dir / fmt::format("dataloader_{}.pt", i),
-                                  [&](auto& archive) { loaders_[i]->save(archive); });
-      }
-      if (scaler_) {
-        checkpoint::write_archive(temp_dir / "scaler.pt",
-                                  [&](auto& archive) { scaler_->save(archive); });
-      }
-      for (std::size_t i = 0; i < custom_objects_.size(); ++i) {
-        checkpoint::write_archive(temp_dir / fmt::format("custom_checkpoint_{}.pt", i),
-                                  [&](auto& archive) { custom_objects_[i]->save_state(archive); });
-      }
-      for (std::size_t i = 0; i < custom_modules_.size(); ++i) {
-        checkpoint::write_archive(temp_dir / fmt::format("custom_module_{}.pt", i),
-                                  [&](auto& archive) { custom_modules_[i]->save(archive); });
+  const auto agreed = [&](const char* what, bool here, const auto& step) {
+    if (here) {
+      try {
+        step();
+      } catch (const std::exception& e) {
+        ok = false;
+        error = e.what();
       }
     }
-    if (is_main_process()) {
-      checkpoint::write_archive(temp_dir / "accelerator.pt", [&](auto& archive) {
-        archive.write("step", torch::tensor(step_, torch::kInt64));
-        archive.write("optimizer_steps",
-                      torch::tensor(gradient_state_->optimizer_steps, torch::kInt64));
-        archive.write("accumulation_step", torch::tensor(gradient_state_->step, torch::kInt64));
-      });
-    }
+    agree(ok, what, error);
+  };
+  agreed("save_state (preparing the directory)", is_main_process(),
+         [&] { prepare_save_dir(target, temp_dir, project_); });
+  agreed("save_state (writing)", true, [&] {
+    if (is_main_process()) checkpoint::write_components(components, temp_dir);
     checkpoint::save_rng_states(temp_dir / fmt::format("random_states_{}.pt", rank_), step_);
-  } catch (const std::exception& e) {
-    ok = false;
-    error = e.what();
-  }
-  agree(ok, "save_state (writing)", error);
-
-  if (is_main_process()) {
-    try {
-      nlohmann::json metadata = {
-          {"format", "accel-checkpoint"},
-          {"version", 1},
-          {"num_processes", world_size_},
-          {"models", models_.size()},
-          {"optimizers", optimizers_.size()},
-          {"schedulers", schedulers_.size()},
-          {"dataloaders", loaders_.size()},
-          {"custom_objects", custom_objects_.size()},
-          {"custom_modules", custom_modules_.size()},
-          {"mixed_precision", std::string(to_string(mixed_precision_))},
-          {"step", step_},
-      };
-      if (fs::exists(final_dir)) {
-        replaced = final_dir.parent_path() / ("." + final_dir.filename().string() + ".old");
-        checkpoint::remove_tree(replaced);
-        fs::rename(final_dir, replaced);
-      }
-      checkpoint::commit(temp_dir, final_dir, metadata);
-      if (!replaced.empty()) checkpoint::remove_tree(replaced);
-    } catch (const std::exception& e) {
-      ok = false;
-      error = e.what();
-    }
-  }
-  agree(ok, "save_state (committing)", error);
+  });
+  agreed("save_state (committing)", is_main_process(), [&] {
+    nlohmann::json metadata = {
+        {"format", "accel-checkpoint"},
+        {"version", 1},
+        {"num_processes", world_size_},
+        {"mixed_precision", std::string(to_string(mixed_precision_))},
+        {"step", step_},
+    };
+    checkpoint::record_counts(components, metadata);
+    commit_replacing(temp_dir, target.final_dir, metadata);
+  });
   if (!dir) project_.iteration += 1;
-  return final_dir;
+  return target.final_dir;
 }
 
 void Accelerator::load_state(const std::optional<fs::path>& dir) {
@@ -802,26 +909,10 @@ void Accelerator::load_state(const std::optional<fs::path>& dir) {
     source = *dir;
   } else if (project_.automatic_checkpoint_naming) {
     if (run_dir_.empty()) {
-      // Continue a run: the one named run_name, else the run whose checkpoint is the newest.
-      std::string run;
-      if (is_main_process())
-        run = newest_run_with_checkpoints(project_.project_dir, project_.run_name).string();
-      if (world_size_ > 1) run = cpu_group_->broadcast_object(run, 0);
-      if (run.empty()) {
-        throw CheckpointError(fmt::format(
-            "load_state(): no checkpoint_<i> directory under {}/<project>/{}/checkpoints to load",
-            project_.project_dir.string(),
-            project_.run_name.empty() ? "<run>" : project_.run_name));
-      }
-      adopt_run(run);
+      adopt_run(run_to_continue(project_, is_main_process(),
+                                world_size_ > 1 ? cpu_group_.get() : nullptr));
     }
-    const auto root = run_dir_ / "checkpoints";
-    auto found = checkpoint::automatic_checkpoints(root);
-    if (found.empty()) {
-      throw CheckpointError(
-          fmt::format("load_state(): no checkpoint_<i> directory under {} to load", root.string()));
-    }
-    source = found.back().second;
+    source = newest_automatic_checkpoint(run_dir_ / "checkpoints");
   } else {
     throw UsageError(
         "load_state() without a directory needs ProjectConfiguration.automatic_checkpoint_naming = "
@@ -829,75 +920,14 @@ void Accelerator::load_state(const std::optional<fs::path>& dir) {
         "pass the checkpoint directory");
   }
   const auto metadata = checkpoint::require_complete(source);
-  auto expect = [&](const char* key, std::size_t have) {
-    const auto saved = metadata.value(key, static_cast<std::size_t>(0));
-    if (saved != have) {
-      throw CheckpointError(
-          fmt::format("checkpoint {} holds {} {} but this program prepared/registered {}: load it "
-                      "with the same setup",
-                      source.string(), saved, key, have));
-    }
-  };
-  expect("models", models_.size());
-  expect("optimizers", optimizers_.size());
-  expect("schedulers", schedulers_.size());
-  expect("dataloaders", loaders_.size());
-  expect("custom_objects", custom_objects_.size());
-  expect("custom_modules", custom_modules_.size());
-
-  for (std::size_t i = 0; i < models_.size(); ++i) {
-    checkpoint::read_archive(
-        source / fmt::format("model_{}.pt", i),
-        [&](auto& archive) { models_[i].module->load(archive); }, device_);
-  }
-  for (std::size_t i = 0; i < optimizers_.size(); ++i) {
-    checkpoint::read_archive(
-        source / fmt::format("optimizer_{}.pt", i),
-        [&](auto& archive) { optimizers_[i]->optimizer().load(archive); }, device_);
-  }
-  for (std::size_t i = 0; i < schedulers_.size(); ++i) {
-    checkpoint::read_archive(source / fmt::format("scheduler_{}.pt", i),
-                             [&](auto& archive) { schedulers_[i]->load(archive); });
-  }
-  for (std::size_t i = 0; i < loaders_.size(); ++i) {
-    checkpoint::read_archive(source / fmt::format("dataloader_{}.pt", i),
-                             [&](auto& archive) { loaders_[i]->load(archive); });
-  }
-  if (scaler_) {
-    if (fs::exists(source / "scaler.pt")) {
-      checkpoint::read_archive(source / "scaler.pt",
-                               [&](auto& archive) { scaler_->load(archive); });
-    }
-  }
-  for (std::size_t i = 0; i < custom_objects_.size(); ++i) {
-    checkpoint::read_archive(source / fmt::format("custom_checkpoint_{}.pt", i),
-                             [&](auto& archive) { custom_objects_[i]->load_state(archive); });
-  }
-  for (std::size_t i = 0; i < custom_modules_.size(); ++i) {
-    checkpoint::read_archive(
-        source / fmt::format("custom_module_{}.pt", i),
-        [&](auto& archive) { custom_modules_[i]->load(archive); }, device_);
-  }
-  checkpoint::read_archive(source / "accelerator.pt", [&](auto& archive) {
-    torch::Tensor step, optimizer_steps, accumulation_step;
-    archive.read("step", step);
-    archive.read("optimizer_steps", optimizer_steps);
-    archive.read("accumulation_step", accumulation_step);
-    step_ = step.item<int64_t>();
-    gradient_state_->optimizer_steps = optimizer_steps.item<int64_t>();
-    gradient_state_->step = accumulation_step.item<int64_t>();
-  });
+  const auto components =
+      state_components(models_, optimizers_, schedulers_, loaders_, scaler_.get(), custom_objects_,
+                       custom_modules_, step_, *gradient_state_);
+  checkpoint::check_counts(components, metadata, source);
+  checkpoint::read_components(components, source, device_);
   gradient_state_->sync_gradients = true;
   gradient_state_->end_of_dataloader = false;
-  const auto rng_file = source / fmt::format("random_states_{}.pt", rank_);
-  if (fs::exists(rng_file)) {
-    step_ = checkpoint::load_rng_states(rng_file);
-  } else {
-    std::cerr << fmt::format(
-        "accel: {} has no random states for rank {} (saved with {} processes); "
-        "this process keeps its current random state\n",
-        source.string(), rank_, metadata.value("num_processes", 0));
-  }
+  if (auto step = load_random_states(source, rank_, metadata)) step_ = *step;
   // A checkpoint of a run under this project_dir: the run goes on in its directory (unless it
   // was decided already, or the user named another run).
   if (run_dir_.empty()) {
@@ -907,15 +937,7 @@ void Accelerator::load_state(const std::optional<fs::path>& dir) {
       adopt_run(*run);
     }
   }
-  if (auto index = checkpoint::automatic_index(source);
-      index && project_.automatic_checkpoint_naming && !run_dir_.empty() &&
-      fs::weakly_canonical(source.parent_path()) ==
-          fs::weakly_canonical(run_dir_ / "checkpoints")) {
-    // After this checkpoint and after the run's newest one: a save never meets an existing one.
-    auto found = checkpoint::automatic_checkpoints(run_dir_ / "checkpoints");
-    project_.iteration =
-        std::max({project_.iteration, *index + 1, found.empty() ? 0 : found.back().first + 1});
-  }
+  if (auto next = iteration_after(source, project_, run_dir_)) project_.iteration = *next;
   wait_for_everyone();
 }
 
