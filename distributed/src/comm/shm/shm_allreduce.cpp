@@ -237,13 +237,25 @@ at::Tensor ShmAllreduce::allocate(std::int64_t numel, at::ScalarType type) {
       torch::TensorOptions().dtype(type));
 }
 
+// What the reduction paths need of one operation.
+struct ShmAllreduce::Reduction {
+  ElementType type;
+  ElementOp op;
+  double divisor;  // size for the average, else 1
+  char* data;      // the caller's tensor
+  std::size_t count;
+  std::size_t element_size;
+};
+
 void ShmAllreduce::allreduce(const at::Tensor& tensor, ReduceOp op) {
   const auto count = static_cast<std::size_t>(tensor.numel());
   const std::size_t element_size = tensor.element_size();
-  const ElementType type = element_type(tensor.scalar_type());
-  const ElementOp reduce = element_op(op);
-  const double divisor = op == ReduceOp::kAvg ? static_cast<double>(size_) : 1.0;
-  auto* data = static_cast<char*>(tensor.data_ptr());
+  const Reduction reduction{element_type(tensor.scalar_type()),
+                            element_op(op),
+                            op == ReduceOp::kAvg ? static_cast<double>(size_) : 1.0,
+                            static_cast<char*>(tensor.data_ptr()),
+                            count,
+                            element_size};
   const std::size_t chunk = kStagingBytes / element_size;
   const bool direct = count * element_size <= kDirectBytes;
 
@@ -253,7 +265,8 @@ void ShmAllreduce::allreduce(const at::Tensor& tensor, ReduceOp op) {
   // (direct) and a larger one twice per chunk (arrive, done).
   const std::uint32_t first_meeting = sequence_ + 1;
   if (!in_place && count > 0) {  // (a zero-element tensor may have no data pointer at all)
-    std::memcpy(staging(rank_, first_meeting), data, std::min(count, chunk) * element_size);
+    std::memcpy(staging(rank_, first_meeting), reduction.data,
+                std::min(count, chunk) * element_size);
   }
   Header& mine = control(rank_).header[first_meeting % 2];
   mine = Header{first_meeting,
@@ -263,7 +276,7 @@ void ShmAllreduce::allreduce(const at::Tensor& tensor, ReduceOp op) {
                 static_cast<std::int32_t>(op),
                 placement.segment,
                 placement.offset};
-  std::uint32_t sequence = arrive_all();
+  const std::uint32_t sequence = arrive_all();
 
   bool same_arguments = true;
   bool all_in_place = true;
@@ -276,62 +289,82 @@ void ShmAllreduce::allreduce(const at::Tensor& tensor, ReduceOp op) {
                    h.offset == mine.offset;
     all_staged = all_staged && h.mode == Mode::kStaged;
   }
-  if (!same_arguments) {
-    std::string ranks;
-    for (int r = 0; r < size_; ++r) {
-      ranks += fmt::format("\n    rank {}: {}", r, describe(control(r).header[sequence % 2]));
-    }
-    throw DistributedError(fmt::format(
-        "accel: allreduce: the ranks passed different tensors or ops:{}\n  Every rank must "
-        "allreduce "
-        "tensors with the same number of elements and dtype, with the same op, in the same order.",
-        ranks));
-  }
+  if (!same_arguments) throw_mismatched_arguments(sequence);
   if (count == 0) return;
 
-  // Reused from call to call (operations run one at a time): no allocation on the small-tensor path.
+  if (direct) {
+    reduce_direct(reduction, sequence);
+  } else if (all_in_place) {
+    reduce_in_place(reduction, placement, sequence);
+  } else {
+    reduce_staged(reduction, sequence, all_staged);
+  }
+}
+
+void ShmAllreduce::throw_mismatched_arguments(std::uint32_t sequence) {
+  std::string ranks;
+  for (int r = 0; r < size_; ++r) {
+    ranks += fmt::format("\n    rank {}: {}", r, describe(control(r).header[sequence % 2]));
+  }
+  throw DistributedError(fmt::format(
+      "accel: allreduce: the ranks passed different tensors or ops:{}\n  Every rank must "
+      "allreduce "
+      "tensors with the same number of elements and dtype, with the same op, in the same order.",
+      ranks));
+}
+
+// Reused from call to call (operations run one at a time): no allocation on the small-tensor path.
+void ShmAllreduce::reduce_direct(const Reduction& r, std::uint32_t sequence) {
   std::vector<const void*>& inputs = inputs_;
   std::vector<void*>& outputs = outputs_;
   inputs.clear();
   outputs.clear();
-  if (direct) {
-    // Every rank reduces the whole (small) tensor from every staging area straight into its own
-    // tensor. No second meeting: a peer reuses this staging half only two meetings later, which it
-    // cannot reach before this rank arrived at the next one.
-    for (int r = 0; r < size_; ++r) inputs.push_back(staging(r, sequence));
-    outputs.push_back(data);
-    reduce_range(type, reduce, inputs, outputs, 0, count, divisor);
-    return;
-  }
-  if (all_in_place) {
-    for (char* region : placement.regions) {
-      inputs.push_back(region + placement.offset);
-      outputs.push_back(region + placement.offset);
-    }
-    const auto [begin, end] = my_slice(count, element_size);
-    reduce_range(type, reduce, inputs, outputs, begin, end, divisor);
-    wait_done(sequence);
-    return;
-  }
+  // Every rank reduces the whole (small) tensor from every staging area straight into its own
+  // tensor. No second meeting: a peer reuses this staging half only two meetings later, which it
+  // cannot reach before this rank arrived at the next one.
+  for (int rank = 0; rank < size_; ++rank) inputs.push_back(staging(rank, sequence));
+  outputs.push_back(r.data);
+  reduce_range(r.type, r.op, inputs, outputs, 0, r.count, r.divisor);
+}
 
-  for (std::size_t first = 0; first < count; first += chunk) {
-    const std::size_t n = std::min(chunk, count - first);
+void ShmAllreduce::reduce_in_place(const Reduction& r, const Placement& placement,
+                                   std::uint32_t sequence) {
+  std::vector<const void*>& inputs = inputs_;
+  std::vector<void*>& outputs = outputs_;
+  inputs.clear();
+  outputs.clear();
+  for (char* region : placement.regions) {
+    inputs.push_back(region + placement.offset);
+    outputs.push_back(region + placement.offset);
+  }
+  const auto [begin, end] = my_slice(r.count, r.element_size);
+  reduce_range(r.type, r.op, inputs, outputs, begin, end, r.divisor);
+  wait_done(sequence);
+}
+
+void ShmAllreduce::reduce_staged(const Reduction& r, std::uint32_t sequence, bool all_staged) {
+  std::vector<const void*>& inputs = inputs_;
+  std::vector<void*>& outputs = outputs_;
+  const std::size_t element_size = r.element_size;
+  const std::size_t chunk = kStagingBytes / element_size;
+  for (std::size_t first = 0; first < r.count; first += chunk) {
+    const std::size_t n = std::min(chunk, r.count - first);
     if (first > 0 || !all_staged) {
       // Later chunks, and the first one again when some rank was in place (the meeting moved on to the
       // other staging half): copy in, meet again.
-      std::memcpy(staging(rank_, sequence_ + 1), data + first * element_size, n * element_size);
+      std::memcpy(staging(rank_, sequence_ + 1), r.data + first * element_size, n * element_size);
       sequence = arrive_all();
     }
     inputs.clear();
     outputs.clear();
-    for (int r = 0; r < size_; ++r) {
-      inputs.push_back(staging(r, sequence));
-      outputs.push_back(staging(r, sequence));
+    for (int rank = 0; rank < size_; ++rank) {
+      inputs.push_back(staging(rank, sequence));
+      outputs.push_back(staging(rank, sequence));
     }
     const auto [begin, end] = my_slice(n, element_size);
-    reduce_range(type, reduce, inputs, outputs, begin, end, divisor);
+    reduce_range(r.type, r.op, inputs, outputs, begin, end, r.divisor);
     wait_done(sequence);
-    std::memcpy(data + first * element_size, staging(rank_, sequence), n * element_size);
+    std::memcpy(r.data + first * element_size, staging(rank_, sequence), n * element_size);
   }
 }
 

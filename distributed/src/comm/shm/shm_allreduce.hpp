@@ -66,6 +66,13 @@ class ShmAllreduce {
   void wait_done(std::uint32_t sequence);
   std::pair<std::size_t, std::size_t> my_slice(std::size_t count, std::size_t element_size) const;
 
+  // The steps of allreduce (one operation's arguments in a Reduction, on the caller's stack).
+  struct Reduction;
+  [[noreturn]] void throw_mismatched_arguments(std::uint32_t sequence);
+  void reduce_direct(const Reduction& r, std::uint32_t sequence);
+  void reduce_in_place(const Reduction& r, const Placement& placement, std::uint32_t sequence);
+  void reduce_staged(const Reduction& r, std::uint32_t sequence, bool all_staged);
+
   MPI_Comm comm_;
   int rank_ = 0;
   int size_ = 1;
