@@ -1,0 +1,441 @@
+#!/usr/bin/env python3
+"""A recording W&B server for accel's tests: answers what wandb-core (the pinned wandb wheel's
+`wandb sync` and online runs) and accel's wandb tracker send, on 127.0.0.1 only, and keeps what it
+received so a test can compare it.
+
+    recording_wandb_server.py --port-file PATH [--state-file PATH] [--port N]
+
+It writes its port to --port-file once it listens. With --state-file it saves what it received after
+every request and loads it again at start, so a test can stop it (SIGTERM) mid-run and start it again
+on the same port: rows that arrive twice are then visible as duplicates.
+
+Endpoints
+  POST /graphql                     Viewer, UpsertBucket, RunResumeStatus, ServerFeaturesQuery,
+                                    CreateRunFiles, ArtifactType, CreateArtifact, CreateArtifactManifest,
+                                    CreateArtifactFiles, CommitArtifact, OrganizationCoreWeaveOrganizationID;
+                                    any other operation is answered {} and listed under "unknown_operations"
+  POST /files/<entity>/<project>/<run>/file_stream
+  PUT  /upload/<anything>           the pre-signed upload URLs this server hands out
+  POST /sdk/otel/...                client telemetry: 404, as a server without it
+  GET  /_state                      everything received, as JSON (see State.snapshot)
+  POST /_fail                       {"status": 503, "count": 3, "path_prefix": "/files"}: answer the next
+                                    `count` matching requests with `status` (fault injection)
+
+Authentication: every request but the uploads must carry HTTP Basic "api:<key>"; the key's sha256 is
+kept (never the key), and a key of "bad" + anything answers 401.
+"""
+import argparse
+import base64
+import gzip
+import hashlib
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ENTITY = "recorder"
+
+
+def parse_json_line(line):
+    # wandb writes NaN/Infinity as bare tokens; Python's json reads them.
+    return json.loads(line)
+
+
+class State:
+    def __init__(self, path):
+        self.path = path
+        self.lock = threading.Lock()
+        self.data = {
+            "runs": {},  # "<entity>/<project>/<run>" -> run record
+            "requests": [],  # [method, path, operationName] in arrival order
+            "unknown_operations": [],
+            "auth_key_sha256": [],
+            "artifacts": {},
+            "uploads": {},  # upload path -> {"size", "sha256"}
+        }
+        self.failures = []  # [{"status", "count", "path_prefix"}]
+        if path and os.path.exists(path):
+            with open(path) as f:
+                self.data = json.load(f)
+
+    def save(self):
+        if not self.path:
+            return
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.data, f)
+        os.replace(tmp, self.path)
+
+    def run(self, entity, project, name):
+        key = f"{entity}/{project}/{name}"
+        runs = self.data["runs"]
+        if key not in runs:
+            runs[key] = {
+                "entity": entity,
+                "project": project,
+                "name": name,
+                "id": base64.b64encode(f"Run:v1:{name}:{project}:{entity}".encode()).decode(),
+                "upserts": [],
+                "config": None,
+                "display_name": None,
+                "tags": None,
+                "notes": None,
+                # file_stream files: name -> {"lines": {offset: line}, "received": [offsets in order]}
+                "files": {},
+                "summary": None,
+                "uploaded": [],
+                "complete": False,
+                "exitcode": None,
+                "file_stream_requests": 0,
+                "run_files_requested": [],
+            }
+        return runs[key]
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    state = None
+    port = 0
+
+    def log_message(self, fmt, *args):  # quiet: tests read /_state
+        pass
+
+    # -- plumbing --------------------------------------------------------------------------
+    def body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(length) if length else b""
+        if self.headers.get("Content-Encoding") == "gzip":
+            data = gzip.decompress(data)
+        return data
+
+    def reply(self, status, payload=None, raw=None):
+        data = raw if raw is not None else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def injected_failure(self):
+        with self.state.lock:
+            for failure in self.state.failures:
+                if failure["count"] > 0 and self.path.startswith(failure.get("path_prefix", "/")):
+                    failure["count"] -= 1
+                    return failure["status"]
+        return None
+
+    def authorized(self):
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        try:
+            user, _, key = base64.b64decode(header[6:]).decode().partition(":")
+        except Exception:
+            return False
+        if user != "api" or key.startswith("bad"):
+            return False
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        with self.state.lock:
+            if digest not in self.state.data["auth_key_sha256"]:
+                self.state.data["auth_key_sha256"].append(digest)
+        return True
+
+    def record_request(self, operation=None):
+        with self.state.lock:
+            self.state.data["requests"].append([self.command, self.path, operation])
+
+    # -- HTTP verbs ------------------------------------------------------------------------
+    def do_GET(self):
+        if self.path == "/_state":
+            with self.state.lock:
+                return self.reply(200, self.state.data)
+        if self.path == "/healthz":
+            return self.reply(200, {"ok": True})
+        self.reply(404, {"error": "not found"})
+
+    def do_PUT(self):
+        data = self.body()
+        if not self.path.startswith("/upload/"):
+            return self.reply(404, {"error": "not found"})
+        status = self.injected_failure()
+        if status:
+            return self.reply(status, {"error": "injected"})
+        self.record_request()
+        with self.state.lock:
+            self.state.data["uploads"][self.path[len("/upload/"):]] = {
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "text": data.decode("utf-8", "replace") if len(data) < 65536 else None,
+            }
+            self.state.save()
+        self.reply(200, {})
+
+    def do_POST(self):
+        data = self.body()
+        if self.path == "/_fail":
+            with self.state.lock:
+                self.state.failures.append(json.loads(data))
+            return self.reply(200, {})
+        if self.path.startswith("/sdk/otel"):
+            return self.reply(404, {"error": "not found"})
+        status = self.injected_failure()
+        if status:
+            return self.reply(status, {"error": "injected"})
+        if not self.authorized():
+            self.record_request("unauthorized")
+            return self.reply(401, {"errors": [{"message": "user is not logged in"}]})
+        if self.path.rstrip("/") == "/graphql":
+            return self.graphql(json.loads(data))
+        match = re.fullmatch(r"/files/([^/]+)/([^/]+)/([^/]+)/file_stream", self.path)
+        if match:
+            return self.file_stream(*match.groups(), json.loads(data))
+        self.reply(404, {"error": "not found"})
+
+    # -- file_stream -----------------------------------------------------------------------
+    def file_stream(self, entity, project, name, payload):
+        self.record_request("file_stream")
+        with self.state.lock:
+            run = self.state.run(entity, project, name)
+            run["file_stream_requests"] += 1
+            for file_name, chunk in (payload.get("files") or {}).items():
+                offset = int(chunk.get("offset", 0))
+                content = chunk.get("content") or []
+                if file_name == "wandb-summary.json":
+                    if content:
+                        run["summary"] = parse_json_line(content[-1])
+                    continue
+                record = run["files"].setdefault(file_name, {"lines": {}, "received": []})
+                for i, line in enumerate(content):
+                    record["lines"][str(offset + i)] = line
+                    record["received"].append(offset + i)
+            for uploaded in payload.get("uploaded") or []:
+                if uploaded not in run["uploaded"]:
+                    run["uploaded"].append(uploaded)
+            if payload.get("complete"):
+                run["complete"] = True
+                run["exitcode"] = payload.get("exitcode")
+            self.state.save()
+        self.reply(200, {"exitcode": None, "limits": {}})
+
+    # -- GraphQL ---------------------------------------------------------------------------
+    def graphql(self, request):
+        operation = request.get("operationName") or ""
+        if not operation:  # the SDK's Python client names the operation only in the query text
+            named = re.search(r"\b(?:query|mutation)\s+(\w+)", request.get("query") or "")
+            operation = named.group(1) if named else ""
+        variables = request.get("variables") or {}
+        self.record_request(operation)
+        handler = getattr(self, "op_" + operation, None)
+        if handler is None:
+            with self.state.lock:
+                self.state.data["unknown_operations"].append(operation)
+            return self.reply(200, {"data": {}})
+        with self.state.lock:
+            result = handler(variables)
+            self.state.save()
+        self.reply(200, {"data": result})
+
+    def op_Viewer(self, variables):
+        return {
+            "viewer": {
+                "id": "VXNlcjox",
+                "entity": ENTITY,
+                "username": ENTITY,
+                "email": "recorder@localhost",
+                "admin": False,
+                "flags": "{}",
+                "teams": {"edges": []},
+            }
+        }
+
+    def op_ServerFeaturesQuery(self, variables):
+        return {"serverInfo": {"features": []}}
+
+    def op_OrganizationCoreWeaveOrganizationID(self, variables):
+        return {}
+
+    def op_ArtifactType(self, variables):
+        return {"project": None}
+
+    def bucket(self, run):
+        history = run["files"].get("wandb-history.jsonl", {"lines": {}})
+        events = run["files"].get("wandb-events.jsonl", {"lines": {}})
+        output = run["files"].get("output.log", {"lines": {}})
+        rows = [history["lines"][k] for k in sorted(history["lines"], key=int)]
+        return {
+            "id": run["id"],
+            "name": run["name"],
+            "displayName": run["display_name"],
+            "description": run["notes"],
+            "config": json.dumps(run["config"] or {}),
+            "sweepName": None,
+            "project": {"id": "UHJvamVjdDox", "name": run["project"],
+                        "entity": {"id": "RW50aXR5OjE=", "name": run["entity"]}},
+            "historyLineCount": len(history["lines"]),
+            "eventsLineCount": len(events["lines"]),
+            "logLineCount": len(output["lines"]),
+            "historyTail": json.dumps(rows[-1:]),
+            "eventsTail": "[]",
+            "summaryMetrics": json.dumps(run["summary"] or {}),
+            "wandbConfig": json.dumps({"t": 1}),
+            "tags": run["tags"] or [],
+            "notes": run["notes"],
+        }
+
+    def op_UpsertBucket(self, variables):
+        entity = variables.get("entity") or ENTITY
+        project = variables.get("project") or "uncategorized"
+        name = variables.get("name") or uuid.uuid4().hex[:8]
+        run = self.state.run(entity, project, name)
+        inserted = not run["upserts"]
+        run["upserts"].append({k: v for k, v in variables.items() if v is not None})
+        if variables.get("config") is not None:
+            run["config"] = json.loads(variables["config"])
+        for field, key in (("displayName", "display_name"), ("tags", "tags"), ("notes", "notes")):
+            if variables.get(field) is not None:
+                run[key] = variables[field]
+        return {"upsertBucket": {"bucket": self.bucket(run), "inserted": inserted}}
+
+    def op_RunResumeStatus(self, variables):
+        entity = variables.get("entity") or ENTITY
+        project = variables.get("project") or "uncategorized"
+        key = f"{entity}/{project}/{variables.get('name')}"
+        run = self.state.data["runs"].get(key)
+        return {
+            "model": {
+                "id": "UHJvamVjdDox",
+                "name": project,
+                "entity": {"id": "RW50aXR5OjE=", "name": entity},
+                "bucket": self.bucket(run) if run else None,
+            }
+        }
+
+    def op_CreateRunFiles(self, variables):
+        entity = variables.get("entity") or ENTITY
+        project, name = variables.get("project"), variables.get("run")
+        run = self.state.run(entity, project, name)
+        files = variables.get("files") or []
+        run["run_files_requested"].extend(files)
+        return {
+            "createRunFiles": {
+                "runID": run["id"],
+                "uploadHeaders": [],
+                "files": [
+                    {"name": f, "uploadUrl": f"http://127.0.0.1:{self.port}/upload/{entity}/{project}/{name}/{f}"}
+                    for f in files
+                ],
+            }
+        }
+
+    def op_CreateArtifact(self, variables):
+        spec = variables.get("input") or variables
+        artifact_id = base64.b64encode(f"Artifact:{uuid.uuid4().hex}".encode()).decode()
+        self.state.data["artifacts"][artifact_id] = {
+            "type": spec.get("artifactTypeName"),
+            "name": spec.get("artifactCollectionName"),
+            "aliases": [a.get("alias") for a in spec.get("aliases") or []],
+            "digest": spec.get("digest"),
+            "run": spec.get("runName"),
+            "project": spec.get("projectName"),
+            "files": {},
+            "manifest": None,
+            "committed": False,
+        }
+        return {
+            "createArtifact": {
+                "artifact": {
+                    "id": artifact_id,
+                    "state": "PENDING",
+                    "digest": spec.get("digest"),
+                    "artifactSequence": {"id": "QXJ0aWZhY3RTZXF1ZW5jZTox", "latestArtifact": None},
+                }
+            }
+        }
+
+    def op_CreateArtifactManifest(self, variables):
+        spec = variables.get("input") or variables
+        artifact_id = spec.get("artifactID")
+        manifest_id = base64.b64encode(f"ArtifactManifest:{artifact_id}".encode()).decode()
+        path = f"artifact/{artifact_id}/wandb_manifest.json"
+        return {
+            "createArtifactManifest": {
+                "artifactManifest": {
+                    "id": manifest_id,
+                    "file": {
+                        "id": manifest_id,
+                        "name": "wandb_manifest.json",
+                        "displayName": "wandb_manifest.json",
+                        "uploadUrl": f"http://127.0.0.1:{self.port}/upload/{path}",
+                        "uploadHeaders": [],
+                    },
+                }
+            }
+        }
+
+    def op_CreateArtifactFiles(self, variables):
+        spec = variables.get("input") or variables
+        edges = []
+        for f in spec.get("artifactFiles") or []:
+            artifact_id = f.get("artifactID")
+            path = f"artifact/{artifact_id}/{f.get('name')}"
+            artifact = self.state.data["artifacts"].get(artifact_id)
+            if artifact is not None:
+                artifact["files"][f.get("name")] = f.get("md5")
+            edges.append({
+                "node": {
+                    "id": base64.b64encode(path.encode()).decode(),
+                    "name": f.get("name"),
+                    "displayName": f.get("name"),
+                    "storagePath": path,
+                    "uploadUrl": f"http://127.0.0.1:{self.port}/upload/{path}",
+                    "uploadHeaders": [],
+                    "uploadMultipartUrls": None,
+                    "artifact": {"id": artifact_id},
+                }
+            })
+        return {"createArtifactFiles": {"files": {"edges": edges}}}
+
+    def op_CommitArtifact(self, variables):
+        artifact_id = variables.get("artifactID") or (variables.get("input") or {}).get("artifactID")
+        artifact = self.state.data["artifacts"].get(artifact_id)
+        if artifact is not None:
+            artifact["committed"] = True
+        return {"commitArtifact": {"artifact": {"id": artifact_id, "digest": artifact and artifact["digest"]}}}
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A client that hangs up (wandb-core closing idle keep-alive connections) is not an error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file", required=True)
+    parser.add_argument("--state-file")
+    args = parser.parse_args()
+
+    Handler.state = State(args.state_file)
+    server = Server(("127.0.0.1", args.port), Handler)
+    Handler.port = server.server_address[1]
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    tmp = args.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(str(Handler.port))
+    os.replace(tmp, args.port_file)
+    server.serve_forever()
+    with Handler.state.lock:
+        Handler.state.save()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
