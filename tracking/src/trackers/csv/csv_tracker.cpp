@@ -129,12 +129,7 @@ std::string to_yaml(const json& value) {
 }
 
 CsvTracker::CsvTracker(TrackerInit init)
-    : init_(std::move(init)), out_(std::make_unique<detail::RecordFile>("csv")) {
-  if (init_.logging_dir.empty()) {
-    throw InvalidValue(
-        "the csv tracker writes files and needs a logging directory; set project_dir "
-        "or logging_dir");
-  }
+    : FileTracker(init), init_(std::move(init)), out_(std::make_unique<detail::RecordFile>("csv")) {
   flush_every_ =
       detail::integer_option(init_.init_kwargs, "flush_every", 1, flush_every_, [](const json& v) {
         return fmt::format(
@@ -147,29 +142,16 @@ CsvTracker::CsvTracker(TrackerInit init)
 
 CsvTracker::~CsvTracker() = default;
 
-TrackerRegistration CsvTracker::registration() {
-  return {.name = "csv",
-          .factory = [](const TrackerInit& init) { return std::make_unique<CsvTracker>(init); },
-          .unavailable_reason = {},
-          .requires_logging_directory = true};
-}
-
 void CsvTracker::start() {
   const auto run = detail::run_directory_for(init_, "csv");
-  log_dir_ = run.path;
-  metrics_path_ = log_dir_ / "metrics.csv";
+  set_log_dir(run.path);
+  metrics_path_ = log_dir() / "metrics.csv";
   std::error_code ec;
   if (run.continued && std::filesystem::exists(metrics_path_, ec)) {
     out_->open(metrics_path_, /*truncate=*/false);
     restore_columns();
   }
-  std::lock_guard lock(resume_mutex_);
-  resume_info_ = detail::directory_resume_info(log_dir_);
-}
-
-json CsvTracker::resume_info() const {
-  std::lock_guard lock(resume_mutex_);
-  return resume_info_;
+  publish_run_directory();
 }
 
 void CsvTracker::restore_columns() {
@@ -202,7 +184,7 @@ void CsvTracker::restore_columns() {
 
 void CsvTracker::store_init_configuration(const json& config) {
   retry_failed_write();
-  if (auto error = detail::write_file_atomically(log_dir_ / "hparams.yaml", to_yaml(config))) {
+  if (auto error = detail::write_file_atomically(log_dir() / "hparams.yaml", to_yaml(config))) {
     throw TrackerError("csv: " + *error);
   }
   ++accepted_;

@@ -44,28 +44,18 @@ void write_png(const std::filesystem::path& path, const Image& image) {
 }  // namespace
 
 JsonlTracker::JsonlTracker(TrackerInit init)
-    : init_(std::move(init)), out_(std::make_unique<detail::RecordFile>("jsonl")) {
-  if (init_.logging_dir.empty()) {
-    throw InvalidValue(
-        "the jsonl tracker writes files and needs a logging directory; set "
-        "project_dir or logging_dir");
-  }
+    : FileTracker(init),
+      init_(std::move(init)),
+      out_(std::make_unique<detail::RecordFile>("jsonl")) {
   (void)run_directory_option(init_.init_kwargs, "jsonl");  // a bad run_dir fails init_trackers
 }
 
 JsonlTracker::~JsonlTracker() = default;
 
-TrackerRegistration JsonlTracker::registration() {
-  return {.name = "jsonl",
-          .factory = [](const TrackerInit& init) { return std::make_unique<JsonlTracker>(init); },
-          .unavailable_reason = {},
-          .requires_logging_directory = true};
-}
-
 void JsonlTracker::start() {
   const auto run = detail::run_directory_for(init_, "jsonl");
-  log_dir_ = run.path;
-  out_->open(log_dir_ / "metrics.jsonl", /*truncate=*/false);
+  set_log_dir(run.path);
+  out_->open(log_dir() / "metrics.jsonl", /*truncate=*/false);
   if (run.continued && out_->size() > 0) {
     // A line torn by a killed process is dropped (JSON text holds no raw line break), and new
     // media files are numbered after the lines already there.
@@ -77,13 +67,7 @@ void JsonlTracker::start() {
       line_ += std::count(chunk.begin(), chunk.end(), '\n');
     }
   }
-  std::lock_guard lock(resume_mutex_);
-  resume_info_ = detail::directory_resume_info(log_dir_);
-}
-
-nlohmann::json JsonlTracker::resume_info() const {
-  std::lock_guard lock(resume_mutex_);
-  return resume_info_;
+  publish_run_directory();
 }
 
 void JsonlTracker::accepted() {
@@ -93,7 +77,7 @@ void JsonlTracker::accepted() {
 
 void JsonlTracker::store_init_configuration(const json& config) {
   const auto text = json_safe_config(config).dump(2, ' ', false, json::error_handler_t::replace);
-  if (auto error = detail::write_file_atomically(log_dir_ / "config.json", text + "\n")) {
+  if (auto error = detail::write_file_atomically(log_dir() / "config.json", text + "\n")) {
     throw TrackerError("jsonl: " + *error);
   }
   accepted();
@@ -116,10 +100,10 @@ void JsonlTracker::log(const Values& values, std::optional<int64_t> step) {
         return out;
       }
       json operator()(const Image& image) const {
-        std::filesystem::create_directories(self.log_dir_ / "media");
+        std::filesystem::create_directories(self.log_dir() / "media");
         auto relative = std::filesystem::path("media") /
                         fmt::format("{}-{}-{}.png", self.line_, index, file_stem(key));
-        write_png(self.log_dir_ / relative, image);
+        write_png(self.log_dir() / relative, image);
         return json{{"type", "image"},
                     {"height", image.height},
                     {"width", image.width},

@@ -48,12 +48,8 @@ std::string table_to_markdown(const Table& table) {
 
 }  // namespace
 
-TensorBoardTracker::TensorBoardTracker(TrackerInit init) : init_(std::move(init)) {
-  if (init_.logging_dir.empty()) {
-    throw InvalidValue(
-        "tensorboard tracker needs a logging directory; set ProjectConfiguration's "
-        "logging_dir (or project_dir)");
-  }
+TensorBoardTracker::TensorBoardTracker(TrackerInit init)
+    : FileTracker(init), init_(std::move(init)) {
   const auto& kwargs = init_.init_kwargs;
   if (!kwargs.is_null() && !kwargs.is_object()) {
     throw InvalidValue(
@@ -92,7 +88,7 @@ TensorBoardTracker::TensorBoardTracker(TrackerInit init) : init_(std::move(init)
   } else {
     run_dir_ = child_directory(init_.logging_dir, init_.run_name);
   }
-  resume_info_ = detail::directory_resume_info(run_dir_);
+  set_log_dir(run_dir_);
   // Checked here as well as in start(): TrackerHub constructs trackers inside init_trackers (on the
   // training thread) but starts them on their worker thread, and an unwritable logging directory
   // must fail init_trackers, not disable the tracker later.
@@ -111,24 +107,13 @@ TensorBoardTracker::~TensorBoardTracker() {
   if (writer_) writer_->set_written_callback({});  // the writer's close() must not call back
 }
 
-TrackerRegistration TensorBoardTracker::registration() {
-  return {
-      .name = "tensorboard",
-      .factory = [](const TrackerInit& init) { return std::make_unique<TensorBoardTracker>(init); },
-      .unavailable_reason = {},
-      .requires_logging_directory = true};
-}
-
 void TensorBoardTracker::start() {
   std::call_once(writer_once_, [this] {
     writer_ = std::make_unique<TensorBoardWriter>(run_dir_, options_);
     writer_->set_written_callback([this](uint64_t bytes) { written(bytes); });
+    publish_run_directory();
     started_.store(true, std::memory_order_release);
   });
-}
-
-nlohmann::json TensorBoardTracker::resume_info() const {
-  return started_.load(std::memory_order_acquire) ? resume_info_ : nlohmann::json(nullptr);
 }
 
 std::any TensorBoardTracker::tracker() {

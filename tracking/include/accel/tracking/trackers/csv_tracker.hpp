@@ -46,35 +46,24 @@
 #include <unordered_set>
 #include <vector>
 
-#include "accel/tracking/general_tracker.hpp"
-#include "accel/tracking/registry.hpp"
+#include "accel/tracking/trackers/file_tracker.hpp"
 
 namespace accel {
 namespace detail {
 class RecordFile;
 }
 
-class CsvTracker final : public GeneralTracker {
+class CsvTracker final : public FileTracker<CsvTracker> {
  public:
-  // Throws accel::InvalidValue when init.logging_dir is empty.
+  static constexpr const char* kName = "csv";
   explicit CsvTracker(TrackerInit init);
   ~CsvTracker() override;
-  static TrackerRegistration registration();
 
-  std::string name() const override { return "csv"; }
-  bool requires_logging_directory() const override { return true; }
   void start() override;
   void store_init_configuration(const nlohmann::json& config) override;
   void log(const Values& values, std::optional<int64_t> step) override;
   void flush() override;
   void finish(RunStatus status) override;
-  bool holds_records() const override { return true; }
-  // {"directory": "<the version directory>"} once started; null before.
-  nlohmann::json resume_info() const override;
-  // The run directory (std::filesystem::path), once started.
-  std::any tracker() override { return log_dir_; }
-
-  const std::filesystem::path& log_dir() const { return log_dir_; }
 
  private:
   void add_columns(const std::vector<std::string>& keys);
@@ -84,11 +73,8 @@ class CsvTracker final : public GeneralTracker {
   void update_acknowledged();
 
   TrackerInit init_;
-  std::filesystem::path log_dir_;
   std::filesystem::path metrics_path_;
   std::unique_ptr<detail::RecordFile> out_;
-  mutable std::mutex resume_mutex_;
-  nlohmann::json resume_info_;        // guarded by resume_mutex_
   uint64_t accepted_ = 0;             // calls accepted so far (see GeneralTracker::acknowledge)
   std::vector<std::string> columns_;  // without "step"
   std::unordered_map<std::string, std::size_t> column_index_;

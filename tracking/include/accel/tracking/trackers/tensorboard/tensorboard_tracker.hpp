@@ -55,31 +55,25 @@
 #include <unordered_set>
 #include <vector>
 
-#include "accel/tracking/general_tracker.hpp"
-#include "accel/tracking/registry.hpp"
+#include "accel/tracking/trackers/file_tracker.hpp"
 #include "accel/tracking/trackers/tensorboard/tensorboard_writer.hpp"
 
 namespace accel {
 
-class TensorBoardTracker final : public GeneralTracker {
+class TensorBoardTracker final : public FileTracker<TensorBoardTracker> {
  public:
+  static constexpr const char* kName = "tensorboard";
   // Creates the run directory. Throws accel::InvalidValue for an empty logging_dir or a bad
   // init_kwargs entry (named, with the fix), accel::TrackerError when the run directory cannot be
   // created/written.
   explicit TensorBoardTracker(TrackerInit init);
   ~TensorBoardTracker() override;
-  static TrackerRegistration registration();
 
-  std::string name() const override { return "tensorboard"; }
-  bool requires_logging_directory() const override { return true; }
   void start() override;
   void store_init_configuration(const nlohmann::json& config) override;
   void log(const Values& values, std::optional<int64_t> step) override;
   void flush() override;
   void finish(RunStatus status) override;
-  bool holds_records() const override { return true; }
-  // {"directory": "<the run directory>"} once started; null before.
-  nlohmann::json resume_info() const override;
   // The TensorBoardWriter* (thread-safe). Starts the tracker first if start() has not run yet, so
   // the handle is valid as soon as init_trackers returns; throws like start() when that fails.
   std::any tracker() override;
@@ -99,7 +93,6 @@ class TensorBoardTracker final : public GeneralTracker {
   TensorBoardWriterOptions options_;
   bool write_experiment_ = true;
   std::filesystem::path run_dir_;
-  nlohmann::json resume_info_;        // set at construction, returned once started_
   std::atomic<bool> started_{false};  // the writer exists
   uint64_t accepted_ = 0;             // calls accepted so far (see GeneralTracker::acknowledge)
   std::mutex unwritten_mutex_;        // taken inside the writer's lock (its written callback)
