@@ -1,6 +1,7 @@
 #pragma once
-// Helpers shared by the tracking tests: a scratch directory, captured warnings, running the .venv
-// Python to check files with real readers, and small trackers with scripted behaviour.
+// Helpers shared by the tracking tests: hub options for a test directory, captured warnings, and
+// small trackers with scripted behaviour. Includes temp_dir.hpp and python.hpp, which they use with
+// these.
 #include <unistd.h>
 
 #include <atomic>
@@ -21,33 +22,13 @@
 #include "accel/tracking/general_tracker.hpp"
 #include "accel/tracking/hub.hpp"
 #include "accel/tracking/warnings.hpp"
+#include "python.hpp"
+#include "temp_dir.hpp"
 
 namespace accel::test {
 
-// A fresh directory under the build tree, removed at scope end.
-class ScratchDir {
- public:
-  ScratchDir() {
-    static std::atomic<int> counter{0};
-    path_ = std::filesystem::path(ACCEL_BINARY_DIR) / "test-scratch" /
-            ("tracking-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
 // Hub options for tests: files under dir, no process-wide signal handlers.
-inline TrackerHubOptions hub_options_in(const ScratchDir& dir) {
+inline TrackerHubOptions hub_options_in(const TempDir& dir) {
   TrackerHubOptions o;
   o.project_dir = dir.path();
   o.handle_signals = false;
@@ -91,27 +72,6 @@ class WarningCapture {
 inline std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-// Runs `python -c code arg` with the project's .venv interpreter and returns its stdout; the test
-// fails when the script exits non-zero.
-inline std::string run_python(const std::string& code, const std::filesystem::path& arg) {
-  auto script = std::filesystem::temp_directory_path() /
-                ("accel_tracking_test_" + std::to_string(::getpid()) + ".py");
-  std::ofstream(script) << code;
-  std::string command =
-      std::string(ACCEL_PYTHON) + " -W ignore " + script.string() + " '" + arg.string() + "' 2>&1";
-  std::string output;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buffer[4096];
-  std::size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
-  int status = ::pclose(pipe);
-  std::filesystem::remove(script);
-  INFO("python output: " << output);
-  REQUIRE(status == 0);
-  return output;
 }
 
 // The message of the E that f throws; fails the test when f throws nothing or something else.

@@ -12,57 +12,15 @@
 #include <vector>
 
 #include "accel/tracking/aggregation.hpp"
+#include "mpi_collectives.hpp"
+#include "reduction_expectations.hpp"
 
 using accel::MetricAggregator;
 using accel::Phase;
 using accel::Values;
+using accel::test::MpiCollectives;
 
 namespace {
-
-void finalize_mpi() {
-  int finalized = 0;
-  MPI_Finalized(&finalized);
-  if (!finalized) MPI_Finalize();
-}
-
-// MPI is started by the first test that needs it and finished at exit (Catch2 owns main()).
-void ensure_mpi() {
-  int initialized = 0;
-  MPI_Initialized(&initialized);
-  if (!initialized) {
-    MPI_Init(nullptr, nullptr);
-    std::atexit(finalize_mpi);
-  }
-}
-
-// accel::Collectives over MPI_COMM_WORLD: in-place MPI_Allreduce on doubles; counts calls per kind.
-class MpiCollectives final : public accel::Collectives {
- public:
-  MpiCollectives() {
-    ensure_mpi();
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-    MPI_Comm_size(MPI_COMM_WORLD, &size_);
-  }
-  int rank() const override { return rank_; }
-  int world_size() const override { return size_; }
-  void allreduce_sum(std::span<double> v) override { reduce(v, MPI_SUM, 0); }
-  void allreduce_max(std::span<double> v) override { reduce(v, MPI_MAX, 1); }
-  void allreduce_min(std::span<double> v) override { reduce(v, MPI_MIN, 2); }
-
-  std::array<int, 3> calls() const { return calls_; }  // sum, max, min
-
- private:
-  void reduce(std::span<double> v, MPI_Op op, int kind) {
-    ++calls_[kind];
-    const int rc = MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_DOUBLE, op,
-                                 MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) throw accel::DistributedError("MPI_Allreduce failed");
-  }
-
-  int rank_ = 0;
-  int size_ = 1;
-  std::array<int, 3> calls_{};
-};
 
 double scalar(const Values& values, const std::string& key) {
   const auto* v = values.find(key);
@@ -114,19 +72,8 @@ TEST_CASE("epoch values over MPI equal the union of every rank's logs, in 2 coll
   REQUIRE(epoch.size() == kMetrics + 1);
   REQUIRE(scalar(epoch, "val/rank") == static_cast<double>(rank));
   for (int m = 0; m < kMetrics; ++m) {
-    double weighted = 0, weights = 0, sum = 0;
-    double hi = -std::numeric_limits<double>::infinity(), lo = -hi;
-    for (int q = 0; q < mpi.world_size(); ++q) {
-      for (int s = 0; s < steps_of(q); ++s) {
-        const double v = value_of(q, m, s);
-        weighted += v * static_cast<double>(batch_of(q, s));
-        weights += static_cast<double>(batch_of(q, s));
-        sum += v;
-        hi = std::max(hi, v);
-        lo = std::min(lo, v);
-      }
-    }
-    const double expected[] = {weighted / weights, sum, hi, lo};
+    const auto expected = accel::test::expected_reductions(
+        mpi.world_size(), steps_of, [m](int q, int s) { return value_of(q, m, s); }, batch_of);
     const std::string key = "val/m" + std::to_string(m);
     INFO("rank " << rank << " of " << mpi.world_size() << ", " << key << " (" << kKinds[m % 4]
                  << ")");

@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "reduction_expectations.hpp"
+
 using accel::LogOptions;
 using accel::MetricAggregator;
 using accel::Phase;
@@ -378,19 +380,9 @@ TEST_CASE("sync_dist: one batched all-reduce per kind for the whole epoch, equal
     REQUIRE(results[r].size() == kMetrics + 1);
     REQUIRE(scalar(results[r], "local") == static_cast<double>(r));
     for (int m = 0; m < kMetrics; ++m) {
-      double weighted = 0, weights = 0, sum = 0;
-      double hi = -std::numeric_limits<double>::infinity(), lo = -hi;
-      for (int q = 0; q < kRanks; ++q) {
-        for (int s = 0; s < kSteps; ++s) {
-          const double v = value(q, m, s);
-          weighted += v * static_cast<double>(batch(q, s));
-          weights += static_cast<double>(batch(q, s));
-          sum += v;
-          hi = std::max(hi, v);
-          lo = std::min(lo, v);
-        }
-      }
-      const double expected[] = {weighted / weights, sum, hi, lo};
+      const auto expected = accel::test::expected_reductions(
+          kRanks, [](int) { return kSteps; }, [&, m](int q, int s) { return value(q, m, s); },
+          batch);
       INFO("rank " << r << " metric m" << m);
       REQUIRE(scalar(results[r], "m" + std::to_string(m)) == Approx(expected[m % 4]));
     }

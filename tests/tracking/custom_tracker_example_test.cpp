@@ -7,7 +7,7 @@
 using namespace accel;
 
 TEST_CASE("the custom tracker example writes csv, jsonl and its own best_values.json") {
-  test::ScratchDir dir;
+  test::TempDir dir;
   const std::string command =
       std::string(CUSTOM_TRACKER_EXE) + " '" + dir.path().string() + "' > /dev/null";
   REQUIRE(std::system(command.c_str()) == 0);

@@ -8,10 +8,10 @@
 
 using namespace accel;
 using test::RecordingTracker;
-using test::ScratchDir;
+using test::TempDir;
 
 TEST_CASE("step values every log_every_n_steps, epoch values at the last step") {
-  ScratchDir dir;
+  TempDir dir;
   auto tracker = std::make_shared<RecordingTracker>();
   TrackerHubOptions o = test::hub_options_in(dir);
   o.log_every_n_steps = 2;
@@ -45,7 +45,7 @@ TEST_CASE("step values every log_every_n_steps, epoch values at the last step") 
 }
 
 TEST_CASE("both log forms read naturally side by side") {
-  ScratchDir dir;
+  TempDir dir;
   auto tracker = std::make_shared<RecordingTracker>();
   TrackerHub hub(test::hub_options_in(dir));
   hub.init_trackers("proj", {}, {tracker});
@@ -62,7 +62,7 @@ TEST_CASE("both log forms read naturally side by side") {
 }
 
 TEST_CASE("the progress bar shows prog_bar metrics on the main process only") {
-  ScratchDir dir;
+  TempDir dir;
   std::ostringstream main_out, other_out;
   for (bool main : {true, false}) {
     TrackerHubOptions o = test::hub_options_in(dir);

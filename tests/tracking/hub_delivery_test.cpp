@@ -11,13 +11,13 @@
 using namespace accel;
 using namespace std::chrono_literals;
 using test::RecordingTracker;
-using test::ScratchDir;
+using test::TempDir;
 using test::WarningCapture;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
-TrackerHubOptions options_in(const ScratchDir& dir) {
+TrackerHubOptions options_in(const TempDir& dir) {
   TrackerHubOptions o = test::hub_options_in(dir);
   o.retry_initial_delay = 5ms;
   o.retry_max_delay = 40ms;
@@ -35,6 +35,22 @@ void check_in_order_once(const RecordingTracker& tracker, int64_t n) {
   }
 }
 
+// A strict hub whose only tracker, "broken", threw "disk on fire" at its first log (already made).
+struct StrictHubWithBrokenTracker {
+  explicit StrictHubWithBrokenTracker(const TempDir& dir) : hub(strict_options(dir)) {
+    broken->throw_after_logs = 0;
+    hub.init_trackers("proj", {}, {broken});
+    hub.log({{"i", 0}}, 0);
+  }
+  static TrackerHubOptions strict_options(const TempDir& dir) {
+    TrackerHubOptions o = options_in(dir);
+    o.strict = true;
+    return o;
+  }
+  std::shared_ptr<RecordingTracker> broken = std::make_shared<RecordingTracker>("broken");
+  TrackerHub hub;
+};
+
 std::size_t csv_rows(const std::filesystem::path& csv) {
   auto text = test::read_file(csv);
   return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
@@ -43,7 +59,7 @@ std::size_t csv_rows(const std::filesystem::path& csv) {
 }  // namespace
 
 TEST_CASE("a slow (10 ms) and a hung tracker slow neither log() nor the other trackers") {
-  ScratchDir dir;
+  TempDir dir;
   WarningCapture warnings;
   auto slow = std::make_shared<RecordingTracker>("slow");
   slow->delay = 10ms;
@@ -94,7 +110,7 @@ TEST_CASE("a slow (10 ms) and a hung tracker slow neither log() nor the other tr
 }
 
 TEST_CASE("a full queue spills to the journal and is replayed in order exactly once") {
-  ScratchDir dir;
+  TempDir dir;
   WarningCapture warnings;
   auto tracker = std::make_shared<RecordingTracker>("stuck");
   tracker->hang = true;
@@ -128,7 +144,7 @@ TEST_CASE("a full queue spills to the journal and is replayed in order exactly o
 }
 
 TEST_CASE("a backend that is unavailable for a while gets every value once, in order") {
-  ScratchDir dir;
+  TempDir dir;
   WarningCapture warnings;
   auto tracker = std::make_shared<RecordingTracker>("flaky");
   tracker->unavailable_calls = 6;
@@ -154,7 +170,7 @@ TEST_CASE("a backend that is unavailable for a while gets every value once, in o
 }
 
 TEST_CASE("records a backend never accepted stay in the journal and are reported") {
-  ScratchDir dir;
+  TempDir dir;
   WarningCapture warnings;
   auto tracker = std::make_shared<RecordingTracker>("down");
   tracker->unavailable_calls = 1'000'000;
@@ -184,7 +200,7 @@ TEST_CASE("records a backend never accepted stay in the journal and are reported
 }
 
 TEST_CASE("a throwing tracker is disabled with one warning; the others go on") {
-  ScratchDir dir;
+  TempDir dir;
   WarningCapture warnings;
   auto broken = std::make_shared<RecordingTracker>("broken");
   broken->throw_after_logs = 3;
@@ -208,15 +224,10 @@ TEST_CASE("a throwing tracker is disabled with one warning; the others go on") {
 }
 
 TEST_CASE("strict mode rethrows a tracker's error on the training thread") {
-  ScratchDir dir;
+  TempDir dir;
   WarningCapture warnings;
-  auto broken = std::make_shared<RecordingTracker>("broken");
-  broken->throw_after_logs = 0;
-  TrackerHubOptions o = options_in(dir);
-  o.strict = true;
-  TrackerHub hub(o);
-  hub.init_trackers("proj", {}, {broken});
-  hub.log({{"i", 0}}, 0);
+  StrictHubWithBrokenTracker strict(dir);
+  auto& hub = strict.hub;
   CHECK_THAT(test::thrown<TrackerError>([&] { hub.flush(); }),
              Catch::Contains("'broken'") && Catch::Contains("disk on fire"));
   // The nested original is reachable.
@@ -231,18 +242,12 @@ TEST_CASE("strict mode rethrows a tracker's error on the training thread") {
 }
 
 TEST_CASE("strict mode: the original exception is nested in the TrackerError") {
-  ScratchDir dir;
+  TempDir dir;
   WarningCapture warnings;
-  auto broken = std::make_shared<RecordingTracker>("broken");
-  broken->throw_after_logs = 0;
-  TrackerHubOptions o = options_in(dir);
-  o.strict = true;
-  TrackerHub hub(o);
-  hub.init_trackers("proj", {}, {broken});
-  hub.log({{"i", 0}}, 0);
+  StrictHubWithBrokenTracker strict(dir);
   std::string nested;
   try {
-    hub.end_training();
+    strict.hub.end_training();
   } catch (const TrackerError& e) {
     try {
       std::rethrow_if_nested(e);
@@ -254,7 +259,7 @@ TEST_CASE("strict mode: the original exception is nested in the TrackerError") {
 }
 
 TEST_CASE("end_training waits for a slow tracker and finishes it with the status") {
-  ScratchDir dir;
+  TempDir dir;
   auto slow = std::make_shared<RecordingTracker>("slow");
   slow->delay = 10ms;
   TrackerHub hub(options_in(dir));
@@ -268,7 +273,7 @@ TEST_CASE("end_training waits for a slow tracker and finishes it with the status
 }
 
 TEST_CASE("record_time gives trackers the time of the log call, not of delivery") {
-  ScratchDir dir;
+  TempDir dir;
   struct TimeTracker : RecordingTracker {
     TimeTracker() : RecordingTracker("time") {}
     std::vector<std::chrono::system_clock::time_point> times;
@@ -293,7 +298,7 @@ TEST_CASE("record_time gives trackers the time of the log call, not of delivery"
 }
 
 TEST_CASE("an unwritable journal loses only the overflow, with one warning, and delivery goes on") {
-  ScratchDir dir;
+  TempDir dir;
   WarningCapture warnings;
   auto tracker = std::make_shared<RecordingTracker>("stuck");
   tracker->hang = true;

@@ -18,7 +18,7 @@ using namespace accel;
 using namespace std::chrono_literals;
 using test::DeadTracker;
 using test::RecordingTracker;
-using test::ScratchDir;
+using test::TempDir;
 using test::WarningCapture;
 
 namespace {
@@ -70,7 +70,7 @@ void check_steps_in_order(const JournalContents& contents, int64_t first, int64_
 }  // namespace
 
 TEST_CASE("a full queue and a dead backend: every record and the config end up in the journal") {
-  ScratchDir dir;
+  TempDir dir;
   WarningCapture warnings;
   auto tracker = std::make_shared<DeadTracker>();
   TrackerHubOptions options = test::hub_options_in(dir);
@@ -104,7 +104,7 @@ TEST_CASE("a full queue and a dead backend: every record and the config end up i
 }
 
 TEST_CASE("records a holding tracker never got acknowledged are in the journal at the end") {
-  ScratchDir dir;
+  TempDir dir;
   WarningCapture warnings;
   auto tracker = std::make_shared<HoldingTracker>();
   tracker->acknowledge_upto = 51;  // the config and the first 50 log records
@@ -130,7 +130,7 @@ TEST_CASE("records a holding tracker never got acknowledged are in the journal a
 TEST_CASE(
     "flush() does not wait for a backend that is known to be down, and makes the journal "
     "durable") {
-  ScratchDir dir;
+  TempDir dir;
   WarningCapture warnings;
   auto tracker = std::make_shared<RecordingTracker>("dead");
   tracker->unavailable_calls = 1'000'000'000;
@@ -157,7 +157,7 @@ TEST_CASE(
 }
 
 TEST_CASE("1,000,000 log calls against a dead backend stay within the queue bound in memory") {
-  ScratchDir dir;
+  TempDir dir;
   WarningCapture warnings;
   auto tracker = std::make_shared<DeadTracker>();
   TrackerHubOptions options = test::hub_options_in(dir);
@@ -206,7 +206,7 @@ TEST_CASE(
   // The replay takes well over a second, so acknowledged marks are written into the journal between
   // the overflow records (a regression: a mark inside a run of overflow records stopped the
   // replay).
-  ScratchDir dir;
+  TempDir dir;
   WarningCapture warnings;
   auto tracker = std::make_shared<RecordingTracker>("slow");
   tracker->unavailable_calls = 3;
@@ -245,7 +245,7 @@ TEST_CASE(
 TEST_CASE(
     "a new run names the journals its predecessor left, and with sync_leftover_journals "
     "delivers them into their tracker") {
-  ScratchDir dir;
+  TempDir dir;
   WarningCapture warnings;
   // What the registered "leftover" tracker received, across the two hubs.
   static std::mutex mutex;

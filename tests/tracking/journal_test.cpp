@@ -11,10 +11,11 @@
 #include <cmath>
 #include <limits>
 
+#include "file_size_limit.hpp"
 #include "tracking_test_support.hpp"
 
 using namespace accel;
-using accel::test::ScratchDir;
+using accel::test::TempDir;
 
 namespace {
 
@@ -46,7 +47,7 @@ Values every_kind() {
 }  // namespace
 
 TEST_CASE("journal round-trips every value kind, config and finish records in order") {
-  ScratchDir dir;
+  TempDir dir;
   auto path = dir.path() / "t.journal";
   JournalRecord config;
   config.kind = RecordKind::config;
@@ -81,7 +82,7 @@ TEST_CASE("journal round-trips every value kind, config and finish records in or
 }
 
 TEST_CASE("journal keeps NaN and infinities") {
-  ScratchDir dir;
+  TempDir dir;
   auto path = dir.path() / "nan.journal";
   {
     JournalWriter writer(path);
@@ -97,7 +98,7 @@ TEST_CASE("journal keeps NaN and infinities") {
 }
 
 TEST_CASE("journal file is created with mode 0600") {
-  ScratchDir dir;
+  TempDir dir;
   auto path = dir.path() / "sub" / "private.journal";
   JournalWriter writer(path);
   writer.append(log_record(1, {{"x", 1}}));
@@ -108,7 +109,7 @@ TEST_CASE("journal file is created with mode 0600") {
 }
 
 TEST_CASE("a torn last record at any byte offset leaves every earlier record readable") {
-  ScratchDir dir;
+  TempDir dir;
   auto path = dir.path() / "torn.journal";
   std::vector<JournalRecord> written;
   for (int64_t i = 0; i < 5; ++i)
@@ -141,7 +142,7 @@ TEST_CASE("a torn last record at any byte offset leaves every earlier record rea
 }
 
 TEST_CASE("a flipped byte in a record stops the reader at that record") {
-  ScratchDir dir;
+  TempDir dir;
   auto path = dir.path() / "flip.journal";
   {
     JournalWriter writer(path);
@@ -160,7 +161,7 @@ TEST_CASE("a flipped byte in a record stops the reader at that record") {
 }
 
 TEST_CASE("reading from an offset and a missing file") {
-  ScratchDir dir;
+  TempDir dir;
   auto path = dir.path() / "offset.journal";
   uint64_t after_first = 0;
   {
@@ -180,7 +181,7 @@ TEST_CASE("reading from an offset and a missing file") {
 }
 
 TEST_CASE("clear empties the journal for reuse") {
-  ScratchDir dir;
+  TempDir dir;
   auto path = dir.path() / "clear.journal";
   JournalWriter writer(path);
   writer.append(log_record(0, {{"x", 0}}));
@@ -204,15 +205,9 @@ TEST_CASE(
     "magic") {
   // RLIMIT_FSIZE makes write() fail like a full disk (EFBIG instead of ENOSPC); in a child process,
   // so the limit does not reach the test runner.
-  ScratchDir dir;
+  TempDir dir;
   const auto path = dir.path() / "limited.journal";
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::signal(SIGXFSZ, SIG_IGN);
-    struct rlimit limit {};
-    limit.rlim_cur = limit.rlim_max = 4096;
-    ::setrlimit(RLIMIT_FSIZE, &limit);
+  const int code = test::exit_code_with_file_size_limit(4096, [&] {
     int failures = 0;
     {
       JournalWriter writer(path);
@@ -225,12 +220,9 @@ TEST_CASE(
         }
       }
     }
-    ::_exit(failures > 0 ? 0 : 1);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  REQUIRE(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);  // the writes failed, with the file named
+    return failures > 0 ? 0 : 1;
+  });
+  CHECK(code == 0);  // the writes failed, with the file named
   CHECK(std::filesystem::file_size(path) <= 4096);
   JournalReader reader(path);
   int64_t expected = 0;
@@ -242,16 +234,10 @@ TEST_CASE(
 TEST_CASE(
     "a journal whose very first write failed still starts with its magic once the disk has "
     "room again") {
-  ScratchDir dir;
+  TempDir dir;
   const auto path = dir.path() / "first.journal";
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::signal(SIGXFSZ, SIG_IGN);
-    struct rlimit limit {};
-    ::getrlimit(RLIMIT_FSIZE, &limit);
-    limit.rlim_cur = 20;  // room for the magic and part of the first record
-    ::setrlimit(RLIMIT_FSIZE, &limit);
+  // 20 bytes: room for the magic and part of the first record.
+  const int code = test::exit_code_with_file_size_limit(20, [&] {
     bool failed = false;
     JournalWriter writer(path);
     writer.append(log_record(0, {{"i", int64_t{0}}}));
@@ -260,16 +246,12 @@ TEST_CASE(
     } catch (const TrackerError&) {
       failed = true;
     }
-    limit.rlim_cur = RLIM_INFINITY;  // the disk has room again
-    ::setrlimit(RLIMIT_FSIZE, &limit);
+    test::set_file_size_limit(RLIM_INFINITY);  // the disk has room again
     writer.append(log_record(1, {{"i", int64_t{1}}}));
     writer.flush();
-    ::_exit(failed ? 0 : 1);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  REQUIRE(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+    return failed ? 0 : 1;
+  });
+  CHECK(code == 0);
   auto records = read_journal(path);
   REQUIRE(records.size() == 1);
   CHECK(*records[0].step == 1);

@@ -84,7 +84,7 @@ TEST_CASE("sanitize_key replaces what a backend forbids") {
 }
 
 TEST_CASE("version directories count up like Lightning's") {
-  test::ScratchDir dir;
+  test::TempDir dir;
   auto base = dir.path() / "proj";
   CHECK(create_version_directory(base).filename() == "version_0");
   CHECK(create_version_directory(base).filename() == "version_1");

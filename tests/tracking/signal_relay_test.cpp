@@ -11,7 +11,7 @@
 
 using namespace accel;
 using test::DeadTracker;
-using test::ScratchDir;
+using test::TempDir;
 
 namespace {
 
@@ -75,7 +75,7 @@ void log_then_signal(const std::filesystem::path& dir, int signo) {
 TEST_CASE(
     "SIGTERM with a backend that is down: the process ends at once and its journal holds "
     "every record, ended as killed") {
-  ScratchDir dir;
+  TempDir dir;
   const auto begin = std::chrono::steady_clock::now();
   int status = run_in_child([&] {
     TrackerHubOptions o;
@@ -107,7 +107,7 @@ TEST_CASE(
 
 TEST_CASE(
     "SIGTERM: trackers are flushed and finished as killed, then the process dies by SIGTERM") {
-  ScratchDir dir;
+  TempDir dir;
   int status = run_in_child([&] { log_then_signal(dir.path(), SIGTERM); });
   REQUIRE(WIFSIGNALED(status));
   CHECK(WTERMSIG(status) == SIGTERM);
@@ -117,7 +117,7 @@ TEST_CASE(
 }
 
 TEST_CASE("SIGINT: same, and the process dies by SIGINT") {
-  ScratchDir dir;
+  TempDir dir;
   int status = run_in_child([&] { log_then_signal(dir.path(), SIGINT); });
   REQUIRE(WIFSIGNALED(status));
   CHECK(WTERMSIG(status) == SIGINT);
@@ -126,7 +126,7 @@ TEST_CASE("SIGINT: same, and the process dies by SIGINT") {
 
 TEST_CASE(
     "a program that ignores SIGTERM keeps ignoring it; handle_signals=false installs nothing") {
-  ScratchDir dir;
+  TempDir dir;
   int status = run_in_child([&] {
     ::signal(SIGTERM, SIG_IGN);
     TrackerHubOptions o;

@@ -7,52 +7,12 @@
 #include <cstdlib>
 
 #include "accel/tracking/hub.hpp"
+#include "mpi_collectives.hpp"
 #include "tracking_test_support.hpp"
 
 using namespace accel;
 
-namespace {
-
-void finalize_mpi() {
-  int finalized = 0;
-  MPI_Finalized(&finalized);
-  if (!finalized) MPI_Finalize();
-}
-
-void ensure_mpi() {
-  int initialized = 0;
-  MPI_Initialized(&initialized);
-  if (!initialized) {
-    MPI_Init(nullptr, nullptr);
-    std::atexit(finalize_mpi);
-  }
-}
-
-class MpiCollectives final : public Collectives {
- public:
-  MpiCollectives() {
-    ensure_mpi();
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-    MPI_Comm_size(MPI_COMM_WORLD, &size_);
-  }
-  int rank() const override { return rank_; }
-  int world_size() const override { return size_; }
-  void allreduce_sum(std::span<double> v) override { reduce(v, MPI_SUM); }
-  void allreduce_max(std::span<double> v) override { reduce(v, MPI_MAX); }
-  void allreduce_min(std::span<double> v) override { reduce(v, MPI_MIN); }
-
- private:
-  void reduce(std::span<double> v, MPI_Op op) {
-    if (MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_DOUBLE, op,
-                      MPI_COMM_WORLD) != MPI_SUCCESS) {
-      throw DistributedError("MPI_Allreduce failed");
-    }
-  }
-  int rank_ = 0;
-  int size_ = 1;
-};
-
-}  // namespace
+using test::MpiCollectives;
 
 TEST_CASE("only rank 0 runs gated trackers; opted-out trackers run everywhere") {
   MpiCollectives collectives;
@@ -102,7 +62,7 @@ TEST_CASE("only rank 0 runs gated trackers; opted-out trackers run everywhere") 
     auto csv = test::read_file(dir / "proj" / "version_0" / "metrics.csv");
     CHECK(csv.rfind("step,loss,rank\n0,1,0\n", 0) == 0);
     CHECK(std::count(csv.begin(), csv.end(), '\n') == 11);
-    std::filesystem::remove_all(dir);
+    test::remove_tree(dir);
   }
   MPI_Barrier(MPI_COMM_WORLD);
 }

@@ -7,11 +7,11 @@
 
 using namespace accel;
 using test::RecordingTracker;
-using test::ScratchDir;
+using test::TempDir;
 using test::WarningCapture;
 
 TEST_CASE("log before init_trackers and after end_training is a UsageError") {
-  ScratchDir dir;
+  TempDir dir;
   TrackerHub hub(test::hub_options_in(dir));
   CHECK_THAT(test::thrown<UsageError>([&] {
                hub.log({{"loss", 1.0}}, 0);
@@ -30,7 +30,7 @@ TEST_CASE("log before init_trackers and after end_training is a UsageError") {
 }
 
 TEST_CASE("a custom tracker gets start, config, every log in order, flush and finish") {
-  ScratchDir dir;
+  TempDir dir;
   auto tracker = std::make_shared<RecordingTracker>();
   {
     TrackerHub hub(test::hub_options_in(dir));
@@ -61,7 +61,7 @@ TEST_CASE("a custom tracker gets start, config, every log in order, flush and fi
 }
 
 TEST_CASE("unknown tracker names list the registered ones") {
-  ScratchDir dir;
+  TempDir dir;
   TrackerHub hub(test::hub_options_in(dir));
   CHECK_THAT(test::thrown<InvalidValue>([&] {
                hub.init_trackers("proj", {}, {"csv", "nope"});
@@ -74,7 +74,7 @@ TEST_CASE("unknown tracker names list the registered ones") {
 }
 
 TEST_CASE("\"all\" starts every available tracker and reports the skipped ones once") {
-  ScratchDir dir;
+  TempDir dir;
   register_tracker({.name = "test_unavailable",
                     .factory =
                         [](const TrackerInit&) {
@@ -115,7 +115,7 @@ TEST_CASE("\"all\" without a logging directory skips file trackers; naming one i
 }
 
 TEST_CASE("a registered custom class is found by name and gets its init_kwargs") {
-  ScratchDir dir;
+  TempDir dir;
   auto seen = std::make_shared<nlohmann::json>();
   auto made = std::make_shared<std::shared_ptr<RecordingTracker>>();
   register_tracker({.name = "test_custom",
@@ -145,7 +145,7 @@ TEST_CASE("a registered custom class is found by name and gets its init_kwargs")
 }
 
 TEST_CASE("bad init_kwargs and duplicate names are rejected") {
-  ScratchDir dir;
+  TempDir dir;
   {
     TrackerHub hub(test::hub_options_in(dir));
     CHECK_THROWS_AS(hub.init_trackers("proj", {}, {"csv"}, nlohmann::json::array()), InvalidValue);
@@ -178,7 +178,7 @@ TEST_CASE("bad init_kwargs and duplicate names are rejected") {
 }
 
 TEST_CASE("non-main ranks start only trackers that opt out of main-process gating") {
-  ScratchDir dir;
+  TempDir dir;
   auto main_only = std::make_shared<RecordingTracker>("main_only");
   auto everywhere = std::make_shared<RecordingTracker>("everywhere", /*main_only=*/false);
   TrackerHubOptions o = test::hub_options_in(dir);
@@ -205,7 +205,7 @@ TEST_CASE("non-main ranks start only trackers that opt out of main-process gatin
 }
 
 TEST_CASE("get_tracker on the main process: unknown names are an error") {
-  ScratchDir dir;
+  TempDir dir;
   TrackerHub hub(test::hub_options_in(dir));
   CHECK_THROWS_AS(hub.get_tracker("csv"), UsageError);
   hub.init_trackers("proj", {}, {"csv"});
@@ -221,7 +221,7 @@ TEST_CASE("get_tracker on the main process: unknown names are an error") {
 }
 
 TEST_CASE("every bad value is rejected before anything is logged") {
-  ScratchDir dir;
+  TempDir dir;
   auto tracker = std::make_shared<RecordingTracker>();
   TrackerHub hub(test::hub_options_in(dir));
   hub.init_trackers("proj", {}, {tracker});
@@ -251,7 +251,7 @@ TEST_CASE("every bad value is rejected before anything is logged") {
 }
 
 TEST_CASE("a step that goes backwards is logged, with one warning per tracker and key") {
-  ScratchDir dir;
+  TempDir dir;
   WarningCapture warnings;
   auto a = std::make_shared<RecordingTracker>("a");
   auto b = std::make_shared<RecordingTracker>("b");
@@ -270,7 +270,7 @@ TEST_CASE("a step that goes backwards is logged, with one warning per tracker an
 }
 
 TEST_CASE("run names with .. / or control characters stay inside the logging dir") {
-  ScratchDir dir;
+  TempDir dir;
   auto logs = dir.path() / "logs";
   TrackerHubOptions o = test::hub_options_in(dir);
   o.project_dir = logs;
@@ -292,7 +292,7 @@ TEST_CASE("run names with .. / or control characters stay inside the logging dir
 }
 
 TEST_CASE("logging_dir overrides project_dir and journals go under it") {
-  ScratchDir dir;
+  TempDir dir;
   TrackerHubOptions o = test::hub_options_in(dir);
   o.logging_dir = dir.path() / "elsewhere";
   TrackerHub hub(o);
@@ -309,7 +309,7 @@ TEST_CASE("options are validated") {
 }
 
 TEST_CASE("csv and jsonl of one run share its version directory; the next run gets the next one") {
-  ScratchDir dir;
+  TempDir dir;
   for (int run = 0; run < 2; ++run) {
     TrackerHub hub(test::hub_options_in(dir));
     hub.init_trackers("proj", {}, {"csv", "jsonl"});

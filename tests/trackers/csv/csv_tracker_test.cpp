@@ -1,7 +1,7 @@
 // CsvTracker: Lightning's layout, a header that widens by rewriting the file, scalars only,
 // NaN/Inf, unicode and quoting; checked with Python's csv module, pandas and PyYAML (real readers).
 // Delivery: acknowledgements, resuming a run, and a full disk (a small tmpfs, see
-// disk_full_support.hpp).
+// tests/support/small_disk.hpp).
 #include "accel/tracking/trackers/csv_tracker.hpp"
 
 #include <cmath>
@@ -9,11 +9,11 @@
 
 #include "accel/tracking/hub.hpp"
 #include "accel/tracking/journal_sync.hpp"
-#include "disk_full_support.hpp"
+#include "small_disk.hpp"
 #include "tracking_test_support.hpp"
 
 using namespace accel;
-using test::ScratchDir;
+using test::TempDir;
 using test::WarningCapture;
 
 namespace {
@@ -47,7 +47,7 @@ print(json.dumps({"rows": len(rows) - 1}))
 )PY";
 
 uint64_t whole_rows(const std::filesystem::path& path) {
-  return nlohmann::json::parse(test::run_python(kCheckRows, path))["rows"].get<uint64_t>();
+  return nlohmann::json::parse(test::run_python_code(kCheckRows, {path}))["rows"].get<uint64_t>();
 }
 
 Values row(int64_t step) {
@@ -70,13 +70,13 @@ print(json.dumps({"header": header, "rows": rows}))
 )PY";
 
 nlohmann::json read_csv(const std::filesystem::path& path) {
-  return nlohmann::json::parse(test::run_python(kReadCsv, path));
+  return nlohmann::json::parse(test::run_python_code(kReadCsv, {path}));
 }
 
 }  // namespace
 
 TEST_CASE("csv writes Lightning's layout: version_N/metrics.csv and hparams.yaml") {
-  ScratchDir dir;
+  TempDir dir;
   for (int run = 0; run < 2; ++run) {
     TrackerHub hub(test::hub_options_in(dir));
     hub.init_trackers("digits", {{"lr", 0.001}, {"model", {{"hidden", 128}, {"act", "relu"}}}},
@@ -94,17 +94,17 @@ TEST_CASE("csv writes Lightning's layout: version_N/metrics.csv and hparams.yaml
   CHECK(parsed["header"] == nlohmann::json({"step", "loss", "epoch"}));
   CHECK(parsed["rows"][2]["loss"] == "0.3333333333333333");
 
-  auto yaml = test::run_python(R"PY(
+  auto yaml = test::run_python_code(R"PY(
 import json, sys, yaml
 print(json.dumps(yaml.safe_load(open(sys.argv[1], encoding="utf-8"))))
 )PY",
-                               v0 / "hparams.yaml");
+                                    {v0 / "hparams.yaml"});
   CHECK(nlohmann::json::parse(yaml) ==
         nlohmann::json({{"lr", 0.001}, {"model", {{"hidden", 128}, {"act", "relu"}}}}));
 }
 
 TEST_CASE("keys that appear later widen the header; the file stays one valid CSV") {
-  ScratchDir dir;
+  TempDir dir;
   TrackerHub hub(test::hub_options_in(dir));
   hub.init_trackers("proj", {}, {"csv"});
   hub.log({{"train/loss", 0.5}}, 0);
@@ -125,7 +125,7 @@ TEST_CASE("keys that appear later widen the header; the file stays one valid CSV
 }
 
 TEST_CASE("csv skips non-scalars with one warning per key and expands scalar groups") {
-  ScratchDir dir;
+  TempDir dir;
   WarningCapture warnings;
   TrackerHub hub(test::hub_options_in(dir));
   hub.init_trackers("proj", {}, {"csv"});
@@ -150,7 +150,7 @@ TEST_CASE("csv skips non-scalars with one warning per key and expands scalar gro
 }
 
 TEST_CASE("csv writes NaN and infinities as Python does, and quotes awkward unicode keys") {
-  ScratchDir dir;
+  TempDir dir;
   TrackerHub hub(test::hub_options_in(dir));
   hub.init_trackers("proj", {}, {"csv"});
   const double inf = std::numeric_limits<double>::infinity();
@@ -161,7 +161,7 @@ TEST_CASE("csv writes NaN and infinities as Python does, and quotes awkward unic
            {"损失\n第二行", 2},
            {"big", int64_t{1} << 62}});
   hub.end_training();
-  auto out = test::run_python(R"PY(
+  auto out = test::run_python_code(R"PY(
 import csv, json, math, sys
 rows = list(csv.DictReader(open(sys.argv[1], newline="", encoding="utf-8")))
 r = rows[0]
@@ -169,7 +169,7 @@ assert math.isnan(float(r["nan"])) and float(r["inf"]) == math.inf and float(r["
 assert r["a,b \"q\""] == "1" and r["损失\n第二行"] == "2" and int(r["big"]) == 2**62 and r["step"] == ""
 print("ok")
 )PY",
-                              dir.path() / "proj" / "version_0" / "metrics.csv");
+                                   {dir.path() / "proj" / "version_0" / "metrics.csv"});
   CHECK(out == "ok\n");
 }
 
@@ -181,16 +181,16 @@ TEST_CASE("hparams.yaml holds nested, unicode and non-JSON config values") {
                            {"empty", nlohmann::json::object()},
                            {"flag", true},
                            {"none", nullptr}};
-  ScratchDir dir;
+  TempDir dir;
   auto path = dir.path() / "h.yaml";
   std::ofstream(path) << to_yaml(config);
-  auto out = test::run_python(R"PY(
+  auto out = test::run_python_code(R"PY(
 import json, math, sys, yaml
 d = yaml.safe_load(open(sys.argv[1], encoding="utf-8"))
 assert math.isnan(d.pop("nan"))
 print(json.dumps(d, ensure_ascii=False))
 )PY",
-                              path);
+                                   {path});
   config.erase("nan");
   CHECK(nlohmann::json::parse(out) == config);
   CHECK(to_yaml(nlohmann::json::object()) == "{}\n");
@@ -201,7 +201,7 @@ TEST_CASE("csv needs a logging directory") {
 }
 
 TEST_CASE("csv holds records: acknowledged() counts the calls whose rows reached the OS") {
-  ScratchDir dir;
+  TempDir dir;
   WarningCapture warnings;
   CsvTracker tracker(csv_init(dir.path(), {{"flush_every", 3}}));
   CHECK(tracker.holds_records());
@@ -231,7 +231,7 @@ TEST_CASE("csv holds records: acknowledged() counts the calls whose rows reached
 }
 
 TEST_CASE("through the hub, csv's buffered rows count as delivered once written") {
-  ScratchDir dir;
+  TempDir dir;
   TrackerHub hub(test::hub_options_in(dir));
   hub.init_trackers("proj", {}, {"csv"}, {{"csv", {{"flush_every", 4}}}});
   for (int64_t step = 0; step < 10; ++step) hub.log(row(step), step);
@@ -244,7 +244,7 @@ TEST_CASE("through the hub, csv's buffered rows count as delivered once written"
 }
 
 TEST_CASE("csv resumes a run in its directory: columns from the header, whole rows appended") {
-  ScratchDir dir;
+  TempDir dir;
   nlohmann::json resume;
   {
     CsvTracker first(csv_init(dir.path()));
@@ -275,7 +275,7 @@ TEST_CASE("csv resumes a run in its directory: columns from the header, whole ro
 }
 
 TEST_CASE("csv resumes into a directory without metrics.csv yet") {
-  ScratchDir dir;
+  TempDir dir;
   auto init = csv_init(dir.path() / "other");
   init.resume = {{"directory", (dir.path() / "run").string()}};
   CsvTracker tracker(init);
@@ -288,8 +288,7 @@ TEST_CASE("csv resumes into a directory without metrics.csv yet") {
 
 TEST_CASE("csv on a full disk: whole rows, the OS reason, acknowledged() = rows in the file",
           "[.disk_full]") {
-  ScratchDir dir;
-  test::run_on_small_disk(dir.path(), "[.csv_disk_full_child]");
+  test::run_on_small_disk("[.csv_disk_full_child]");
 }
 
 TEST_CASE("csv disk-full child: runs on a 64 KiB tmpfs", "[.csv_disk_full_child]") {
@@ -304,16 +303,10 @@ TEST_CASE("csv disk-full child: runs on a 64 KiB tmpfs", "[.csv_disk_full_child]
     CsvTracker tracker(csv_init(disk));
     tracker.start();
     const auto path = tracker.log_dir() / "metrics.csv";
-    uint64_t accepted = 0;
-    std::string error;
-    for (int64_t step = 0; step < 1'000'000 && error.empty(); ++step) {
-      try {
-        tracker.log(row(step), step);
-        ++accepted;
-      } catch (const TrackerUnavailable& e) {
-        error = e.what();
-      }
-    }
+    const auto refusal =
+        test::log_until_refused([&](int64_t step) { tracker.log(row(step), step); });
+    const auto accepted = static_cast<uint64_t>(refusal.accepted);
+    const std::string& error = refusal.message;
     CHECK_THAT(error, Catch::Contains("csv: cannot write '" + path.string() + "'") && full);
     CHECK(accepted > 100);
     CHECK(whole_rows(path) == accepted);
@@ -336,17 +329,10 @@ TEST_CASE("csv disk-full child: runs on a 64 KiB tmpfs", "[.csv_disk_full_child]
     tracker.start();
     tracker.store_init_configuration({{"lr", 0.1}});  // call 1
     const auto path = tracker.log_dir() / "metrics.csv";
-    int64_t logs = 0;  // accepted log calls; the call with step `logs` is refused
-    std::string error;
-    for (; logs < 1'000'000; ++logs) {
-      try {
-        tracker.log(row(logs), logs);
-      } catch (const TrackerUnavailable& e) {
-        error = e.what();
-        break;
-      }
-    }
-    CHECK_THAT(error, Catch::Contains(path.string()) && full);
+    const auto refusal =
+        test::log_until_refused([&](int64_t step) { tracker.log(row(step), step); });
+    const int64_t logs = refusal.accepted;  // the call with step `logs` was refused
+    CHECK_THAT(refusal.message, Catch::Contains(path.string()) && full);
     const uint64_t in_file = whole_rows(path);
     CHECK(in_file <= static_cast<uint64_t>(logs));
     CHECK(tracker.acknowledged() == 1 + in_file);
@@ -364,7 +350,7 @@ TEST_CASE("csv disk-full child: runs on a 64 KiB tmpfs", "[.csv_disk_full_child]
 
   SECTION("through the hub, then sync: delivered is what the file holds, sync adds the rest") {
     test::write_ballast(disk / "ballast", 32 * 1024);
-    ScratchDir journal;  // not on the small disk
+    TempDir journal;  // not on the small disk
     TrackerHubOptions options;
     options.project_dir = disk;
     options.journal_dir = journal.path();
@@ -406,7 +392,7 @@ TEST_CASE("csv disk-full child: runs on a 64 KiB tmpfs", "[.csv_disk_full_child]
 
 TEST_CASE(
     "csv writes into init_kwargs run_dir (the Accelerator's run directory) and continues it") {
-  ScratchDir dir;
+  TempDir dir;
   const auto run = dir.path() / "proj" / "mine";
   for (int round = 0; round < 2; ++round) {
     CsvTracker tracker(csv_init(dir.path(), {{"run_dir", run.string()}}));

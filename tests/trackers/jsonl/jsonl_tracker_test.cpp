@@ -1,17 +1,17 @@
 // JsonlTracker: one JSON object per log call, every value kind, NaN/Inf spelled as documented,
 // config.json, PNG media; read back with Python's json module and Pillow. Delivery:
-// acknowledgements, resuming a run, and a full disk (a small tmpfs, see disk_full_support.hpp).
+// acknowledgements, resuming a run, and a full disk (a small tmpfs, see tests/support/small_disk.hpp).
 #include "accel/tracking/trackers/jsonl_tracker.hpp"
 
 #include <cmath>
 #include <limits>
 
 #include "accel/tracking/hub.hpp"
-#include "disk_full_support.hpp"
+#include "small_disk.hpp"
 #include "tracking_test_support.hpp"
 
 using namespace accel;
-using test::ScratchDir;
+using test::TempDir;
 
 namespace {
 
@@ -35,13 +35,13 @@ print(json.dumps({"lines": len(lines)}))
 )PY";
 
 uint64_t whole_lines(const std::filesystem::path& path) {
-  return nlohmann::json::parse(test::run_python(kCheckLines, path))["lines"].get<uint64_t>();
+  return nlohmann::json::parse(test::run_python_code(kCheckLines, {path}))["lines"].get<uint64_t>();
 }
 
 }  // namespace
 
 TEST_CASE("jsonl writes one object per log call with step, time and every value kind") {
-  ScratchDir dir;
+  TempDir dir;
   TrackerHubOptions o;
   o.project_dir = dir.path();
   o.handle_signals = false;
@@ -67,7 +67,7 @@ TEST_CASE("jsonl writes one object per log call with step, time and every value 
   hub.end_training();
   const auto run = dir.path() / "proj" / "version_0";
 
-  auto out = test::run_python(R"PY(
+  auto out = test::run_python_code(R"PY(
 import json, math, os, sys
 from PIL import Image
 run = sys.argv[1]
@@ -92,7 +92,7 @@ config = json.load(open(os.path.join(run, "config.json"), encoding="utf-8"))
 assert config == {"lr": 0.1, "nested": {"a": "NaN"}}, config
 print(a["time"])
 )PY",
-                              run);
+                                   {run});
   INFO("python said: " << out);
   const double time = std::stod(out);
   const double before_s = std::chrono::duration<double>(before.time_since_epoch()).count();
@@ -105,7 +105,7 @@ TEST_CASE("jsonl needs a logging directory") {
 }
 
 TEST_CASE("jsonl holds records: every accepted call is acknowledged when it returns") {
-  ScratchDir dir;
+  TempDir dir;
   JsonlTracker tracker(jsonl_init(dir.path()));
   CHECK(tracker.holds_records());
   CHECK(tracker.resume_info().is_null());
@@ -126,7 +126,7 @@ TEST_CASE("jsonl holds records: every accepted call is acknowledged when it retu
 }
 
 TEST_CASE("jsonl resumes a run in its directory: appends whole lines, numbers media after them") {
-  ScratchDir dir;
+  TempDir dir;
   const std::vector<uint8_t> px(4, 200);
   nlohmann::json resume;
   {
@@ -149,7 +149,7 @@ TEST_CASE("jsonl resumes a run in its directory: appends whole lines, numbers me
   second.log({{"i", 2}, {"img", Image::from_uint8(px, 2, 2, 1)}}, 2);
   second.finish(RunStatus::finished);
   CHECK_FALSE(std::filesystem::exists(dir.path() / "proj" / "version_1"));
-  auto out = test::run_python(R"PY(
+  auto out = test::run_python_code(R"PY(
 import json, os, sys
 run = sys.argv[1]
 lines = [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl"), encoding="utf-8")]
@@ -159,14 +159,13 @@ assert files[0] != files[1], files
 assert all(os.path.exists(os.path.join(run, f)) for f in files), files
 print("ok")
 )PY",
-                              version);
+                                   {version});
   CHECK(out == "ok\n");
 }
 
 TEST_CASE("jsonl on a full disk: whole lines, the OS reason, acknowledged() = lines in the file",
           "[.disk_full]") {
-  ScratchDir dir;
-  test::run_on_small_disk(dir.path(), "[.jsonl_disk_full_child]");
+  test::run_on_small_disk("[.jsonl_disk_full_child]");
 }
 
 TEST_CASE("jsonl disk-full child: runs on a 64 KiB tmpfs", "[.jsonl_disk_full_child]") {
@@ -176,18 +175,12 @@ TEST_CASE("jsonl disk-full child: runs on a 64 KiB tmpfs", "[.jsonl_disk_full_ch
   tracker.start();
   tracker.store_init_configuration({{"lr", 0.1}});  // call 1
   const auto path = tracker.log_dir() / "metrics.jsonl";
-  int64_t logs = 0;  // accepted log calls; the call with step `logs` is refused
-  std::string error;
-  for (; logs < 1'000'000; ++logs) {
-    try {
-      tracker.log({{"i", logs}}, logs);
-    } catch (const TrackerUnavailable& e) {
-      error = e.what();
-      break;
-    }
-  }
-  CHECK_THAT(error, Catch::Contains("jsonl: cannot write '" + path.string() + "'") &&
-                        Catch::Contains("No space left on device"));
+  const auto refusal = test::log_until_refused([&](int64_t step) {
+    tracker.log({{"i", step}}, step);
+  });
+  const int64_t logs = refusal.accepted;  // the call with step `logs` was refused
+  CHECK_THAT(refusal.message, Catch::Contains("jsonl: cannot write '" + path.string() + "'") &&
+                                  Catch::Contains("No space left on device"));
   CHECK(logs > 100);
   CHECK(whole_lines(path) == static_cast<uint64_t>(logs));
   CHECK(tracker.acknowledged() == 1 + static_cast<uint64_t>(logs));

@@ -13,6 +13,7 @@
 #include "accel/tracking/warnings.hpp"
 #include "journal/journal.hpp"
 #include "mlflow_test_server.hpp"
+#include "shell.hpp"
 
 using namespace accel;
 using namespace std::chrono_literals;
@@ -28,15 +29,8 @@ struct CommandResult {
 CommandResult run_sync(const std::filesystem::path& path) {
   const std::string command =
       std::string(ACCEL_LAUNCH) + " sync --timeout 60 '" + path.string() + "' 2>&1";
-  CommandResult result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buffer[4096];
-  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe))
-    result.output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  const test::ShellResult result = test::run_shell(command);
+  return {result.exit_code(), result.output};
 }
 
 std::string run_id_in(const std::string& output) {

@@ -97,7 +97,8 @@ TEST_CASE("mlflow's own validator accepts every sanitised key") {
     keys.push_back(s);
   }
   // mlflow's _validate_metric_name / _validate_param_name / length limit decide, not us.
-  const std::string out = accel::test::run_python("validate_keys.py", {keys.dump()});
+  const std::string out = accel::test::run_python_script(
+      accel::test::test_script("trackers/mlflow/validate_keys.py"), {keys.dump()});
   CHECK(out.find("ALL VALID") != std::string::npos);
   INFO(out);
 }

@@ -18,24 +18,8 @@ using nlohmann::json;
 
 namespace {
 
-// A temporary directory of this test (not test::TempDir: its std::filesystem::remove_all would
-// bind to LibTorch's copy, built for another ABI; removed with rm -rf instead).
-class ScratchDir {
- public:
-  ScratchDir() {
-    char name[] = "/tmp/accel_mlflow_run_name_XXXXXX";
-    REQUIRE(::mkdtemp(name) != nullptr);
-    path_ = name;
-  }
-  ~ScratchDir() { (void)std::system(("rm -rf '" + path_.string() + "'").c_str()); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
 test::MlflowServer& server() {
-  static ScratchDir dir;
+  static test::TempDir dir;
   static test::MlflowServer instance(dir.path() / "store");
   static bool started = [] {
     instance.start();
@@ -105,7 +89,7 @@ std::string printed_run_id(const std::string& printed) {
 
 TEST_CASE("The MLflow run is named after the run directory, and its URL is printed once",
           "[mlflow][integration][runs]") {
-  ScratchDir dir;
+  test::TempDir dir;
   std::filesystem::path first_dir;
   const std::string printed = one_run(dir.path(), "", json::object(), &first_dir);
   const std::string first = printed_run_id(printed);

@@ -20,22 +20,11 @@
 #include <thread>
 
 #include "net/http_client.hpp"
+#include "python.hpp"
 
 extern char** environ;
 
 namespace accel::test {
-
-TempDir::TempDir() {
-  std::random_device random;
-  path_ = std::filesystem::temp_directory_path() /
-          ("accel-mlflow-test-" + std::to_string(::getpid()) + "-" + std::to_string(random()));
-  std::filesystem::create_directories(path_);
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
 
 int free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -80,7 +69,7 @@ void MlflowServer::start(std::chrono::seconds timeout) {
   if (pid_ > 0) return;
   const auto& dir = options_.store_dir;
   std::filesystem::create_directories(dir / "artifacts");
-  std::vector<std::string> args = {ACCEL_PYTHON, "-m", "mlflow", "server"};
+  std::vector<std::string> args = {python_interpreter().string(), "-m", "mlflow", "server"};
   if (options_.basic_auth) {
     args.insert(args.end(), {"--app-name", "basic-auth"});
   }
@@ -183,26 +172,10 @@ void MlflowServer::stop() {
   wait_exit(std::chrono::seconds(10));
 }
 
-std::string run_python(const std::string& script, const std::vector<std::string>& args) {
-  std::string command = std::string(ACCEL_PYTHON) + " '" + ACCEL_SOURCE_DIR +
-                        "/tests/trackers/mlflow/" + script + "'";
-  for (const auto& a : args) command += " '" + a + "'";
-  command += " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) throw std::runtime_error("cannot run " + command);
-  std::string out;
-  std::array<char, 65536> buffer{};
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) out.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  if (status != 0) throw std::runtime_error(script + " failed:\n" + out);
-  return out;
-}
-
 nlohmann::json read_runs(const std::string& uri, const std::vector<std::string>& run_ids) {
   std::vector<std::string> args = {uri};
   args.insert(args.end(), run_ids.begin(), run_ids.end());
-  std::string out = run_python("read_run.py", args);
+  std::string out = run_python_script(test_script("trackers/mlflow/read_run.py"), args);
   // The JSON document is the last line; mlflow may print warnings before it.
   auto start = out.rfind("\n{");
   return nlohmann::json::parse(start == std::string::npos ? out : out.substr(start + 1));

@@ -11,20 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "python.hpp"
+#include "temp_dir.hpp"
+
 namespace accel::test {
-
-// A temporary directory removed at destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 int free_port();
 
@@ -62,10 +52,6 @@ class MlflowServer {
   Options options_;
   pid_t pid_ = -1;
 };
-
-// Runs `.venv/bin/python tests/trackers/mlflow/<script> args...` and returns its stdout. Throws with the
-// output on a non-zero exit.
-std::string run_python(const std::string& script, const std::vector<std::string>& args);
 
 // read_run.py for several runs in one Python start-up: {run_id: run, ...}, where a run is
 // {"info": {...}, "params": {...}, "tags": {...}, "metrics": {key: [[step, value, timestamp],

@@ -59,8 +59,9 @@ json query(const std::filesystem::path& logdir, const std::string& load_fast) {
            {"startIndex", 0},
            {"sliceSize", 100},
            {"colParams", json::array({{{"hparam", "lr"}, {"order", "ORDER_ASC"}}})}}}}}}};
-  return accel::test::run_python_helper("query_server.py",
-                                        {logdir.string(), load_fast, queries.dump()});
+  return json::parse(accel::test::run_python_script(
+      accel::test::test_script("trackers/tensorboard/query_server.py"),
+      {logdir.string(), load_fast, queries.dump()}));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #pragma once
-// Helpers shared by the tensorboard tests: a temporary directory, TensorBoard's own Python reader
-// (read_events.py, run with the project's .venv interpreter) and an independent TFRecord parser.
+// Helpers shared by the tensorboard tests: TensorBoard's own Python reader (read_events.py, run with
+// the project's .venv interpreter) and an independent TFRecord parser. Includes temp_dir.hpp and
+// python.hpp, which the tests use with these.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,27 +17,10 @@
 
 #include "accel/tracking/general_tracker.hpp"
 #include "common/crc32c.hpp"
+#include "python.hpp"
+#include "temp_dir.hpp"
 
 namespace accel::test {
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "accel-tb-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 // A TrackerInit as TrackerHub fills it (fields set by name, so new fields keep their defaults).
 inline accel::TrackerInit tracker_init(std::string run_name, std::filesystem::path logging_dir,
@@ -48,35 +32,10 @@ inline accel::TrackerInit tracker_init(std::string run_name, std::filesystem::pa
   return init;
 }
 
-inline std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// Runs a helper script of tests/tensorboard with the .venv Python; returns its stdout as JSON.
-inline nlohmann::json run_python_helper(const std::string& script,
-                                        const std::vector<std::string>& args) {
-  std::string command =
-      shell_quote(ACCEL_PYTHON) + " " +
-      shell_quote(std::string(ACCEL_SOURCE_DIR) + "/tests/trackers/tensorboard/" + script);
-  for (const auto& a : args) command += " " + shell_quote(a);
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string output;
-  char buffer[65536];
-  std::size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
-  int status = ::pclose(pipe);
-  INFO("command: " << command << "\noutput: " << output.substr(0, 4000));
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
-  return nlohmann::json::parse(output);
-}
-
 // What TensorBoard's EventAccumulator (and record reader) see in run_dir; see read_events.py.
 inline nlohmann::json read_events(const std::filesystem::path& run_dir) {
-  return run_python_helper("read_events.py", {run_dir.string()});
+  return nlohmann::json::parse(
+      run_python_script(test_script("trackers/tensorboard/read_events.py"), {run_dir.string()}));
 }
 
 inline std::filesystem::path only_events_file(const std::filesystem::path& dir) {

@@ -1,7 +1,7 @@
 // TensorBoardTracker ("tensorboard") as TrackerHub drives it, checked with TensorBoard's own
 // reader: run directory, every Value kind, HParams in the same run, hparams.yaml, status, bad
 // input. Delivery: acknowledgements (flush, background flush), resuming a run in a new events file,
-// and a full disk (a small tmpfs, see tests/support/disk_full_support.hpp).
+// and a full disk (a small tmpfs, see tests/support/small_disk.hpp).
 #include "accel/tracking/trackers/tensorboard/tensorboard_tracker.hpp"
 
 #include <any>
@@ -13,18 +13,10 @@
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/hub.hpp"
 #include "accel/tracking/registry.hpp"
-#include "disk_full_support.hpp"
+#include "small_disk.hpp"
 #include "tensorboard_test_support.hpp"
 
-using accel::Histogram;
-using accel::Image;
-using accel::RunStatus;
-using accel::ScalarGroup;
-using accel::Table;
-using accel::TensorBoardTracker;
-using accel::TensorBoardWriter;
-using accel::TrackerInit;
-using accel::Values;
+using namespace accel;
 using accel::test::read_events;
 using accel::test::TempDir;
 using nlohmann::json;
@@ -298,8 +290,7 @@ TEST_CASE("tensorboard resumes a run: a new events file in the same run director
 
 TEST_CASE("tensorboard on a full disk: whole records, the OS reason, acknowledged() = the file",
           "[.disk_full]") {
-  TempDir dir;
-  accel::test::run_on_small_disk(dir.path(), "[.tensorboard_disk_full_child]");
+  accel::test::run_on_small_disk("[.tensorboard_disk_full_child]");
 }
 
 namespace {
@@ -378,8 +369,7 @@ TEST_CASE("tensorboard disk-full child: runs on a 64 KiB tmpfs", "[.tensorboard_
 // tracker broke, but what it acknowledged before is still read), and only the others are journaled.
 TEST_CASE("tensorboard on a full disk through the hub: delivered = what the file holds",
           "[.disk_full]") {
-  TempDir dir;
-  accel::test::run_on_small_disk(dir.path(), "[.tensorboard_hub_disk_full_child]");
+  accel::test::run_on_small_disk("[.tensorboard_hub_disk_full_child]");
 }
 
 TEST_CASE("tensorboard hub disk-full child: runs on a 64 KiB tmpfs",

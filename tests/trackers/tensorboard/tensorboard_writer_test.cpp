@@ -16,13 +16,10 @@
 #include <vector>
 
 #include "accel/tracking/errors.hpp"
+#include "file_size_limit.hpp"
 #include "tensorboard_test_support.hpp"
 
-using accel::Histogram;
-using accel::Image;
-using accel::ScalarGroup;
-using accel::TensorBoardWriter;
-using accel::TensorBoardWriterOptions;
+using namespace accel;
 using accel::test::read_events;
 using accel::test::TempDir;
 using nlohmann::json;
@@ -200,12 +197,7 @@ TEST_CASE("a full disk is reported once; the file keeps whole records only") {
   // The child runs with a 100 KiB file size limit (write fails with EFBIG: the same path as
   // ENOSPC). It reports through its exit code: 0 = exactly one TrackerError, later calls dropped,
   // error() set.
-  pid_t child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    ::signal(SIGXFSZ, SIG_IGN);
-    rlimit limit{100 * 1024, 100 * 1024};
-    ::setrlimit(RLIMIT_FSIZE, &limit);
+  const int exit_code = accel::test::exit_code_with_file_size_limit(100 * 1024, [&] {
     int code = 0;
     try {
       TensorBoardWriterOptions options;
@@ -230,12 +222,9 @@ TEST_CASE("a full disk is reported once; the file keeps whole records only") {
     } catch (...) {
       code = 4;
     }
-    ::_exit(code);
-  }
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  REQUIRE(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+    return code;
+  });
+  CHECK(exit_code == 0);
   auto file = accel::test::only_events_file(dir.path());
   auto records = accel::test::parse_records_strictly(file);
   CHECK(std::filesystem::file_size(file) <= 100 * 1024);

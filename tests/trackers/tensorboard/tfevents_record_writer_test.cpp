@@ -11,6 +11,7 @@
 #include <string>
 
 #include "accel/tracking/errors.hpp"
+#include "file_size_limit.hpp"
 #include "tensorboard_test_support.hpp"
 
 using accel::TfeventsRecordWriter;
@@ -71,12 +72,7 @@ TEST_CASE("a refused write leaves only whole records and fails every later call"
   auto path = dir.path() / "events.out.tfevents.limited";
   // The child gets a 64 KiB file size limit: write(2) then fails with EFBIG, the same code path as
   // ENOSPC. Exit code 0 means every check inside the child passed.
-  pid_t child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    ::signal(SIGXFSZ, SIG_IGN);
-    rlimit limit{64 * 1024, 64 * 1024};
-    ::setrlimit(RLIMIT_FSIZE, &limit);
+  const int exit_code = accel::test::exit_code_with_file_size_limit(64 * 1024, [&] {
     int code = 0;
     try {
       TfeventsRecordWriter writer(path, 10000);
@@ -99,12 +95,9 @@ TEST_CASE("a refused write leaves only whole records and fails every later call"
     } catch (...) {
       code = 5;
     }
-    ::_exit(code);
-  }
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  REQUIRE(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+    return code;
+  });
+  CHECK(exit_code == 0);
   auto records = parse_records_strictly(path);  // whole records only, every CRC valid
   CHECK(records.size() > 10);
   CHECK(std::filesystem::file_size(path) <= 64 * 1024);
