@@ -18,15 +18,29 @@ std::string rank_file(int rank, const char* suffix) {
   return "rank" + std::to_string(rank) + suffix;
 }
 
+// accel-launch with np ranks of the probe's "hang" mode (`behaviour`: graceful or stubborn, see
+// launch_probe.cpp) writing into dir; signal(pid of accel-launch) runs once every rank has started.
+LaunchResult launch_hanging_ranks(int np, const TempDir& dir, const std::string& behaviour,
+                                  const std::function<void(pid_t)>& signal) {
+  std::vector<std::string> started;
+  for (int rank = 0; rank < np; ++rank) started.push_back(rank_file(rank, ".started"));
+  return run_accel_launch(
+      {"--num_processes", std::to_string(np), kProbe, "hang", dir.str(), behaviour},
+      {.while_running = [&](pid_t pid) {
+        REQUIRE(wait_for_files(dir.path(), started, 20));
+        signal(pid);
+      }});
+}
+
 }  // namespace
 
 TEST_CASE("every rank sees its rank and the environment accelerate launch sets", "[launcher]") {
   const int np = GENERATE(2, 3);
   TempDir dir;
-  auto result = run_accel_launch({"--num_processes", std::to_string(np), "--mixed_precision", "bf16",
-                                  "--gradient_accumulation_steps", "4",
-                                  "--num_cpu_threads_per_process", "2", "--main_process_port",
-                                  "29611", kProbe, "env", dir.str()});
+  auto result =
+      run_accel_launch({"--num_processes", std::to_string(np), "--mixed_precision", "bf16",
+                        "--gradient_accumulation_steps", "4", "--num_cpu_threads_per_process", "2",
+                        "--main_process_port", "29611", kProbe, "env", dir.str()});
   INFO(result.err);
   REQUIRE(result.exit_status == 0);
   for (int rank = 0; rank < np; ++rank) {
@@ -44,8 +58,8 @@ TEST_CASE("every rank sees its rank and the environment accelerate launch sets",
     CHECK(env["MASTER_ADDR"] == "127.0.0.1");
     CHECK(env["MASTER_PORT"] == "29611");
     // Output is prefixed with the rank that printed it.
-    CHECK(result.out.find("[rank " + std::to_string(rank) + "] rank " + std::to_string(rank) + " of " +
-                          std::to_string(np) + " ready") != std::string::npos);
+    CHECK(result.out.find("[rank " + std::to_string(rank) + "] rank " + std::to_string(rank) +
+                          " of " + std::to_string(np) + " ready") != std::string::npos);
   }
 }
 
@@ -76,10 +90,10 @@ TEST_CASE("command-line flags win over the config file, which wins over defaults
   REQUIRE(result.exit_status == 0);
   for (int rank = 0; rank < 3; ++rank) {
     auto env = read_env_file(dir / "out" / rank_file(rank, ".env"));
-    CHECK(env["WORLD_SIZE"] == "3");                      // config
-    CHECK(env["ACCELERATE_MIXED_PRECISION"] == "bf16");   // flag over config
+    CHECK(env["WORLD_SIZE"] == "3");                     // config
+    CHECK(env["ACCELERATE_MIXED_PRECISION"] == "bf16");  // flag over config
     CHECK(env["ACCELERATE_GRADIENT_ACCUMULATION_STEPS"] == "2");
-    CHECK(env["ACCELERATE_USE_CPU"] == "True");           // MULTI_CPU
+    CHECK(env["ACCELERATE_USE_CPU"] == "True");  // MULTI_CPU
     CHECK(env["ACCELERATE_DEBUG_MODE"] == "true");
     CHECK(env["MASTER_PORT"] == "29622");
   }
@@ -90,21 +104,24 @@ TEST_CASE("command-line flags win over the config file, which wins over defaults
     write_file(home / "accelerate" / "default_config.yaml",
                "distributed_type: MULTI_CPU\nnum_processes: 2\nmixed_precision: fp16\n");
     TempDir out;
-    auto launched = run_accel_launch({kProbe, "env", out.str()}, {.env = {{"HF_HOME", home.str()}}});
+    auto launched =
+        run_accel_launch({kProbe, "env", out.str()}, {.env = {{"HF_HOME", home.str()}}});
     REQUIRE(launched.exit_status == 0);
     CHECK(read_env_file(out / "rank1.env")["ACCELERATE_MIXED_PRECISION"] == "fp16");
     CHECK(read_env_file(out / "rank1.env")["WORLD_SIZE"] == "2");
 
     // As with `accelerate launch`, --cpu skips the default config file.
     TempDir cpu_out;
-    launched = run_accel_launch({"--cpu", kProbe, "env", cpu_out.str()}, {.env = {{"HF_HOME", home.str()}}});
+    launched = run_accel_launch({"--cpu", kProbe, "env", cpu_out.str()},
+                                {.env = {{"HF_HOME", home.str()}}});
     REQUIRE(launched.exit_status == 0);
     CHECK(read_env_file(cpu_out / "rank0.env")["WORLD_SIZE"] == "1");
     CHECK(read_env_file(cpu_out / "rank0.env")["ACCELERATE_MIXED_PRECISION"] == "no");
   }
 }
 
-TEST_CASE("a config written by Python's accelerate config default loads and launches", "[launcher]") {
+TEST_CASE("a config written by Python's accelerate config default loads and launches",
+          "[launcher]") {
   TempDir dir;
   const std::string accelerate = fs::path(ACCEL_PYTHON).parent_path() / "accelerate";
   const fs::path config = dir / "accelerate_default.yaml";
@@ -124,10 +141,12 @@ TEST_CASE("a config written by Python's accelerate config default loads and laun
   CHECK(read_env_file(dir / "out" / "rank1.env")["WORLD_SIZE"] == "2");
 }
 
-TEST_CASE("config default round trip: written, refused twice, shown, read by accelerate", "[launcher]") {
+TEST_CASE("config default round trip: written, refused twice, shown, read by accelerate",
+          "[launcher]") {
   TempDir dir;
   const std::string config = (dir / "sub" / "cfg.yaml").string();
-  auto written = run_accel_launch({"config", "default", "--config_file", config, "--mixed_precision", "bf16"});
+  auto written =
+      run_accel_launch({"config", "default", "--config_file", config, "--mixed_precision", "bf16"});
   REQUIRE(written.exit_status == 0);
   CHECK(written.out.find(config) != std::string::npos);
 
@@ -135,8 +154,8 @@ TEST_CASE("config default round trip: written, refused twice, shown, read by acc
   CHECK(again.exit_status == 2);
   CHECK(again.err.find("already exists") != std::string::npos);
   CHECK(again.err.find("--force") != std::string::npos);
-  CHECK(run_accel_launch({"config", "default", "--config_file", config, "--mixed_precision", "bf16",
-                          "--force"})
+  CHECK(run_accel_launch(
+            {"config", "default", "--config_file", config, "--mixed_precision", "bf16", "--force"})
             .exit_status == 0);
 
   auto shown = run_accel_launch({"config", "show", "--config_file", config});
@@ -154,7 +173,8 @@ TEST_CASE("config default round trip: written, refused twice, shown, read by acc
   CHECK(python.out.starts_with("bf16 "));
 
   TempDir out;
-  auto launched = run_accel_launch({"--config_file", config, "--num_processes", "2", kProbe, "env", out.str()});
+  auto launched =
+      run_accel_launch({"--config_file", config, "--num_processes", "2", kProbe, "env", out.str()});
   REQUIRE(launched.exit_status == 0);
   CHECK(read_env_file(out / "rank0.env")["ACCELERATE_MIXED_PRECISION"] == "bf16");
 }
@@ -162,7 +182,8 @@ TEST_CASE("config default round trip: written, refused twice, shown, read by acc
 TEST_CASE("a rank that exits 3 stops the job; the summary names it", "[launcher]") {
   const int np = GENERATE(2, 3);
   TempDir dir;
-  auto result = run_accel_launch({"--num_processes", std::to_string(np), kProbe, "fail", "1", "3", dir.str()});
+  auto result = run_accel_launch(
+      {"--num_processes", std::to_string(np), kProbe, "fail", "1", "3", dir.str()});
   INFO(result.err);
   CHECK(result.exit_status == 3);
   CHECK(result.seconds < 10);
@@ -184,25 +205,19 @@ TEST_CASE("a rank killed with SIGKILL is named with its signal", "[launcher]") {
   INFO(result.err);
   CHECK(result.exit_status == 128 + SIGKILL);
   CHECK(result.seconds < 10);
-  CHECK(result.err.find("rank 2 (of 3) on host " + host_name() + " was killed by signal 9 (SIGKILL)") !=
-        std::string::npos);
+  CHECK(result.err.find("rank 2 (of 3) on host " + host_name() +
+                        " was killed by signal 9 (SIGKILL)") != std::string::npos);
   CHECK(result.err.find("| rank 2 about to be killed") != std::string::npos);
 }
 
-TEST_CASE("SIGTERM or SIGINT to accel-launch reaches every rank; stubborn ranks are killed", "[launcher]") {
+TEST_CASE("SIGTERM or SIGINT to accel-launch reaches every rank; stubborn ranks are killed",
+          "[launcher]") {
   const int np = GENERATE(2, 3);
   TempDir dir;
-  std::vector<std::string> started;
-  for (int rank = 0; rank < np; ++rank) started.push_back(rank_file(rank, ".started"));
 
   SECTION("graceful ranks see the user's signal") {
     const int signal = GENERATE(SIGTERM, SIGINT);
-    auto result = run_accel_launch(
-        {"--num_processes", std::to_string(np), kProbe, "hang", dir.str(), "graceful"},
-        {.while_running = [&](pid_t pid) {
-          REQUIRE(wait_for_files(dir.path(), started, 20));
-          kill(pid, signal);
-        }});
+    auto result = launch_hanging_ranks(np, dir, "graceful", [&](pid_t pid) { kill(pid, signal); });
     INFO(result.err);
     CHECK(result.exit_status == 128 + signal);
     CHECK(result.seconds_after_action < 10);
@@ -211,26 +226,19 @@ TEST_CASE("SIGTERM or SIGINT to accel-launch reaches every rank; stubborn ranks 
     }
   }
   SECTION("ranks that ignore SIGTERM are killed within 10 s") {
-    auto result = run_accel_launch(
-        {"--num_processes", std::to_string(np), kProbe, "hang", dir.str(), "stubborn"},
-        {.while_running = [&](pid_t pid) {
-          REQUIRE(wait_for_files(dir.path(), started, 20));
-          kill(pid, SIGTERM);
-        }});
+    auto result = launch_hanging_ranks(np, dir, "stubborn", [](pid_t pid) { kill(pid, SIGTERM); });
     INFO(result.err);
     CHECK(result.exit_status == 128 + SIGTERM);
     CHECK(result.seconds_after_action < 10);
-    for (int rank = 0; rank < np; ++rank) CHECK_FALSE(fs::exists(dir / rank_file(rank, ".stopped")));
+    for (int rank = 0; rank < np; ++rank)
+      CHECK_FALSE(fs::exists(dir / rank_file(rank, ".stopped")));
   }
   SECTION("a second signal kills at once") {
-    auto result = run_accel_launch(
-        {"--num_processes", std::to_string(np), kProbe, "hang", dir.str(), "stubborn"},
-        {.while_running = [&](pid_t pid) {
-          REQUIRE(wait_for_files(dir.path(), started, 20));
-          kill(pid, SIGINT);
-          std::this_thread::sleep_for(std::chrono::milliseconds(300));
-          kill(pid, SIGINT);
-        }});
+    auto result = launch_hanging_ranks(np, dir, "stubborn", [](pid_t pid) {
+      kill(pid, SIGINT);
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      kill(pid, SIGINT);
+    });
     INFO(result.err);
     CHECK(result.exit_status == 128 + SIGINT);
     CHECK(result.seconds_after_action < 2);
@@ -260,15 +268,18 @@ TEST_CASE("--dry_run prints the mpirun command and environment and starts nothin
 
 TEST_CASE("--log_dir keeps every rank's output; --tee picks the streams", "[launcher]") {
   TempDir dir;
-  auto result = run_accel_launch({"--num_processes", "2", "--log_dir", dir.str(), kProbe, "print", "3"});
+  auto result =
+      run_accel_launch({"--num_processes", "2", "--log_dir", dir.str(), kProbe, "print", "3"});
   REQUIRE(result.exit_status == 0);
-  CHECK(read_file(dir / "rank1.stdout.log") == "out 1 of rank 1\nout 2 of rank 1\nout 3 of rank 1\n");
-  CHECK(read_file(dir / "rank0.stderr.log") == "err 1 of rank 0\nerr 2 of rank 0\nerr 3 of rank 0\n");
+  CHECK(read_file(dir / "rank1.stdout.log") ==
+        "out 1 of rank 1\nout 2 of rank 1\nout 3 of rank 1\n");
+  CHECK(read_file(dir / "rank0.stderr.log") ==
+        "err 1 of rank 0\nerr 2 of rank 0\nerr 3 of rank 0\n");
   CHECK(result.out.find("[rank 1] out 3 of rank 1") != std::string::npos);  // still on the console
 
   TempDir only_stdout;
-  result = run_accel_launch({"--num_processes", "2", "--log_dir", only_stdout.str(), "--tee", "1",
-                             kProbe, "print", "1"});
+  result = run_accel_launch(
+      {"--num_processes", "2", "--log_dir", only_stdout.str(), "--tee", "1", kProbe, "print", "1"});
   REQUIRE(result.exit_status == 0);
   CHECK(fs::exists(only_stdout / "rank0.stdout.log"));
   CHECK_FALSE(fs::exists(only_stdout / "rank0.stderr.log"));
@@ -288,7 +299,8 @@ TEST_CASE("inside a Slurm allocation the job starts through srun --mpi=pmix", "[
              "for a in \"$@\"; do case $a in --ntasks=*) n=${a#--ntasks=};; esac; done\n"
              "while [ $# -gt 0 ]; do case $1 in --*) shift;; *) break;; esac; done\n"
              "i=0; pids=\"\"\n"
-             "while [ $i -lt $n ]; do SLURM_PROCID=$i SLURM_LOCALID=$i SLURM_NTASKS=$n \"$@\" & pids=\"$pids $!\"; i=$((i+1)); done\n"
+             "while [ $i -lt $n ]; do SLURM_PROCID=$i SLURM_LOCALID=$i SLURM_NTASKS=$n \"$@\" & "
+             "pids=\"$pids $!\"; i=$((i+1)); done\n"
              "rc=0; for p in $pids; do wait $p || rc=$?; done; exit $rc\n");
   fs::permissions(dir / "srun", fs::perms::owner_all);
   fs::create_directory(dir / "out");
@@ -297,7 +309,8 @@ TEST_CASE("inside a Slurm allocation the job starts through srun --mpi=pmix", "[
                                  {.env = {{"SLURM_JOB_ID", "4242"}, {"PATH", path}}});
   INFO(result.err);
   REQUIRE(result.exit_status == 0);
-  CHECK(result.err.find("inside Slurm allocation 4242: launching with srun --mpi=pmix") != std::string::npos);
+  CHECK(result.err.find("inside Slurm allocation 4242: launching with srun --mpi=pmix") !=
+        std::string::npos);
   CHECK(read_file(dir / "srun.args").starts_with("--mpi=pmix --ntasks=2 --kill-on-bad-exit=1"));
   for (int rank = 0; rank < 2; ++rank) {
     auto env = read_env_file(dir / "out" / rank_file(rank, ".env"));
@@ -338,7 +351,8 @@ TEST_CASE("mistakes get clear errors and distinct exit codes", "[launcher]") {
     CHECK(r.err.find("--num_processes") != std::string::npos);
     r = run_accel_launch({"--mixed_precision", "fp8", kProbe});
     CHECK(r.exit_status == 2);
-    CHECK(r.err.find("mixed_precision = fp8 (from --mixed_precision) is invalid: use no, fp16 or bf16") !=
+    CHECK(r.err.find(
+              "mixed_precision = fp8 (from --mixed_precision) is invalid: use no, fp16 or bf16") !=
           std::string::npos);
     r = run_accel_launch({"--num_processes", "0", kProbe});
     CHECK(r.exit_status == 2);
@@ -355,7 +369,8 @@ TEST_CASE("mistakes get clear errors and distinct exit codes", "[launcher]") {
     CHECK(r.exit_status == 2);
     CHECK(r.err.find("bad.yaml:") != std::string::npos);
     CHECK(r.err.find("not valid YAML") != std::string::npos);
-    write_file(dir / "ds.yaml", "compute_environment: LOCAL_MACHINE\ndistributed_type: DEEPSPEED\n");
+    write_file(dir / "ds.yaml",
+               "compute_environment: LOCAL_MACHINE\ndistributed_type: DEEPSPEED\n");
     r = run_accel_launch({"--config_file", (dir / "ds.yaml").string(), kProbe});
     CHECK(r.exit_status == 2);
     CHECK(r.err.find("ds.yaml:2: key 'distributed_type' is 'DEEPSPEED'") != std::string::npos);
@@ -369,8 +384,8 @@ TEST_CASE("mistakes get clear errors and distinct exit codes", "[launcher]") {
   SECTION("unknown config keys warn and still launch") {
     write_file(dir / "extra.yaml", "distributed_type: NO\nnum_processes: 1\nshiny_new_key: 3\n");
     fs::create_directory(dir / "out");
-    auto r = run_accel_launch({"--config_file", (dir / "extra.yaml").string(), kProbe, "env",
-                               (dir / "out").string()});
+    auto r = run_accel_launch(
+        {"--config_file", (dir / "extra.yaml").string(), kProbe, "env", (dir / "out").string()});
     CHECK(r.exit_status == 0);
     CHECK(r.err.find("extra.yaml:3: unknown key 'shiny_new_key' is ignored") != std::string::npos);
   }
@@ -387,15 +402,17 @@ TEST_CASE("env prints versions, hardware and the resolved config", "[launcher]")
   auto r = run_accel_launch({"env"}, {.env = {{"HF_HOME", home.str()}}});
   REQUIRE(r.exit_status == 0);
   CHECK(r.out.find("- accel version: ") != std::string::npos);
-  CHECK(r.out.find("- MPI: " + fs::path(ACCEL_MPIEXEC).filename().string() + " (Open") != std::string::npos);
-  CHECK(r.out.find("- System RAM: ") != std::string::npos);
-  CHECK(r.out.find("- config file: none (looked for " + home.str() + "/accelerate/default_config.yaml)") !=
+  CHECK(r.out.find("- MPI: " + fs::path(ACCEL_MPIEXEC).filename().string() + " (Open") !=
         std::string::npos);
+  CHECK(r.out.find("- System RAM: ") != std::string::npos);
+  CHECK(r.out.find("- config file: none (looked for " + home.str() +
+                   "/accelerate/default_config.yaml)") != std::string::npos);
   CHECK(r.out.find("\t- num_processes: 1 (default)") != std::string::npos);
 }
 
 #if !ACCEL_HAS_SANITY_CHECK
-TEST_CASE("accel-launch test says how to build the sanity program when it is missing", "[launcher]") {
+TEST_CASE("accel-launch test says how to build the sanity program when it is missing",
+          "[launcher]") {
   auto r = run_accel_launch({"test"});
   CHECK(r.exit_status == 127);
   CHECK(r.err.find("-DACCEL_BUILD_DISTRIBUTED=ON") != std::string::npos);
