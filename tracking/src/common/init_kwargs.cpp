@@ -6,7 +6,6 @@
 #include <algorithm>
 
 #include "accel/tracking/errors.hpp"
-#include "accel/tracking/key_rules.hpp"
 
 namespace accel {
 namespace detail {
@@ -67,17 +66,5 @@ int64_t integer_option(const nlohmann::json& options, std::string_view name, int
 }
 
 }  // namespace detail
-
-// Declared in key_rules.hpp (a public function: the Accelerator gives the run directory this way).
-std::optional<std::filesystem::path> run_directory_option(const nlohmann::json& init_kwargs,
-                                                          std::string_view tracker) {
-  auto dir = detail::non_empty_string_option(init_kwargs, "run_dir", [&](const nlohmann::json& v) {
-    return fmt::format(
-        "init_kwargs[\"{}\"][\"run_dir\"] = {} must be a directory name (a non-empty string)",
-        tracker, v.dump());
-  });
-  if (!dir) return std::nullopt;
-  return std::filesystem::path(*dir);
-}
 
 }  // namespace accel

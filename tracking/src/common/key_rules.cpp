@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "accel/tracking/errors.hpp"
+#include "common/init_kwargs.hpp"
 
 namespace accel {
 
@@ -141,6 +142,18 @@ std::filesystem::path create_version_directory(const std::filesystem::path& base
           fmt::format("cannot create run directory '{}': {}", dir.string(), ec.message()));
     }
   }
+}
+
+// init_kwargs[tracker]["run_dir"], read with the same rule every tracker option follows.
+std::optional<std::filesystem::path> run_directory_option(const nlohmann::json& init_kwargs,
+                                                          std::string_view tracker) {
+  auto dir = detail::non_empty_string_option(init_kwargs, "run_dir", [&](const nlohmann::json& v) {
+    return fmt::format(
+        "init_kwargs[\"{}\"][\"run_dir\"] = {} must be a directory name (a non-empty string)",
+        tracker, v.dump());
+  });
+  if (!dir) return std::nullopt;
+  return std::filesystem::path(*dir);
 }
 
 }  // namespace accel
