@@ -1,12 +1,20 @@
 #pragma once
 // What a collective should produce, computed locally: every rank's deterministic contribution, the
-// expected reduction of all of them, and a comparison with a tolerance for fp16/bf16.
+// expected reduction of all of them, and a comparison with a tolerance for fp16/bf16; and the
+// MpiGroup the MPI tests share.
 // Include after torch_catch.hpp.
 #include <torch/torch.h>
 
+#include "accel/mpi_group.hpp"
 #include "accel/process_group.hpp"
 
 namespace accel::test {
+
+// The MpiGroup of this process over every rank, created on first use and kept until exit.
+inline MpiGroup& world_group() {
+  static MpiGroup instance;
+  return instance;
+}
 
 // What rank r contributes: small positive values (products stay exact enough in fp16/bf16).
 inline at::Tensor contribution(int r, at::IntArrayRef shape, at::ScalarType type) {

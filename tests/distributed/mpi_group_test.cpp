@@ -1,6 +1,8 @@
 // accel::MpiGroup under mpiexec (2 and 3 ranks): every collective's result is compared with the same
 // computation done locally from every rank's (deterministic) input.
+// clang-format off: torch_catch.hpp must stay the first include (include sorting would move it)
 #include "torch_catch.hpp"  // first: see the header
+// clang-format on
 #include <torch/torch.h>
 
 #include <cstdlib>
@@ -16,14 +18,8 @@
 namespace {
 
 using accel::ReduceOp;
-using accel::test::check_close;
-using accel::test::contribution;
-using accel::test::expected;
-
-accel::MpiGroup& group() {
-  static accel::MpiGroup instance;
-  return instance;
-}
+using namespace accel::test;  // contribution, expected, check_close, world_group
+constexpr auto& group = world_group;
 
 }  // namespace
 
@@ -32,8 +28,8 @@ TEST_CASE("allreduce of every floating type and op equals the local computation"
   const int world = group().size();
   REQUIRE(world == accel::State::instance().world_size());
   for (auto type : {torch::kFloat32, torch::kFloat64, torch::kHalf, torch::kBFloat16}) {
-    for (auto op : {ReduceOp::kSum, ReduceOp::kAvg, ReduceOp::kMax, ReduceOp::kMin,
-                    ReduceOp::kProduct}) {
+    for (auto op :
+         {ReduceOp::kSum, ReduceOp::kAvg, ReduceOp::kMax, ReduceOp::kMin, ReduceOp::kProduct}) {
       at::Tensor t = contribution(rank, {4, 5}, type);
       auto work = group().allreduce(t, op);
       work->wait();
@@ -62,7 +58,8 @@ TEST_CASE("allreduce of integer types is exact; AVG of integers is refused", "[m
   CHECK_THROWS_WITH(group().allreduce(flags), Catch::Contains("Bool"));
 }
 
-TEST_CASE("allreduce writes into non-contiguous tensors (views) and leaves the rest alone", "[mpi]") {
+TEST_CASE("allreduce writes into non-contiguous tensors (views) and leaves the rest alone",
+          "[mpi]") {
   const int rank = group().rank();
   const int world = group().size();
   for (auto type : {torch::kFloat32, torch::kBFloat16}) {
@@ -88,7 +85,8 @@ TEST_CASE("zero-element tensors complete and stay empty", "[mpi]") {
   }
 }
 
-TEST_CASE("many operations in flight complete in order, whatever order they are waited for", "[mpi]") {
+TEST_CASE("many operations in flight complete in order, whatever order they are waited for",
+          "[mpi]") {
   const int rank = group().rank();
   const int world = group().size();
   std::vector<at::Tensor> tensors;
@@ -120,7 +118,8 @@ TEST_CASE("broadcast copies root's tensor, any dtype, non-contiguous included", 
   CHECK_THROWS_AS(group().broadcast(t, -1), accel::InvalidValue);
 }
 
-TEST_CASE("allgather with uneven first dimension returns every rank's tensor in rank order", "[mpi]") {
+TEST_CASE("allgather with uneven first dimension returns every rank's tensor in rank order",
+          "[mpi]") {
   const int rank = group().rank();
   const int world = group().size();
   // Rank r contributes r rows (rank 0: none) of [r, r, r].
@@ -195,7 +194,8 @@ TEST_CASE("scatter_object with the wrong number of entries fails on every rank",
   if (rank == 0) {
     CHECK_THROWS_AS(group().scatter_object({"only one"}, 0), accel::InvalidValue);
   } else {
-    CHECK_THROWS_WITH(group().scatter_object({}, 0), Catch::Contains("did not pass one entry per rank"));
+    CHECK_THROWS_WITH(group().scatter_object({}, 0),
+                      Catch::Contains("did not pass one entry per rank"));
   }
 }
 
@@ -211,7 +211,8 @@ TEST_CASE("ACCEL_COLLECTIVE_TIMEOUT is read in seconds and bad values are refuse
   CHECK(group().timeout() == std::chrono::minutes(30));
 }
 
-TEST_CASE("a timed wait returns on time while a peer is late, then the operation completes", "[mpi]") {
+TEST_CASE("a timed wait returns on time while a peer is late, then the operation completes",
+          "[mpi]") {
   const int rank = group().rank();
   const int world = group().size();
   for (std::int64_t n : {256, 1 << 20}) {  // small (may run on the caller) and large

@@ -3,7 +3,9 @@
 // memory, mixed), mismatched arguments fail on every rank, and the shared memory is released.
 // With ACCEL_SHM_ALLREDUCE=0 (the *_mpi_only test) the group must report MPI only, and the same
 // results come through MPI.
+// clang-format off: torch_catch.hpp must stay the first include (include sorting would move it)
 #include "torch_catch.hpp"  // first: see the header
+// clang-format on
 #include <torch/torch.h>
 
 #include <cstdlib>
@@ -19,14 +21,8 @@
 namespace {
 
 using accel::ReduceOp;
-using accel::test::check_close;
-using accel::test::contribution;
-using accel::test::expected;
-
-accel::MpiGroup& group() {
-  static accel::MpiGroup instance;
-  return instance;
-}
+using namespace accel::test;  // contribution, expected, check_close, world_group
+constexpr auto& group = world_group;
 
 // Off when ACCEL_SHM_ALLREDUCE=0, or when the test is run where the shared memory cannot be set up
 // (ACCEL_TEST_EXPECT_SHARED_MEMORY=0, see pid_namespace_fallback.sh).
@@ -55,9 +51,11 @@ TEST_CASE("the group reports whether it reduces through shared memory, and why n
   const char* setting = std::getenv("ACCEL_SHM_ALLREDUCE");
   if (setting != nullptr && std::string(setting) == "0") {
     CHECK(group().shared_memory_status() == "off: ACCEL_SHM_ALLREDUCE=0");
-  } else if (!shm_expected()) {  // could not be set up: the status says what failed, on this rank or a peer
+  } else if (!shm_expected()) {
+    // Could not be set up: the status says what failed, on this rank or a peer.
     CHECK_THAT(group().shared_memory_status(),
-               Catch::StartsWith("off: ") && (Catch::Contains("/proc/") || Catch::Contains("a peer rank")));
+               Catch::StartsWith("off: ") &&
+                   (Catch::Contains("/proc/") || Catch::Contains("a peer rank")));
   }
 }
 
@@ -67,8 +65,8 @@ TEST_CASE("allreduce of every size, floating type and op equals the local comput
   // 0, 1, around the 32 KiB direct limit, around the 1 MiB staging chunk (float32), several chunks.
   for (std::int64_t n : {0, 1, 8191, 8192, 8193, 262143, 262145, 600001}) {
     for (auto type : {torch::kFloat32, torch::kFloat64, torch::kHalf, torch::kBFloat16}) {
-      for (auto op : {ReduceOp::kSum, ReduceOp::kAvg, ReduceOp::kMax, ReduceOp::kMin,
-                      ReduceOp::kProduct}) {
+      for (auto op :
+           {ReduceOp::kSum, ReduceOp::kAvg, ReduceOp::kMax, ReduceOp::kMin, ReduceOp::kProduct}) {
         INFO(n << " elements, op " << accel::to_string(op));
         at::Tensor t = contribution(rank, {n}, type);
         group().allreduce(t, op)->wait();
@@ -78,7 +76,8 @@ TEST_CASE("allreduce of every size, floating type and op equals the local comput
   }
 }
 
-TEST_CASE("reduction buffers are reduced in place, whole or in slices, and keep the rest", "[mpi]") {
+TEST_CASE("reduction buffers are reduced in place, whole or in slices, and keep the rest",
+          "[mpi]") {
   const int rank = group().rank();
   const int world = group().size();
   const std::int64_t n = 300001;
@@ -104,7 +103,8 @@ TEST_CASE("reduction buffers are reduced in place, whole or in slices, and keep 
   }
 }
 
-TEST_CASE("ranks may mix reduction buffers and ordinary tensors, or use different offsets", "[mpi]") {
+TEST_CASE("ranks may mix reduction buffers and ordinary tensors, or use different offsets",
+          "[mpi]") {
   const int rank = group().rank();
   const int world = group().size();
   const std::int64_t n = 100000;
@@ -132,15 +132,17 @@ TEST_CASE("integer tensors and reduction buffers of integer type work too", "[mp
 }
 
 TEST_CASE("different element counts fail on every rank, naming each rank's tensor", "[mpi]") {
-  if (!shm_expected()) return;  // through MPI, mismatched counts are undefined behaviour of MPI itself
+  // Through MPI, mismatched counts are undefined behaviour of MPI itself.
+  if (!shm_expected()) return;
   const int rank = group().rank();
   const int world = group().size();
   for (std::int64_t base : {10, 100000}) {
     at::Tensor t = torch::ones({base + rank}, torch::kFloat32);
-    CHECK_THROWS_WITH(group().allreduce(t, ReduceOp::kSum)->wait(),
-                      Catch::Contains("rank 0: " + std::to_string(base) + " elements of Float") &&
-                          Catch::Contains("rank 1: " + std::to_string(base + 1) + " elements of Float") &&
-                          Catch::Contains("same number of elements"));
+    CHECK_THROWS_WITH(
+        group().allreduce(t, ReduceOp::kSum)->wait(),
+        Catch::Contains("rank 0: " + std::to_string(base) + " elements of Float") &&
+            Catch::Contains("rank 1: " + std::to_string(base + 1) + " elements of Float") &&
+            Catch::Contains("same number of elements"));
   }
   // The group is still usable afterwards.
   at::Tensor t = torch::full({20000}, static_cast<double>(rank), torch::kFloat32);
