@@ -5,7 +5,7 @@
 #   accel_add_mpi_test(<name> SOURCES <files...> [LIBS ...] [NP <counts...>] [TIMEOUT <s>])
 #       One Catch2 executable run under mpiexec once per process count (default 2 and 3),
 #       as tests <name>_np<N> labelled "mpi".
-#   accel_python(<out-var>)  path of the .venv interpreter that integration tests use.
+#   Tests reach the .venv interpreter through tests/support/python.hpp.
 set(ACCEL_MPIEXEC_FLAGS --oversubscribe --bind-to none)
 execute_process(COMMAND id -u OUTPUT_VARIABLE _uid OUTPUT_STRIP_TRAILING_WHITESPACE)
 if(_uid STREQUAL "0")
@@ -25,8 +25,7 @@ function(_accel_test_executable name)
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE accel_catch_main ${T_LIBS})
   target_compile_definitions(${name} PRIVATE
-    ACCEL_SOURCE_DIR="${PROJECT_SOURCE_DIR}" ACCEL_BINARY_DIR="${PROJECT_BINARY_DIR}"
-    ACCEL_PYTHON="${PROJECT_SOURCE_DIR}/.venv/bin/python")
+    ACCEL_SOURCE_DIR="${PROJECT_SOURCE_DIR}" ACCEL_BINARY_DIR="${PROJECT_BINARY_DIR}")
   accel_target_options(${name})
 endfunction()
 

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+
+#include "python.hpp"
 // After LibTorch: c10 defines a one-argument CHECK that would replace Catch's.
 #include <catch2/catch.hpp>
 
@@ -20,12 +22,6 @@ fs::path work_dir() {
   auto dir = fs::temp_directory_path() / ("accel_train_digits_test_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   return dir;
-}
-
-std::string shell_quote(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
 }
 
 std::string read_text(const fs::path& file) {
@@ -132,15 +128,9 @@ nlohmann::json query_tensorboard(const fs::path& logdir) {
            {"startIndex", 0},
            {"sliceSize", 100},
            {"colParams", json::array({{{"hparam", "lr"}, {"order", "ORDER_ASC"}}})}}}}}}};
-  const auto output = logdir.parent_path() / "tensorboard_query.json";
-  const std::string command =
-      shell_quote(ACCEL_PYTHON) + " " +
-      shell_quote(std::string(ACCEL_SOURCE_DIR) + "/tests/trackers/tensorboard/query_server.py") +
-      " " + shell_quote(logdir.string()) + " false " + shell_quote(queries.dump()) + " > " +
-      shell_quote(output.string());
-  INFO(command);
-  REQUIRE(std::system(command.c_str()) == 0);
-  return json::parse(read_text(output));
+  return json::parse(accel::test::run_python_script(
+      accel::test::test_script("trackers/tensorboard/query_server.py"),
+      {logdir.string(), "false", queries.dump()}));
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 // A rank that skips a collective must not hang the job: with ACCEL_COLLECTIVE_TIMEOUT=2 the waiting rank
 // reports the operation, the tensor and the peer that has not arrived, then the job is aborted.
 // The test runs `mpiexec -n 2` on this executable ("[.timeout_child]") under a wall-clock bound.
+// clang-format off: torch_catch.hpp must stay the first include (include sorting would move it)
 #include "torch_catch.hpp"  // first: see the header
+// clang-format on
 #include <sys/wait.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -14,6 +16,7 @@
 
 #include "accel/mpi_group.hpp"
 #include "accel/state.hpp"
+#include "shell.hpp"
 
 namespace {
 
@@ -26,14 +29,10 @@ struct Outcome {
 Outcome run(const std::string& command) {
   const auto start = std::chrono::steady_clock::now();
   Outcome outcome;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buffer{};
-  while (fgets(buffer.data(), buffer.size(), pipe) != nullptr) outcome.output += buffer.data();
-  const int status = pclose(pipe);
-  outcome.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  outcome.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto result = accel::test::run_shell(command + " 2>&1");
+  outcome.output = result.output;
+  outcome.exit_status = result.exit_code();
+  outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return outcome;
 }
 
@@ -60,8 +59,8 @@ TEST_CASE("timeout child: rank 1 skips the allreduce", "[.timeout_child]") {
 
 TEST_CASE("a skipped collective ends the job with a report instead of a hang", "[mpi]") {
   // The waiting rank sleeps in the shared-memory allreduce (default on one machine) or inside MPI.
-  const std::string setting = GENERATE(std::string("ACCEL_SHM_ALLREDUCE=1"),
-                                       std::string("ACCEL_SHM_ALLREDUCE=0"));
+  const std::string setting =
+      GENERATE(std::string("ACCEL_SHM_ALLREDUCE=1"), std::string("ACCEL_SHM_ALLREDUCE=0"));
   const std::string command = setting + " ACCEL_COLLECTIVE_TIMEOUT=2 timeout -s KILL 90 " +
                               ACCEL_TEST_MPIEXEC + " -n 2 " + ACCEL_TEST_MPIEXEC_FLAGS + " " +
                               self_path() + " \"[.timeout_child]\"";

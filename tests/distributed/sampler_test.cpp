@@ -1,7 +1,9 @@
 // accel::DistributedSampler: same order as torch.utils.data.DistributedSampler (checked against the
 // real one from .venv), complete and disjoint shards, split_batches, skip_first_batches, and use as the
 // sampler of a LibTorch data loader.
+// clang-format off: torch_catch.hpp must stay the first include (include sorting would move it)
 #include "torch_catch.hpp"  // first: see the header
+// clang-format on
 #include <torch/torch.h>
 
 #include <array>
@@ -13,6 +15,7 @@
 
 #include "accel/sampler.hpp"
 #include "accel/tracking/errors.hpp"
+#include "python.hpp"
 
 namespace {
 
@@ -40,21 +43,16 @@ std::vector<std::string> torch_reference(int n, int replicas, int seed, int epoc
   script << "from torch.utils.data import DistributedSampler\n"
          << "for r in range(" << replicas << "):\n"
          << "    s = DistributedSampler(range(" << n << "), num_replicas=" << replicas
-         << ", rank=r, shuffle=True, seed=" << seed << ", drop_last=" << (drop_last ? "True" : "False")
-         << ")\n"
+         << ", rank=r, shuffle=True, seed=" << seed
+         << ", drop_last=" << (drop_last ? "True" : "False") << ")\n"
          << "    s.set_epoch(" << epoch << ")\n"
          << "    print(' '.join(str(i) for i in s))\n";
-  const std::string command = std::string(ACCEL_PYTHON) + " -c \"" + script.str() + "\"";
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
+  std::istringstream output(accel::test::run_python_code(script.str()));
   std::vector<std::string> lines;
-  std::array<char, 65536> buffer{};
-  while (fgets(buffer.data(), buffer.size(), pipe) != nullptr) {
-    std::string line(buffer.data());
-    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  for (std::string line; std::getline(output, line);) {
+    while (!line.empty() && line.back() == '\r') line.pop_back();
     lines.push_back(line);
   }
-  REQUIRE(pclose(pipe) == 0);
   return lines;
 }
 
@@ -123,7 +121,8 @@ TEST_CASE("split_batches: every global batch is split across ranks, the last one
   auto dropping = make(10, 3, 0, false, /*drop_last=*/true, /*split=*/true);
   CHECK(dropping.num_batches(6) == 1);
   auto bad = make(10, 3, 0, false, false, true);
-  CHECK_THROWS_WITH(bad.next(4), Catch::Contains("batch_size=4") && Catch::Contains("num_replicas=3"));
+  CHECK_THROWS_WITH(bad.next(4),
+                    Catch::Contains("batch_size=4") && Catch::Contains("num_replicas=3"));
 }
 
 TEST_CASE("skip_first_batches resumes mid-epoch once") {
@@ -173,12 +172,13 @@ struct Numbers : torch::data::datasets::Dataset<Numbers, torch::data::Example<>>
 
 TEST_CASE("works as the sampler of a LibTorch data loader") {
   auto sampler = make(12, 3, 2, /*shuffle=*/false);
-  auto loader = torch::data::make_data_loader(
-      Numbers().map(torch::data::transforms::Stack<>()), std::move(sampler),
-      torch::data::DataLoaderOptions().batch_size(2));
+  auto loader = torch::data::make_data_loader(Numbers().map(torch::data::transforms::Stack<>()),
+                                              std::move(sampler),
+                                              torch::data::DataLoaderOptions().batch_size(2));
   std::vector<std::int64_t> seen;
   for (auto& batch : *loader) {
-    for (std::int64_t i = 0; i < batch.data.size(0); ++i) seen.push_back(batch.data[i].item<std::int64_t>());
+    for (std::int64_t i = 0; i < batch.data.size(0); ++i)
+      seen.push_back(batch.data[i].item<std::int64_t>());
   }
   CHECK(seen == std::vector<std::int64_t>{2, 5, 8, 11});
 }

@@ -6,13 +6,14 @@
 
 #include "launch_harness.hpp"
 #include "plan/launch_error.hpp"
+#include "python.hpp"
 
 using namespace accel::launch;
 using namespace accel::launch::testing;
 
 TEST_CASE("the JSON that `accelerate config default` writes loads without warnings", "[launcher]") {
   TempDir dir;
-  const std::string accelerate = fs::path(ACCEL_PYTHON).parent_path() / "accelerate";
+  const std::string accelerate = accel::test::python_interpreter().parent_path() / "accelerate";
   const fs::path path = dir / "default_config.yaml";
   auto written = run_command({accelerate, "config", "default", "--config_file", path.string()});
   INFO(written.err);

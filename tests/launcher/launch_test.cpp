@@ -7,6 +7,7 @@
 #include <csignal>
 
 #include "launch_harness.hpp"
+#include "python.hpp"
 
 using namespace accel::launch::testing;
 
@@ -123,7 +124,7 @@ TEST_CASE("command-line flags win over the config file, which wins over defaults
 TEST_CASE("a config written by Python's accelerate config default loads and launches",
           "[launcher]") {
   TempDir dir;
-  const std::string accelerate = fs::path(ACCEL_PYTHON).parent_path() / "accelerate";
+  const std::string accelerate = accel::test::python_interpreter().parent_path() / "accelerate";
   const fs::path config = dir / "accelerate_default.yaml";
   auto written = run_command({accelerate, "config", "default", "--config_file", config.string(),
                               "--mixed_precision", "fp16"});
@@ -164,7 +165,7 @@ TEST_CASE("config default round trip: written, refused twice, shown, read by acc
 
   // Accelerate itself accepts the file.
   auto python = run_command(
-      {ACCEL_PYTHON, "-c",
+      {accel::test::python_interpreter().string(), "-c",
        "import sys; from accelerate.commands.config.config_args import load_config_from_file as l; "
        "c = l(sys.argv[1]); print(c.mixed_precision, c.num_processes, c.distributed_type.value)",
        config});

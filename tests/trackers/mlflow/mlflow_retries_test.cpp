@@ -11,6 +11,7 @@
 
 #include "accel/tracking/trackers/mlflow/mlflow_client.hpp"
 #include "net/http_client.hpp"
+#include "python.hpp"
 
 using namespace accel;
 using nlohmann::json;
@@ -22,16 +23,16 @@ namespace {
 class FlakyServer {
  public:
   FlakyServer(const std::string& plan, int retry_after_s) {
+    const std::string python = test::python_interpreter().string();
+    const std::string script = test::test_script("trackers/mlflow/flaky_server.py").string();
+    const std::string after = std::to_string(retry_after_s);
     int out[2];
     REQUIRE(::pipe(out) == 0);
     pid_ = ::fork();
     if (pid_ == 0) {
       ::dup2(out[1], STDOUT_FILENO);
       ::close(out[0]);
-      const std::string script =
-          std::string(ACCEL_SOURCE_DIR) + "/tests/trackers/mlflow/flaky_server.py";
-      const std::string after = std::to_string(retry_after_s);
-      ::execl(ACCEL_PYTHON, ACCEL_PYTHON, script.c_str(), plan.c_str(), after.c_str(), "60",
+      ::execl(python.c_str(), python.c_str(), script.c_str(), plan.c_str(), after.c_str(), "60",
               static_cast<char*>(nullptr));
       ::_exit(127);
     }
