@@ -56,13 +56,19 @@ class RecordFile;
 class CsvTracker final : public FileTracker<CsvTracker> {
  public:
   static constexpr const char* kName = "csv";
+  // Reads init_kwargs (flush_every, run_dir): throws accel::InvalidValue for a bad one.
   explicit CsvTracker(TrackerInit init);
   ~CsvTracker() override;
 
+  // Creates version_<N>, or continues TrackerInit::resume's directory and its metrics.csv.
   void start() override;
+  // Replaces hparams.yaml.
   void store_init_configuration(const nlohmann::json& config) override;
+  // One row of metrics.csv (rewritten first when a new key widens the header).
   void log(const Values& values, std::optional<int64_t> step) override;
+  // Hands the buffered rows to the OS.
   void flush() override;
+  // Hands the buffered rows to the OS and closes metrics.csv.
   void finish(RunStatus status) override;
 
  private:

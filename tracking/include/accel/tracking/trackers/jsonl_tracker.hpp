@@ -51,13 +51,19 @@ class RecordFile;
 class JsonlTracker final : public FileTracker<JsonlTracker> {
  public:
   static constexpr const char* kName = "jsonl";
+  // Reads init_kwargs (run_dir): throws accel::InvalidValue for a bad one.
   explicit JsonlTracker(TrackerInit init);
   ~JsonlTracker() override;
 
+  // Opens metrics.jsonl in a new version_<N>, or appends to TrackerInit::resume's.
   void start() override;
+  // Replaces config.json.
   void store_init_configuration(const nlohmann::json& config) override;
+  // One line of metrics.jsonl; the PNG files of its images are written first.
   void log(const Values& values, std::optional<int64_t> step) override;
+  // Nothing to do: every line has reached the OS when its call returned.
   void flush() override;
+  // Closes metrics.jsonl.
   void finish(RunStatus status) override;
 
  private:

@@ -69,10 +69,16 @@ class TensorBoardTracker final : public FileTracker<TensorBoardTracker> {
   explicit TensorBoardTracker(TrackerInit init);
   ~TensorBoardTracker() override;
 
+  // Opens the events file (a new one beside the earlier ones when resuming).
   void start() override;
+  // Writes hparams.yaml and the session_start_info.
   void store_init_configuration(const nlohmann::json& config) override;
+  // Writes every valid entry, then throws accel::InvalidValue naming the bad ones.
   void log(const Values& values, std::optional<int64_t> step) override;
+  // Hands the buffered events to the OS; acknowledges every accepted call.
   void flush() override;
+  // Writes the experiment (unless hparams_experiment is false) and the session_end_info, and
+  // closes the events file.
   void finish(RunStatus status) override;
   // The TensorBoardWriter* (thread-safe). Starts the tracker first if start() has not run yet, so
   // the handle is valid as soon as init_trackers returns; throws like start() when that fails.
