@@ -11,8 +11,8 @@ int main(int argc, char** argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   torch::Tensor t = torch::arange(4, torch::kFloat64) + rank;
-  MPI_Allreduce(MPI_IN_PLACE, t.data_ptr<double>(), static_cast<int>(t.numel()), MPI_DOUBLE, MPI_SUM,
-                MPI_COMM_WORLD);
+  MPI_Allreduce(MPI_IN_PLACE, t.data_ptr<double>(), static_cast<int>(t.numel()), MPI_DOUBLE,
+                MPI_SUM, MPI_COMM_WORLD);
   if (rank == 0) std::cout << "allreduce over " << size << " ranks: " << t << std::endl;
   MPI_Finalize();
   return 0;

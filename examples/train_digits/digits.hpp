@@ -1,9 +1,9 @@
 #pragma once
 // The digits example's data and model, shared by train_digits and its benchmark.
+#include <torch/torch.h>
+
 #include <filesystem>
 #include <utility>
-
-#include <torch/torch.h>
 
 #include "accel/data.hpp"
 
@@ -15,7 +15,8 @@ accel::TensorDataset load(const std::filesystem::path& path);
 
 // A fixed, seeded split into (train, validation); validation gets `validation_fraction` of the rows.
 std::pair<accel::TensorDataset, accel::TensorDataset> split(const accel::TensorDataset& all,
-                                                            double validation_fraction, uint64_t seed);
+                                                            double validation_fraction,
+                                                            uint64_t seed);
 
 // 64 -> hidden -> hidden -> 10 MLP with ReLU and dropout; returns logits.
 struct NetImpl : torch::nn::Module {

@@ -30,8 +30,9 @@ namespace {
 int print_versions() {
   std::printf("LibTorch: %s\n", TORCH_VERSION);
   const bool cuda = torch::cuda::is_available();
-  std::printf("CUDA: %s\n", cuda ? (std::to_string(torch::cuda::device_count()) + " device(s) usable").c_str()
-                                 : "not usable here");
+  std::printf("CUDA: %s\n",
+              cuda ? (std::to_string(torch::cuda::device_count()) + " device(s) usable").c_str()
+                   : "not usable here");
 #ifdef ACCEL_SANITY_WITH_NCCL
   int version = 0;
   ncclGetVersion(&version);
@@ -45,7 +46,8 @@ int print_versions() {
 // A tracker that only counts what reaches it.
 class CountingTracker : public accel::GeneralTracker {
  public:
-  CountingTracker(std::string name, bool main_only) : name_(std::move(name)), main_only_(main_only) {}
+  CountingTracker(std::string name, bool main_only)
+      : name_(std::move(name)), main_only_(main_only) {}
   std::string name() const override { return name_; }
   bool requires_logging_directory() const override { return false; }
   bool main_process_only() const override { return main_only_; }
@@ -78,7 +80,8 @@ class SanityCheck {
     const std::vector<std::string> problems = objects_->allgather_object(problem);
     std::string report;
     for (std::size_t rank = 0; rank < problems.size(); ++rank) {
-      if (!problems[rank].empty()) report += "\n      rank " + std::to_string(rank) + ": " + problems[rank];
+      if (!problems[rank].empty())
+        report += "\n      rank " + std::to_string(rank) + ": " + problems[rank];
     }
     if (!report.empty()) ++failures_;
     if (state_.is_main_process()) {
@@ -115,10 +118,11 @@ class SanityCheck {
   int failures_ = 0;
 };
 
-std::string expect_close(const torch::Tensor& actual, const torch::Tensor& expected, const std::string& what) {
+std::string expect_close(const torch::Tensor& actual, const torch::Tensor& expected,
+                         const std::string& what) {
   if (torch::allclose(actual.cpu(), expected.cpu(), 1e-5, 1e-6)) return "";
-  return what + ": got " + std::to_string(actual.cpu().flatten()[0].item<double>()) + ", expected " +
-         std::to_string(expected.cpu().flatten()[0].item<double>());
+  return what + ": got " + std::to_string(actual.cpu().flatten()[0].item<double>()) +
+         ", expected " + std::to_string(expected.cpu().flatten()[0].item<double>());
 }
 
 std::string check_state(SanityCheck& s) {
@@ -126,14 +130,16 @@ std::string check_state(SanityCheck& s) {
   const char* launcher_size = std::getenv("WORLD_SIZE");
   const char* launcher_rank = std::getenv("RANK");
   if (launcher_size && std::atoi(launcher_size) != state.world_size()) {
-    return "world size " + std::to_string(state.world_size()) + " but the launcher started " + launcher_size;
+    return "world size " + std::to_string(state.world_size()) + " but the launcher started " +
+           launcher_size;
   }
   if (launcher_rank && std::atoi(launcher_rank) != state.rank()) {
     return "rank " + std::to_string(state.rank()) + " but the launcher says " + launcher_rank;
   }
   auto ranks = s.objects().allgather_object(std::to_string(state.rank()));
   for (std::size_t i = 0; i < ranks.size(); ++i) {
-    if (ranks[i] != std::to_string(i)) return "rank " + std::to_string(i) + " reports itself as " + ranks[i];
+    if (ranks[i] != std::to_string(i))
+      return "rank " + std::to_string(i) + " reports itself as " + ranks[i];
   }
   return "";
 }
@@ -171,7 +177,8 @@ std::string check_gather(SanityCheck& s) {
   auto all = torch::cat(parts).cpu();
   std::vector<torch::Tensor> expected;
   for (int r = 0; r < n; ++r) expected.push_back(torch::full({r + 1, 2}, static_cast<double>(r)));
-  if (!torch::equal(all, torch::cat(expected).to(all.dtype()))) return "rows not in rank order or wrong";
+  if (!torch::equal(all, torch::cat(expected).to(all.dtype())))
+    return "rows not in rank order or wrong";
   auto barrier = s.group().barrier();
   barrier->wait();
   return "";
@@ -203,8 +210,10 @@ std::string check_gradient_sync(SanityCheck& s) {
   }
   torch::mse_loss(model->forward(x.narrow(0, 8 * rank, 8)), y.narrow(0, 8 * rank, 8)).backward();
   torch::mse_loss(reference->forward(x), y).backward();
-  std::string problem = expect_close(model->weight.grad(), reference->weight.grad(), "weight gradient");
-  if (problem.empty()) problem = expect_close(model->bias.grad(), reference->bias.grad(), "bias gradient");
+  std::string problem =
+      expect_close(model->weight.grad(), reference->weight.grad(), "weight gradient");
+  if (problem.empty())
+    problem = expect_close(model->bias.grad(), reference->bias.grad(), "bias gradient");
   // Identical on every rank: the spread (max - min) is zero.
   auto high = model->weight.grad().clone();
   auto low = model->weight.grad().clone();
@@ -219,7 +228,8 @@ std::string check_gradient_sync(SanityCheck& s) {
     auto guard = reducer.no_sync();
     torch::mse_loss(model->forward(x.narrow(0, 8 * rank, 8)), y.narrow(0, 8 * rank, 8)).backward();
   }
-  torch::mse_loss(reference->forward(x.narrow(0, 8 * rank, 8)), y.narrow(0, 8 * rank, 8)).backward();
+  torch::mse_loss(reference->forward(x.narrow(0, 8 * rank, 8)), y.narrow(0, 8 * rank, 8))
+      .backward();
   if (problem.empty()) {
     problem = expect_close(model->weight.grad(), reference->weight.grad(), "no_sync gradient");
   }
@@ -243,11 +253,12 @@ std::string check_tracker_gating(SanityCheck& s) {
   }
   const int expected_main = state.is_main_process() ? 1 : 0;
   if (main_only->logs != expected_main) {
-    return "main-process tracker received " + std::to_string(main_only->logs) + " log call(s), expected " +
-           std::to_string(expected_main);
+    return "main-process tracker received " + std::to_string(main_only->logs) +
+           " log call(s), expected " + std::to_string(expected_main);
   }
   if (everywhere->logs != 1) {
-    return "every-rank tracker received " + std::to_string(everywhere->logs) + " log call(s), expected 1";
+    return "every-rank tracker received " + std::to_string(everywhere->logs) +
+           " log call(s), expected 1";
   }
   return "";
 }
@@ -257,7 +268,8 @@ std::string check_tracker_gating(SanityCheck& s) {
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--versions") return print_versions();
   if (argc > 1) {
-    std::fprintf(stderr, "usage: accel-sanity-check [--versions] (started by `accel-launch test`)\n");
+    std::fprintf(stderr,
+                 "usage: accel-sanity-check [--versions] (started by `accel-launch test`)\n");
     return 2;
   }
   setenv("ACCEL_COLLECTIVE_TIMEOUT", "120", /*overwrite=*/0);  // a broken job ends, never hangs
@@ -266,19 +278,24 @@ int main(int argc, char** argv) {
     const auto& state = s.state();
     if (state.is_main_process()) {
       std::printf("accel sanity check: %d process(es), rank 0 on %s, collectives over %s\n",
-                  state.world_size(), state.device().str().c_str(), std::string(s.group().backend()).c_str());
-      if (const auto* mpi = dynamic_cast<const accel::MpiGroup*>(accel::cpu_process_group().get())) {
-        std::printf("CPU allreduce through shared memory: %s\n", mpi->shared_memory_status().c_str());
+                  state.world_size(), state.device().str().c_str(),
+                  std::string(s.group().backend()).c_str());
+      if (const auto* mpi =
+              dynamic_cast<const accel::MpiGroup*>(accel::cpu_process_group().get())) {
+        std::printf("CPU allreduce through shared memory: %s\n",
+                    mpi->shared_memory_status().c_str());
       }
     }
     s.run("ranks: every process agrees with the launcher on its rank and the world size",
           [&] { return check_state(s); });
     s.run("allreduce: sum, average and maximum", [&] { return check_allreduce(s); });
     s.run("broadcast from rank 0", [&] { return check_broadcast(s); });
-    s.run("gather: uneven per-rank tensors come back in rank order", [&] { return check_gather(s); });
-    s.run("gradient sync: averaged gradients equal one process on the whole batch, on every rank; "
-          "no_sync keeps them local",
-          [&] { return check_gradient_sync(s); });
+    s.run("gather: uneven per-rank tensors come back in rank order",
+          [&] { return check_gather(s); });
+    s.run(
+        "gradient sync: averaged gradients equal one process on the whole batch, on every rank; "
+        "no_sync keeps them local",
+        [&] { return check_gradient_sync(s); });
     s.run("tracker gating: main-process trackers run on rank 0 only, the others everywhere",
           [&] { return check_tracker_gating(s); });
     return s.finish();

@@ -1,10 +1,10 @@
 // Checkpoint directories: atomic commit, completion marker, automatic naming, pruning, RNG states.
+#include "accel/checkpoint.hpp"
+
 #include <torch/torch.h>
 #include <unistd.h>
 
 #include <fstream>
-
-#include "accel/checkpoint.hpp"
 // After LibTorch: c10 defines a one-argument CHECK that would replace Catch's.
 #include <catch2/catch.hpp>
 
@@ -13,20 +13,23 @@ namespace ckpt = accel::checkpoint;
 
 namespace {
 fs::path fresh_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("accel_checkpoint_test_" + std::to_string(::getpid())) / name;
+  auto dir =
+      fs::temp_directory_path() / ("accel_checkpoint_test_" + std::to_string(::getpid())) / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
 }
 }  // namespace
 
-TEST_CASE("commit renames a finished temp dir into place with a completion marker", "[checkpoint]") {
+TEST_CASE("commit renames a finished temp dir into place with a completion marker",
+          "[checkpoint]") {
   auto root = fresh_dir("commit");
   auto final_dir = root / "checkpoint_0";
   auto temp = ckpt::temp_dir_for(final_dir);
   CHECK(temp == root / ".checkpoint_0.tmp");
   fs::create_directories(temp);
-  ckpt::write_archive(temp / "value.pt", [](auto& archive) { archive.write("x", torch::arange(3)); });
+  ckpt::write_archive(temp / "value.pt",
+                      [](auto& archive) { archive.write("x", torch::arange(3)); });
   CHECK_FALSE(fs::exists(final_dir));
   ckpt::commit(temp, final_dir, {{"num_processes", 2}});
   CHECK_FALSE(fs::exists(temp));
@@ -41,7 +44,8 @@ TEST_CASE("commit renames a finished temp dir into place with a completion marke
   CHECK_THROWS_AS(ckpt::commit(temp, final_dir, {}), accel::CheckpointError);
 }
 
-TEST_CASE("A directory without the completion marker is refused with a clear message", "[checkpoint]") {
+TEST_CASE("A directory without the completion marker is refused with a clear message",
+          "[checkpoint]") {
   auto dir = fresh_dir("incomplete") / "checkpoint_3";
   fs::create_directories(dir);
   std::ofstream(dir / "model_0.pt") << "half";

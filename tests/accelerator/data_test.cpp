@@ -1,11 +1,12 @@
 // TensorDataset and DataLoader: batching, sharding across simulated ranks, padding bookkeeping,
 // split_batches, drop_last, even_batches, epochs and resume positions.
+#include "accel/data.hpp"
+
 #include <torch/torch.h>
 
 #include <set>
 
 #include "accel/tracking/errors.hpp"
-#include "accel/data.hpp"
 // After LibTorch: c10 defines a one-argument CHECK that would replace Catch's.
 #include <catch2/catch.hpp>
 
@@ -22,7 +23,10 @@ TensorDataset numbered(int64_t n) {
 DataLoader sharded(int64_t n, accel::DataLoaderOptions options, int rank, int world,
                    bool split_batches = false, bool even_batches = true) {
   DataLoader loader(numbered(n), options);
-  loader.shard({.rank = rank, .num_processes = world, .split_batches = split_batches, .even_batches = even_batches});
+  loader.shard({.rank = rank,
+                .num_processes = world,
+                .split_batches = split_batches,
+                .even_batches = even_batches});
   return loader;
 }
 
@@ -49,14 +53,16 @@ TEST_CASE("TensorDataset validates its tensors", "[data]") {
   CHECK(subset.target()[0].item<int64_t>() == 7);
 }
 
-TEST_CASE("A single-process loader yields every sample once, in order, with a short last batch", "[data]") {
+TEST_CASE("A single-process loader yields every sample once, in order, with a short last batch",
+          "[data]") {
   DataLoader loader(numbered(10), {.batch_size = 4});
   CHECK(loader.size() == 3);
   std::vector<int64_t> sizes;
   std::vector<int64_t> ids;
   for (const auto& batch : loader) {
     sizes.push_back(batch.data.size(0));
-    for (int64_t i = 0; i < batch.target.size(0); ++i) ids.push_back(batch.target[i].item<int64_t>());
+    for (int64_t i = 0; i < batch.target.size(0); ++i)
+      ids.push_back(batch.target[i].item<int64_t>());
   }
   CHECK((sizes == std::vector<int64_t>{4, 4, 2}));
   CHECK((ids == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
@@ -73,7 +79,8 @@ TEST_CASE("Shuffling differs per epoch and is identical for every rank", "[data]
   CHECK(std::set<int64_t>(second.begin(), second.end()).size() == 20);
 }
 
-TEST_CASE("Ranks share the data: padded duplicates trail, real rows cover the dataset exactly once", "[data]") {
+TEST_CASE("Ranks share the data: padded duplicates trail, real rows cover the dataset exactly once",
+          "[data]") {
   for (int world : {2, 3}) {
     for (int64_t n : {10, 11, 7}) {
       std::multiset<int64_t> real_ids;
@@ -89,7 +96,8 @@ TEST_CASE("Ranks share the data: padded duplicates trail, real rows cover the da
       INFO("world " << world << " n " << n);
       CHECK(batches.size() == 1);  // every rank has the same number of batches
       CHECK(static_cast<int64_t>(real_ids.size()) == n);
-      CHECK(std::set<int64_t>(real_ids.begin(), real_ids.end()).size() == static_cast<std::size_t>(n));
+      CHECK(std::set<int64_t>(real_ids.begin(), real_ids.end()).size() ==
+            static_cast<std::size_t>(n));
     }
   }
 }
@@ -146,7 +154,7 @@ TEST_CASE("The gradient state sees the last batch of a pass", "[data]") {
 
 TEST_CASE("A saved loader resumes after the last batch it yielded, in the same epoch", "[data]") {
   DataLoader reference(numbered(12), {.batch_size = 2, .shuffle = true, .seed = 9});
-  one_pass(reference);  // epoch 0
+  one_pass(reference);                        // epoch 0
   auto expected = one_pass(reference).first;  // epoch 1
 
   DataLoader loader(numbered(12), {.batch_size = 2, .shuffle = true, .seed = 9});
@@ -154,7 +162,8 @@ TEST_CASE("A saved loader resumes after the last batch it yielded, in the same e
   torch::serialize::OutputArchive out;
   std::vector<int64_t> seen;
   for (const auto& batch : loader) {
-    for (int64_t i = 0; i < batch.target.size(0); ++i) seen.push_back(batch.target[i].item<int64_t>());
+    for (int64_t i = 0; i < batch.target.size(0); ++i)
+      seen.push_back(batch.target[i].item<int64_t>());
     if (seen.size() == 4) {
       loader.save(out);
       break;

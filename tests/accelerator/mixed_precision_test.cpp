@@ -1,9 +1,10 @@
 // GradScaler (skip on inf, back-off, growth, recovery, state round trip) and the autocast guard.
+#include "accel/mixed_precision.hpp"
+
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include "accel/tracking/errors.hpp"
-#include "accel/mixed_precision.hpp"
 // After LibTorch: c10 defines a one-argument CHECK that would replace Catch's.
 #include <catch2/catch.hpp>
 
@@ -17,7 +18,8 @@ struct OneParameter {
 };
 }  // namespace
 
-TEST_CASE("GradScaler scales the loss and unscales the gradients before the step", "[mixed_precision]") {
+TEST_CASE("GradScaler scales the loss and unscales the gradients before the step",
+          "[mixed_precision]") {
   OneParameter p;
   GradScaler scaler({.init_scale = 1024.0}, torch::kCPU);
   auto loss = (p.weight * 2).sum();
@@ -35,8 +37,9 @@ TEST_CASE("GradScaler scales the loss and unscales the gradients before the step
 
 TEST_CASE("GradScaler skips the step on inf, backs off, and recovers", "[mixed_precision]") {
   OneParameter p;
-  GradScaler scaler({.init_scale = 1024.0, .growth_factor = 2.0, .backoff_factor = 0.5, .growth_interval = 2},
-                    torch::kCPU);
+  GradScaler scaler(
+      {.init_scale = 1024.0, .growth_factor = 2.0, .backoff_factor = 0.5, .growth_interval = 2},
+      torch::kCPU);
   // An overflowing step: the gradient holds inf.
   p.weight.mutable_grad() = torch::tensor({1.0f, std::numeric_limits<float>::infinity(), 1.0f});
   const auto before = p.weight.detach().clone();
@@ -45,7 +48,7 @@ TEST_CASE("GradScaler skips the step on inf, backs off, and recovers", "[mixed_p
   CHECK(scaler.last_step_skipped());
   CHECK(scaler.skipped_steps() == 1);
   CHECK(torch::equal(p.weight.detach(), before));  // the weights did not move
-  CHECK(scaler.get_scale() == 512.0);               // backed off
+  CHECK(scaler.get_scale() == 512.0);              // backed off
 
   // Two clean steps: the optimizer steps again and the scale grows after growth_interval = 2.
   for (int i = 0; i < 2; ++i) {
@@ -105,7 +108,8 @@ TEST_CASE("GradScaler options are validated", "[mixed_precision]") {
   CHECK_THROWS_AS(GradScaler({.growth_interval = 0}, torch::kCPU), accel::InvalidValue);
 }
 
-TEST_CASE("bf16 autocast on the CPU runs matmuls in bf16 and restores the previous state", "[mixed_precision]") {
+TEST_CASE("bf16 autocast on the CPU runs matmuls in bf16 and restores the previous state",
+          "[mixed_precision]") {
   auto a = torch::randn({4, 8});
   auto b = torch::randn({8, 2});
   CHECK(torch::mm(a, b).scalar_type() == torch::kFloat32);
@@ -142,7 +146,9 @@ TEST_CASE("mixed_precision values are parsed with clear errors", "[mixed_precisi
   } catch (const accel::InvalidValue& e) {
     CHECK_THAT(e.what(), Catch::Contains("'fp8'") && Catch::Contains("bf16"));
   }
-  CHECK_THROWS_AS(accel::autocast_dtype(accel::MixedPrecision::fp16, c10::DeviceType::CPU), accel::InvalidValue);
-  CHECK(accel::autocast_dtype(accel::MixedPrecision::bf16, c10::DeviceType::CPU) == c10::ScalarType::BFloat16);
+  CHECK_THROWS_AS(accel::autocast_dtype(accel::MixedPrecision::fp16, c10::DeviceType::CPU),
+                  accel::InvalidValue);
+  CHECK(accel::autocast_dtype(accel::MixedPrecision::bf16, c10::DeviceType::CPU) ==
+        c10::ScalarType::BFloat16);
   CHECK_FALSE(accel::autocast_dtype(accel::MixedPrecision::no, c10::DeviceType::CPU).has_value());
 }

@@ -1,8 +1,9 @@
 // LRScheduler / LambdaLR and the Accelerate stepping rules after prepare.
+#include "accel/scheduler.hpp"
+
 #include <torch/torch.h>
 
 #include "accel/tracking/errors.hpp"
-#include "accel/scheduler.hpp"
 // After LibTorch: c10 defines a one-argument CHECK that would replace Catch's.
 #include <catch2/catch.hpp>
 
@@ -39,15 +40,16 @@ TEST_CASE("A prepared scheduler follows the optimizer steps like Accelerate", "[
   accel::LambdaLR schedule(s.sgd, [](int64_t step) { return static_cast<double>(step); });
   auto state = std::make_shared<accel::GradientState>();
   bool skipped = false;
-  schedule.prepare({.gradient_state = state, .optimizer_step_was_skipped = [&] { return skipped; },
+  schedule.prepare({.gradient_state = state,
+                    .optimizer_step_was_skipped = [&] { return skipped; },
                     .num_processes = 3});
   state->sync_gradients = false;  // accumulating: nothing
   schedule.step();
   CHECK(schedule.step_count() == 0);
-  state->sync_gradients = true;   // a real step on 3 processes: three steps of the schedule
+  state->sync_gradients = true;  // a real step on 3 processes: three steps of the schedule
   schedule.step();
   CHECK(schedule.step_count() == 3);
-  skipped = true;                 // the fp16 scaler skipped the optimizer step: nothing
+  skipped = true;  // the fp16 scaler skipped the optimizer step: nothing
   schedule.step();
   CHECK(schedule.step_count() == 3);
   CHECK(schedule.get_last_lr()[0] == 3.0);

@@ -1,6 +1,8 @@
 // accel::NcclGroup on one rank (the first GPU). Prints "SKIPPED: no CUDA device" (ctest: skipped) on a
 // machine without a GPU. Run as a plain process: the bootstrap group is then the single-process MpiGroup.
+// clang-format off: torch_catch.hpp must stay the first include (include sorting would move it)
 #include "torch_catch.hpp"  // first: see the header
+// clang-format on
 #include <torch/torch.h>
 
 #include <iostream>
@@ -24,7 +26,8 @@ TEST_CASE("NcclGroup collectives on one GPU") {
   CHECK(group->device() == cuda);
 
   for (auto type : {torch::kFloat32, torch::kFloat64, torch::kHalf, torch::kBFloat16}) {
-    at::Tensor base = torch::arange(24, torch::TensorOptions().dtype(type).device(cuda)).reshape({4, 6});
+    at::Tensor base =
+        torch::arange(24, torch::TensorOptions().dtype(type).device(cuda)).reshape({4, 6});
     at::Tensor view = base.t();  // non-contiguous
     const at::Tensor before = view.clone();
     group->allreduce(view, accel::ReduceOp::kSum)->wait();
@@ -61,5 +64,7 @@ TEST_CASE("NcclGroup collectives on one GPU") {
 }
 
 #else
-TEST_CASE("NcclGroup collectives on one GPU") { std::cout << "SKIPPED: no CUDA device" << std::endl; }
+TEST_CASE("NcclGroup collectives on one GPU") {
+  std::cout << "SKIPPED: no CUDA device" << std::endl;
+}
 #endif

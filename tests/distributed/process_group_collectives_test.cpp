@@ -1,12 +1,14 @@
 // accel::ProcessGroupCollectives (tracking's Collectives over a ProcessGroup) under mpiexec: sums, maxima
 // and minima of a double buffer agree with the local computation on every rank.
+// clang-format off: torch_catch.hpp must stay the first include (include sorting would move it)
 #include "torch_catch.hpp"  // first: see the header
+// clang-format on
 #include <torch/torch.h>
 
 #include <vector>
 
-#include "accel/process_group_collectives.hpp"
 #include "accel/process_group.hpp"
+#include "accel/process_group_collectives.hpp"
 
 TEST_CASE("sync_dist reductions over the process group", "[mpi]") {
   accel::ProcessGroupCollectives collectives(accel::cpu_process_group());
@@ -16,7 +18,8 @@ TEST_CASE("sync_dist reductions over the process group", "[mpi]") {
 
   // Per rank: {rank, 10 * rank + 0.5, -rank}.
   const auto mine = [&] {
-    return std::vector<double>{static_cast<double>(rank), 10.0 * rank + 0.5, -static_cast<double>(rank)};
+    return std::vector<double>{static_cast<double>(rank), 10.0 * rank + 0.5,
+                               -static_cast<double>(rank)};
   };
   std::vector<double> sums = mine();
   collectives.allreduce_sum(sums);

@@ -1,6 +1,8 @@
 // accel::Reducer under mpiexec (2 and 3 ranks): gradients after a synchronised backward equal those of
 // a single process that sees the union of all ranks' batches.
+// clang-format off: torch_catch.hpp must stay the first include (include sorting would move it)
 #include "torch_catch.hpp"  // first: see the header
+// clang-format on
 #include <torch/torch.h>
 
 #include <string>
@@ -49,7 +51,9 @@ std::pair<at::Tensor, at::Tensor> global_batch(int step, int world) {
   return {x, y};
 }
 
-at::Tensor local_slice(const at::Tensor& t, int rank) { return t.narrow(0, 4 * rank, 4); }
+at::Tensor local_slice(const at::Tensor& t, int rank) {
+  return t.narrow(0, 4 * rank, 4);
+}
 
 // A model on this rank initialised differently from the others (the Reducer must make them equal).
 Net rank_specific_model(int hidden = 16) {
@@ -175,7 +179,8 @@ TEST_CASE("Unused parameters: locally unused ones count as zero, globally unused
     total = total + torch::mse_loss(ref->forward(local_slice(x, r), r == 0), local_slice(y, r));
   }
   (total / world).backward();
-  check_grads_equal(net, ref);  // includes: never.* undefined on every rank, extra.* defined everywhere
+  check_grads_equal(net,
+                    ref);  // includes: never.* undefined on every rank, extra.* defined everywhere
   CHECK_FALSE(net->never->weight.grad().defined());
   CHECK(net->extra->weight.grad().defined());
   check_grads_identical_across_ranks(net);

@@ -1,6 +1,8 @@
 // accel::State under mpiexec ("[mpi]": agrees with the launcher and across ranks) and as a plain process
 // started without any launcher ("[single]": rank 0 of 1, no MPI).
+// clang-format off: torch_catch.hpp must stay the first include (include sorting would move it)
 #include "torch_catch.hpp"  // first: see the header
+// clang-format on
 #include <mpi.h>
 #include <torch/torch.h>
 

@@ -27,7 +27,9 @@ int rank() {
 std::string g_dir;
 volatile std::sig_atomic_t g_stop_signal = 0;
 
-void on_stop(int signal) { g_stop_signal = signal; }
+void on_stop(int signal) {
+  g_stop_signal = signal;
+}
 
 void touch(const std::string& path, const std::string& content) {
   std::ofstream(path) << content << '\n';

@@ -18,11 +18,13 @@ int count(const std::string& text, const std::string& what) {
 
 TEST_CASE("accel-launch test passes every check on 2 and 3 processes", "[launcher]") {
   const int np = GENERATE(2, 3);
-  auto result = run_accel_launch({"test", "--num_processes", std::to_string(np)}, {.timeout_seconds = 600});
+  auto result =
+      run_accel_launch({"test", "--num_processes", std::to_string(np)}, {.timeout_seconds = 600});
   INFO(result.out);
   INFO(result.err);
   REQUIRE(result.exit_status == 0);
-  CHECK(result.out.find("accel sanity check: " + std::to_string(np) + " process(es)") != std::string::npos);
+  CHECK(result.out.find("accel sanity check: " + std::to_string(np) + " process(es)") !=
+        std::string::npos);
   CHECK(count(result.out, "[ok]") == 6);
   CHECK(count(result.out, "FAILED") == 0);
   CHECK(result.out.find("accel-launch test: all checks passed") != std::string::npos);

@@ -15,15 +15,15 @@
 // A checkpoint is written into a hidden sibling "<parent>/.<name>.tmp", every file fsynced, the marker
 // written, then the directory renamed into place and the parent fsynced: a crash leaves either the old
 // state or a complete checkpoint, and a directory without the marker is refused by load_state.
+#include <torch/serialize/archive.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-#include <torch/serialize/archive.h>
 
 #include "accel/tracking/errors.hpp"
 
@@ -76,7 +76,8 @@ void commit(const std::filesystem::path& temp_dir, const std::filesystem::path& 
 nlohmann::json require_complete(const std::filesystem::path& dir);
 
 // checkpoint_<i> directories directly under `root`, sorted by i (temp dirs ignored).
-std::vector<std::pair<int64_t, std::filesystem::path>> automatic_checkpoints(const std::filesystem::path& root);
+std::vector<std::pair<int64_t, std::filesystem::path>> automatic_checkpoints(
+    const std::filesystem::path& root);
 // Deletes the oldest automatic checkpoints so that at most keep remain. Returns what was deleted.
 std::vector<std::filesystem::path> prune(const std::filesystem::path& root, int64_t keep);
 // The index i of a directory named checkpoint_<i>, or nullopt.

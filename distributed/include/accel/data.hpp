@@ -16,13 +16,13 @@
 // The epoch advances by itself when a pass runs to the end (as Accelerate's DataLoaderShard); set_epoch
 // overrides it. Position within the pass is checkpointed, so a loader restored from a checkpoint resumes
 // at the batch after the last one it yielded. Used from the training thread only.
+#include <torch/serialize/archive.h>
+#include <torch/types.h>
+
 #include <cstdint>
 #include <iterator>
 #include <memory>
 #include <optional>
-
-#include <torch/serialize/archive.h>
-#include <torch/types.h>
 
 #include "accel/gradient_state.hpp"
 #include "accel/sampler.hpp"
@@ -50,10 +50,10 @@ class TensorDataset {
 };
 
 struct DataLoaderOptions {
-  int64_t batch_size = 1;   // per process (global when split_batches)
+  int64_t batch_size = 1;  // per process (global when split_batches)
   bool shuffle = false;
   bool drop_last = false;
-  uint64_t seed = 0;        // shuffle order of epoch e is a permutation seeded with seed + e
+  uint64_t seed = 0;  // shuffle order of epoch e is a permutation seeded with seed + e
 };
 
 // How prepare() shards a loader. Defaults: one process, no device placement.
@@ -128,9 +128,9 @@ class DataLoader {
   void load_batch();
   void finish_pass();
   DistributedSampler make_sampler() const;
-  bool trims_padding() const;  // even_batches = false without split_batches/drop_last
-  torch::Tensor epoch_indices() const;       // this process's sample indices of epoch_, padding included
-  int64_t real_rows(int64_t batch) const;    // rows of batch `batch` that are not padding
+  bool trims_padding() const;           // even_batches = false without split_batches/drop_last
+  torch::Tensor epoch_indices() const;  // this process's sample indices of epoch_, padding included
+  int64_t real_rows(int64_t batch) const;  // rows of batch `batch` that are not padding
 
   TensorDataset dataset_;
   DataLoaderOptions options_;

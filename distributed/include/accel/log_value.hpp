@@ -4,14 +4,14 @@
 // Tensors are turned into tracking values at the boundary (accel_tracking has no LibTorch): see
 // Accelerator::log for when that happens. Images and histograms from tensors: accel::image(t) and
 // accel::histogram(t) (these read the tensor back to the host at once).
+#include <torch/types.h>
+
 #include <concepts>
 #include <initializer_list>
 #include <string>
 #include <utility>
 #include <variant>
 #include <vector>
-
-#include <torch/types.h>
 
 #include "accel/tracking/values.hpp"
 
@@ -20,9 +20,10 @@ namespace accel {
 class LogValue {
  public:
   template <class T>
-    requires std::constructible_from<Value, T&&> && (!std::same_as<std::decay_t<T>, torch::Tensor>)
-  LogValue(T&& value) : storage_(Value(std::forward<T>(value))) {}  // NOLINT: implicit on purpose
-  LogValue(torch::Tensor tensor) : storage_(std::move(tensor)) {}   // NOLINT: implicit on purpose
+  requires std::constructible_from<Value, T&&> &&
+      (!std::same_as<std::decay_t<T>, torch::Tensor>)LogValue(T&& value)
+      : storage_(Value(std::forward<T>(value))) {}                 // NOLINT: implicit on purpose
+  LogValue(torch::Tensor tensor) : storage_(std::move(tensor)) {}  // NOLINT: implicit on purpose
 
   bool is_tensor() const { return std::holds_alternative<torch::Tensor>(storage_); }
   const torch::Tensor* tensor() const { return std::get_if<torch::Tensor>(&storage_); }

@@ -10,14 +10,14 @@
 // `_amp_foreach_non_finite_check_and_unscale_` and `_amp_update_scale_`: scale the loss, unscale the
 // gradients once per optimizer step, skip the step when a gradient is inf/NaN, then grow or back off
 // the scale. Used from the training thread only.
+#include <torch/optim/optimizer.h>
+#include <torch/serialize/archive.h>
+#include <torch/types.h>
+
 #include <cstdint>
 #include <optional>
 #include <string_view>
 #include <unordered_map>
-
-#include <torch/optim/optimizer.h>
-#include <torch/serialize/archive.h>
-#include <torch/types.h>
 
 namespace accel {
 
@@ -35,7 +35,8 @@ std::optional<c10::ScalarType> autocast_dtype(MixedPrecision precision, c10::Dev
 // (so `auto amp = acc.autocast();` is valid whatever the configured precision). Not copyable or movable.
 class AutocastGuard {
  public:
-  AutocastGuard(c10::DeviceType device, std::optional<c10::ScalarType> dtype, bool cache_enabled = true);
+  AutocastGuard(c10::DeviceType device, std::optional<c10::ScalarType> dtype,
+                bool cache_enabled = true);
   ~AutocastGuard();
   AutocastGuard(const AutocastGuard&) = delete;
   AutocastGuard& operator=(const AutocastGuard&) = delete;
@@ -74,7 +75,7 @@ class GradScaler {
   // Backs the scale off after an inf/NaN step, or grows it after growth_interval clean steps.
   void update();
 
-  double get_scale() const;                    // reads the scale back (device sync on CUDA)
+  double get_scale() const;  // reads the scale back (device sync on CUDA)
   bool last_step_skipped() const { return last_step_skipped_; }
   int64_t skipped_steps() const { return skipped_steps_; }
 

@@ -5,9 +5,9 @@
 // through the GradScaler (unscale, skip on inf/NaN, update the scale) and step_was_skipped() says so.
 // The wrapped optimizer stays owned by the caller and must outlive the Accelerator.
 // Used from the training thread only.
-#include <memory>
-
 #include <torch/optim/optimizer.h>
+
+#include <memory>
 
 #include "accel/gradient_state.hpp"
 #include "accel/mixed_precision.hpp"

@@ -49,8 +49,8 @@ namespace accel {
 struct ReducerOptions {
   std::size_t first_bucket_bytes = std::size_t{1} << 20;  // first bucket (1 MiB): starts comm early
   std::size_t bucket_bytes = std::size_t{25} << 20;       // later buckets (25 MiB)
-  bool find_unused_parameters = false;                     // allow parameters without a gradient
-  bool broadcast_initial_state = true;                     // broadcast params + buffers from rank 0
+  bool find_unused_parameters = false;                    // allow parameters without a gradient
+  bool broadcast_initial_state = true;                    // broadcast params + buffers from rank 0
 };
 
 class Reducer {
@@ -64,7 +64,8 @@ class Reducer {
   // module.named_buffers(). Collective over group. Throws accel::InvalidValue for bad options
   // (zero bucket sizes) or parameters not on group->device(); accel::DistributedError for a model that
   // differs across ranks.
-  Reducer(torch::nn::Module& module, std::shared_ptr<ProcessGroup> group, ReducerOptions options = {});
+  Reducer(torch::nn::Module& module, std::shared_ptr<ProcessGroup> group,
+          ReducerOptions options = {});
   // The same from explicit lists (for models that are not a torch::nn::Module).
   Reducer(std::vector<NamedTensor> parameters, std::vector<NamedTensor> buffers,
           std::shared_ptr<ProcessGroup> group, ReducerOptions options = {});

@@ -8,14 +8,14 @@
 // step, and otherwise advances once per process (num_processes times) unless split_batches is set —
 // so a schedule written for the single-process number of steps ends at the same point.
 // Used from the training thread only.
+#include <torch/optim/optimizer.h>
+#include <torch/serialize/archive.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
-
-#include <torch/optim/optimizer.h>
-#include <torch/serialize/archive.h>
 
 #include "accel/gradient_state.hpp"
 
@@ -75,6 +75,7 @@ class LambdaLR final : public LRScheduler {
 
 // Linear warm-up from 0 over warmup_steps, then linear decay to 0 at total_steps (transformers'
 // get_linear_schedule_with_warmup). Throws accel::InvalidValue unless 0 <= warmup_steps <= total_steps.
-std::function<double(int64_t)> linear_schedule_with_warmup(int64_t warmup_steps, int64_t total_steps);
+std::function<double(int64_t)> linear_schedule_with_warmup(int64_t warmup_steps,
+                                                           int64_t total_steps);
 
 }  // namespace accel

@@ -67,14 +67,15 @@ int main(int argc, char** argv) {
       MPI_Barrier(MPI_COMM_WORLD);
       start = MPI_Wtime();
       for (int i = 0; i < iterations; ++i) {
-        MPI_Allreduce(MPI_IN_PLACE, b.data_ptr<float>(), static_cast<int>(count), MPI_FLOAT, MPI_SUM,
-                      raw_comm);
+        MPI_Allreduce(MPI_IN_PLACE, b.data_ptr<float>(), static_cast<int>(count), MPI_FLOAT,
+                      MPI_SUM, raw_comm);
       }
       mpi_times.push_back(max_over_ranks(MPI_Wtime() - start) / iterations);
     }
     if (state.is_main_process()) {
-      std::printf("{\"bytes\": %lld, \"iterations\": %d, \"accel_seconds\": %.9g, \"mpi_seconds\": %.9g}\n",
-                  static_cast<long long>(bytes), iterations, median(accel_times), median(mpi_times));
+      std::printf(
+          "{\"bytes\": %lld, \"iterations\": %d, \"accel_seconds\": %.9g, \"mpi_seconds\": %.9g}\n",
+          static_cast<long long>(bytes), iterations, median(accel_times), median(mpi_times));
       std::fflush(stdout);
     }
   }

@@ -99,7 +99,8 @@ int main(int argc, char** argv) {
   std::sort(times.begin(), times.end());
   if (state.is_main_process()) {
     std::printf("{\"mode\": \"%s\", \"parameters\": %lld, \"steps\": %d, \"step_seconds\": %.6f}\n",
-                mode.c_str(), static_cast<long long>(parameter_count), steps, times[times.size() / 2]);
+                mode.c_str(), static_cast<long long>(parameter_count), steps,
+                times[times.size() / 2]);
     std::fflush(stdout);
   }
   return 0;

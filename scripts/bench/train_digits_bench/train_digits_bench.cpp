@@ -1,15 +1,14 @@
 // The digits training step, timed: `--mode accel` runs it through accel::Accelerator (launch with
 // mpirun -np N for N processes), `--mode raw` as a plain single-process LibTorch loop with the same
 // model, optimizer, batch size and data. Rank 0 prints one JSON line with the timings.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <CLI/CLI.hpp>
 #include <accel/accelerator.hpp>
-
 #include <chrono>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "digits.hpp"
 
@@ -51,8 +50,11 @@ nlohmann::json run_accel(const Settings& s) {
   }
   acc.wait_for_everyone();
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  return {{"mode", "accel"}, {"processes", acc.num_processes()}, {"steps", s.steps},
-          {"seconds", seconds}, {"steps_per_s", static_cast<double>(s.steps) / seconds},
+  return {{"mode", "accel"},
+          {"processes", acc.num_processes()},
+          {"steps", s.steps},
+          {"seconds", seconds},
+          {"steps_per_s", static_cast<double>(s.steps) / seconds},
           {"step_us", seconds * 1e6 / static_cast<double>(s.steps)}};
 }
 
@@ -79,7 +81,10 @@ nlohmann::json run_raw(const Settings& s) {
     }
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  return {{"mode", "raw"}, {"processes", 1}, {"steps", s.steps}, {"seconds", seconds},
+  return {{"mode", "raw"},
+          {"processes", 1},
+          {"steps", s.steps},
+          {"seconds", seconds},
           {"steps_per_s", static_cast<double>(s.steps) / seconds},
           {"step_us", seconds * 1e6 / static_cast<double>(s.steps)}};
 }
@@ -93,8 +98,10 @@ int main(int argc, char** argv) {
   app.add_option("--data", s.data, "digits.bin written by export_digits.py")->required();
   app.add_option("--steps", s.steps, "Timed steps")->check(CLI::PositiveNumber);
   app.add_option("--warmup", s.warmup, "Untimed steps first");
-  app.add_option("--batch_size", s.batch_size, "Batch size per process")->check(CLI::PositiveNumber);
-  app.add_option("--threads", s.threads, "torch intra-op threads per process")->check(CLI::PositiveNumber);
+  app.add_option("--batch_size", s.batch_size, "Batch size per process")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--threads", s.threads, "torch intra-op threads per process")
+      ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
   torch::set_num_threads(s.threads);
   const auto result = s.mode == "raw" ? run_raw(s) : run_accel(s);

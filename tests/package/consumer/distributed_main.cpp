@@ -1,7 +1,7 @@
 // A program outside the accel tree that links the installed accel::distributed package (LibTorch + MPI).
-#include <accel/state.hpp>
 #include <torch/torch.h>
 
+#include <accel/state.hpp>
 #include <iostream>
 
 int main() {
