@@ -142,7 +142,9 @@ HttpResponse HttpClient::send(std::string_view method, const std::string& url,
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip for large bodies
   headers = curl_slist_append(headers, "Accept: application/json");
-  std::string content_type_header = fmt::format("Content-Type: {}", content_type);
+  // An empty content type sends none ("Content-Type:" disables curl's default).
+  std::string content_type_header =
+      content_type.empty() ? "Content-Type:" : fmt::format("Content-Type: {}", content_type);
   std::string authorization_header;
   if (!authorization_.empty()) {
     authorization_header = "Authorization: " + authorization_;

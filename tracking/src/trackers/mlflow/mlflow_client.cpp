@@ -12,6 +12,7 @@
 
 #include "common/utf8.hpp"
 #include "net/http_client.hpp"
+#include "net/request_retry.hpp"
 #include "trackers/mlflow/mlflow_keys.hpp"
 #include "trackers/mlflow/mlflow_log_batch.hpp"
 #include "trackers/mlflow/mlflow_params.hpp"
@@ -169,53 +170,47 @@ class HttpLease {
 nlohmann::json MlflowClient::send_with_retries(std::string_view method, const std::string& url,
                                                std::string_view body, std::string_view content_type,
                                                std::string_view what) {
-  std::string last_problem;
-  for (int attempt = 1;; ++attempt) {
-    std::optional<std::chrono::milliseconds> retry_after;
-    std::chrono::milliseconds wait{0};
-    {
-      HttpLease http(acquire_http(), [this](HttpClient* c) { release_http(c); });
-      try {
-        ++requests_sent_;
-        HttpResponse response = (*http).send(method, url, body, content_type);
-        if (response.status >= 200 && response.status < 300) {
-          if (response.body.empty()) return nlohmann::json::object();
-          auto parsed = nlohmann::json::parse(response.body, nullptr, false);
-          return parsed.is_discarded() ? nlohmann::json::object() : parsed;
-        }
-        auto [error_code, message] = parse_error(response.body);
-        if (response.status == 401 || response.status == 403) {
-          throw TrackerError(
-              fmt::format("MLflow server {} rejected the credentials for {} (HTTP {}{}): {}",
-                          config_.tracking_uri, what, response.status,
-                          message.empty() ? "" : ", " + message, credentials_hint()));
-        }
-        if (!RetryPolicy::is_transient_status(response.status)) {
-          throw MlflowRequestError(
-              fmt::format("MLflow server {} rejected {} (HTTP {}{}): {}", config_.tracking_uri,
-                          what, response.status, error_code.empty() ? "" : " " + error_code,
-                          message.empty() ? "(no message)" : message),
-              response.status, error_code, message);
-        }
-        last_problem = fmt::format("HTTP {}{}", response.status,
-                                   message.empty() ? "" : ": " + message.substr(0, 200));
-        retry_after = response.retry_after;
-      } catch (const HttpTransportError& e) {
-        if (!e.transient()) {
-          throw TrackerError(
-              fmt::format("cannot reach the MLflow server for {}: {}", what, e.what()));
-        }
-        last_problem = e.what();
-      }
-      if (attempt >= config_.retry.max_attempts) break;
-      std::lock_guard lock(http_mutex_);
-      wait = config_.retry.backoff(attempt, retry_after, random_);
-    }
-    std::this_thread::sleep_for(wait);
+  detail::RetriedRequest request;
+  request.attempt = [&] {
+    HttpLease http(acquire_http(), [this](HttpClient* c) { release_http(c); });
+    ++requests_sent_;
+    return (*http).send(method, url, body, content_type);
+  };
+  request.transient_status = RetryPolicy::is_transient_status;
+  request.wait_before_retry = [this](int retry, std::optional<std::chrono::milliseconds> after) {
+    std::lock_guard lock(http_mutex_);
+    return config_.retry.backoff(retry, after, random_);
+  };
+  request.max_attempts = config_.retry.max_attempts;
+
+  detail::RetryOutcome outcome;
+  try {
+    outcome = detail::send_with_retries(request);
+  } catch (const HttpTransportError& e) {
+    throw TrackerError(fmt::format("cannot reach the MLflow server for {}: {}", what, e.what()));
   }
-  throw TrackerUnavailable(fmt::format("MLflow server {} did not accept {} after {} attempt{}: {}",
-                                       config_.tracking_uri, what, config_.retry.max_attempts,
-                                       config_.retry.max_attempts == 1 ? "" : "s", last_problem));
+  if (!outcome.response) {
+    throw TrackerUnavailable(fmt::format(
+        "MLflow server {} did not accept {} after {} attempt{}: {}", config_.tracking_uri, what,
+        outcome.attempts, outcome.attempts == 1 ? "" : "s", outcome.last_problem));
+  }
+  const HttpResponse& response = *outcome.response;
+  if (response.status >= 200 && response.status < 300) {
+    if (response.body.empty()) return nlohmann::json::object();
+    auto parsed = nlohmann::json::parse(response.body, nullptr, false);
+    return parsed.is_discarded() ? nlohmann::json::object() : parsed;
+  }
+  auto [error_code, message] = parse_error(response.body);
+  if (response.status == 401 || response.status == 403) {
+    throw TrackerError(fmt::format(
+        "MLflow server {} rejected the credentials for {} (HTTP {}{}): {}", config_.tracking_uri,
+        what, response.status, message.empty() ? "" : ", " + message, credentials_hint()));
+  }
+  throw MlflowRequestError(
+      fmt::format("MLflow server {} rejected {} (HTTP {}{}): {}", config_.tracking_uri, what,
+                  response.status, error_code.empty() ? "" : " " + error_code,
+                  message.empty() ? "(no message)" : message),
+      response.status, error_code, message);
 }
 
 nlohmann::json MlflowClient::call(std::string_view method, std::string_view endpoint,

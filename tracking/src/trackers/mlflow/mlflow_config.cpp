@@ -8,6 +8,7 @@
 
 #include "accel/tracking/errors.hpp"
 #include "common/init_kwargs.hpp"
+#include "net/basic_authorization.hpp"
 #include "trackers/mlflow/mlflow_keys.hpp"
 
 namespace accel {
@@ -32,35 +33,6 @@ std::string lower(std::string_view text) {
   std::string out(text);
   std::transform(out.begin(), out.end(), out.begin(),
                  [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
-
-std::string base64(std::string_view input) {
-  static constexpr char table[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((input.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < input.size(); i += 3) {
-    const uint32_t n = (uint32_t(uint8_t(input[i])) << 16) |
-                       (uint32_t(uint8_t(input[i + 1])) << 8) | uint8_t(input[i + 2]);
-    out += table[(n >> 18) & 63];
-    out += table[(n >> 12) & 63];
-    out += table[(n >> 6) & 63];
-    out += table[n & 63];
-  }
-  if (i + 1 == input.size()) {
-    const uint32_t n = uint32_t(uint8_t(input[i])) << 16;
-    out += table[(n >> 18) & 63];
-    out += table[(n >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == input.size()) {
-    const uint32_t n = (uint32_t(uint8_t(input[i])) << 16) | (uint32_t(uint8_t(input[i + 1])) << 8);
-    out += table[(n >> 18) & 63];
-    out += table[(n >> 12) & 63];
-    out += table[(n >> 6) & 63];
-    out += '=';
-  }
   return out;
 }
 
@@ -323,7 +295,8 @@ MlflowConfig MlflowConfig::resolve(const TrackerInit& init) {
 }
 
 std::string MlflowConfig::authorization() const {
-  if (!username.empty() && !password.empty()) return "Basic " + base64(username + ":" + password);
+  if (!username.empty() && !password.empty())
+    return detail::basic_authorization(username, password);
   if (!token.empty()) return "Bearer " + token;
   return {};
 }
