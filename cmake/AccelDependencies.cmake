@@ -1,4 +1,4 @@
-# Libraries accel uses (CURL and Protobuf only for the trackers that need them). Each failure says what to install.
+# Libraries accel uses (CURL, Protobuf, zlib and OpenSSL only for the trackers that need them). Each failure says what to install.
 # scripts/setup.sh installs all of them on Debian 12.
 macro(accel_require_package pkg debian_pkg)
   find_package(${pkg} ${ARGN} QUIET)
@@ -17,11 +17,15 @@ accel_require_package(PNG libpng-dev)
 accel_require_package(yaml-cpp libyaml-cpp-dev)
 accel_require_package(CLI11 libcli11-dev)
 accel_require_package(fmt libfmt-dev)
-if(ACCEL_TRACKER_TENSORBOARD)
+if(ACCEL_TRACKER_TENSORBOARD OR ACCEL_TRACKER_WANDB)
   accel_require_package(Protobuf "libprotobuf-dev protobuf-compiler")
   if(NOT Protobuf_PROTOC_EXECUTABLE)
     message(FATAL_ERROR "accel: protoc was not found. Install it with: apt-get install protobuf-compiler")
   endif()
+endif()
+if(ACCEL_TRACKER_WANDB)
+  accel_require_package(ZLIB zlib1g-dev)
+  accel_require_package(OpenSSL libssl-dev)
 endif()
 find_package(MPI COMPONENTS C)
 if(NOT MPI_C_FOUND)

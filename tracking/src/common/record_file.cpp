@@ -197,6 +197,13 @@ void RecordFile::write_buffered() {
   throw TrackerUnavailable(message);
 }
 
+void RecordFile::sync() {
+  if (fd_ >= 0 && ::fsync(fd_) != 0) {
+    throw TrackerError(
+        fmt::format("{}: cannot fsync '{}': {}", tracker_, path_.string(), os_reason(errno)));
+  }
+}
+
 std::string RecordFile::read(uint64_t offset, std::size_t count) const {
   std::string out(count, '\0');
   std::size_t done = 0;

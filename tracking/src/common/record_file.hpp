@@ -77,6 +77,9 @@ class RecordFile {
 
   bool has_buffered() const { return !buffer_.empty(); }
   std::size_t buffered_bytes() const { return buffer_.size(); }
+  // fsync(2): what the OS has accepted reaches the disk. Throws accel::TrackerError naming the path.
+  void sync();
+
   // True after a write failed, until write_buffered() succeeds.
   bool write_failed() const { return write_failed_; }
   // The number of the oldest buffered record that belongs to a call; 0 when there is none.

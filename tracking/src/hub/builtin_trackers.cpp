@@ -13,6 +13,9 @@
 #if ACCEL_TRACKER_MLFLOW
 #include "accel/tracking/trackers/mlflow/mlflow_tracker.hpp"
 #endif
+#if ACCEL_TRACKER_WANDB
+#include "accel/tracking/trackers/wandb/wandb_tracker.hpp"
+#endif
 
 namespace accel::detail {
 
@@ -29,6 +32,9 @@ std::vector<TrackerRegistration> builtin_trackers() {
 #endif
 #if ACCEL_TRACKER_MLFLOW
         MlflowTracker::registration(),
+#endif
+#if ACCEL_TRACKER_WANDB
+        WandbTracker::registration(),
 #endif
   };
 }

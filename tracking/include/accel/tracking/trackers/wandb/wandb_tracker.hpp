@@ -1,0 +1,107 @@
+#pragma once
+// accel::WandbTracker ("wandb"): logs to Weights & Biases natively (no Python at run time), in the
+// formats of wandb 0.31.0 (see docs/wandb.md and shared/research/wandb-formats.md).
+//
+// Modes, chosen as the wandb SDK chooses them (init_kwargs["wandb"]["mode"], else WANDB_MODE, else
+// "online" when an API key is configured):
+//   offline   <dir>/wandb/offline-run-<YYYYmmdd_HHMMSS>-<id>/run-<id>.wandb (the transaction log:
+//             run, config, history, summary, files, exit records), files/media/... and the
+//             wandb/latest-run link; `wandb sync <run dir>` uploads it later. <dir> is
+//             init_kwargs "dir", else WANDB_DIR, else the logging directory, else the current
+//             directory. Every call's records reach the file (write(2)) before the call returns, so
+//             a killed process leaves a file that wandb reads up to its last record.
+//   disabled  a no-op, like the SDK's mode="disabled": nothing is written.
+//   online    not built yet: the constructor (so init_trackers) throws accel::InvalidValue saying
+//             so and to set WANDB_MODE=offline.
+// The API key is never read, only whether one exists; it is never written anywhere.
+//
+// Values: int/float → number; string → string; ScalarGroup → nested keys ("loss" → {"train":…,
+// "val":…}, shown as loss.train, loss.val); Image → PNG under files/media/images/ + an image-file
+// value; Histogram → W&B's 64-bin histogram; Table → files/media/table/*.table.json + a
+// table-file value. Config: the init_trackers config, nesting kept, secrets redacted
+// (without_secrets). Summary: the last value of every key (summary records). finish(status)
+// writes the exit record: finished → 0, failed → 1, killed → 143 (128 + SIGTERM).
+//
+// Steps (init_kwargs "step_mode"): "step_metric" (default, Lightning's WandbLogger) makes every
+// log() call one W&B row and logs the step as the metric "trainer/global_step" (init_kwargs
+// "step_metric"), the x-axis of every other metric — nothing is dropped, whatever the steps do.
+// "pass_through" (Accelerate's WandBTracker) hands the step to W&B as its own step: a call with a
+// smaller step than the current one is dropped with W&B's warning, once per key.
+//
+// init_kwargs: {"mode", "dir", "id", "name", "notes", "tags", "group", "job_type", "entity",
+// "step_mode", "step_metric"}; unknown keys are rejected (accel::InvalidValue).
+//
+// Errors: the constructor throws accel::InvalidValue for a bad option or an unbuilt mode and
+// accel::TrackerError when the run directory cannot be created; a write the disk refuses throws
+// accel::TrackerUnavailable (the file keeps every whole record before it; the hub keeps the call).
+// log() writes the valid entries of a call, then throws accel::InvalidValue naming the bad ones.
+//
+// Delivery (see GeneralTracker): in step_metric mode every call is in the file when it returns
+// (holds_records() false). In pass_through mode a row waits until a call with a larger step (or
+// finish) writes it: holds_records() is true and acknowledged() counts the calls whose values are
+// in the file. resume_info() is null (resuming a W&B run is not built yet).
+// Thread-safety: as GeneralTracker (one worker thread); run_id(), run_dir(), mode() and tracker()
+// may be called from any thread (fixed at construction).
+#include <any>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "accel/tracking/general_tracker.hpp"
+#include "accel/tracking/registry.hpp"
+
+namespace accel {
+
+namespace wandb {
+class TransactionLog;
+class RunWriter;
+class MediaFiles;
+struct Settings;
+}  // namespace wandb
+
+class WandbTracker final : public GeneralTracker {
+ public:
+  // Chooses the mode and, offline, creates the run directory. Throws as described above.
+  explicit WandbTracker(TrackerInit init);
+  ~WandbTracker() override;
+  static TrackerRegistration registration();
+
+  std::string name() const override { return "wandb"; }
+  bool requires_logging_directory() const override { return false; }
+  void start() override;
+  void store_init_configuration(const nlohmann::json& config) override;
+  void log(const Values& values, std::optional<int64_t> step) override;
+  void flush() override;
+  void finish(RunStatus status) override;
+  bool holds_records() const override;
+  // This tracker (WandbTracker*): run_id(), run_dir(), mode().
+  std::any tracker() override { return this; }
+
+  // "offline" or "disabled".
+  std::string mode() const;
+  // The run's id (8 characters [a-z0-9] unless init_kwargs "id" / WANDB_RUN_ID gave one); empty
+  // when disabled.
+  const std::string& run_id() const { return run_id_; }
+  // The offline run directory (…/wandb/offline-run-<ts>-<id>); empty when disabled.
+  const std::filesystem::path& run_dir() const { return run_dir_; }
+  // The transaction log, run_dir()/run-<id>.wandb; empty when disabled.
+  const std::filesystem::path& log_file() const { return log_file_; }
+
+ private:
+  bool enabled() const { return writer_ != nullptr || !run_dir_.empty(); }
+  void accepted();
+
+  TrackerInit init_;
+  std::unique_ptr<wandb::Settings> settings_;
+  std::string run_id_;
+  std::filesystem::path run_dir_;
+  std::filesystem::path log_file_;
+  std::chrono::system_clock::time_point start_{};
+  std::unique_ptr<wandb::TransactionLog> log_;
+  std::unique_ptr<wandb::RunWriter> writer_;
+  std::unique_ptr<wandb::MediaFiles> media_;
+  uint64_t calls_ = 0;  // accepted calls (see GeneralTracker::acknowledge)
+  bool finished_ = false;
+};
+
+}  // namespace accel

@@ -1,0 +1,232 @@
+#include "trackers/wandb/wandb_settings.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+#include "accel/tracking/errors.hpp"
+#include "common/init_kwargs.hpp"
+
+namespace accel::wandb {
+namespace {
+
+constexpr std::array<const char*, 11> kKnownOptions = {
+    "mode",  "dir",      "id",     "name",      "notes",      "tags",
+    "group", "job_type", "entity", "step_mode", "step_metric"};
+
+constexpr const char* kOnlineNotBuilt =
+    "wandb: online mode is not built yet in accel (mode \"{}\" came from {}); set "
+    "WANDB_MODE=offline (or init_kwargs={{\"wandb\": {{\"mode\": \"offline\"}}}}) to write an "
+    "offline run under <dir>/wandb/ that `wandb sync` uploads later, or WANDB_MODE=disabled";
+
+std::optional<std::string> env(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') return std::nullopt;
+  return std::string(value);
+}
+
+std::string lower(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+bool truthy(const std::string& text) {
+  const std::string t = lower(text);
+  return t == "true" || t == "1" || t == "yes" || t == "on";
+}
+
+// The host of WANDB_BASE_URL (default https://api.wandb.ai), as netrc names machines.
+std::string base_url_host() {
+  std::string url = env("WANDB_BASE_URL").value_or("https://api.wandb.ai");
+  if (auto scheme = url.find("://"); scheme != std::string::npos) url.erase(0, scheme + 3);
+  url = url.substr(0, url.find_first_of("/?#"));
+  if (auto at = url.rfind('@'); at != std::string::npos) url.erase(0, at + 1);
+  return url.substr(0, url.find(':'));
+}
+
+// True when the netrc file has a non-empty password for machine `host`. The password is only
+// tested for presence, never kept.
+bool netrc_has_password(const std::filesystem::path& netrc, const std::string& host) {
+  std::ifstream in(netrc);
+  if (!in) return false;
+  std::vector<std::string> tokens{std::istream_iterator<std::string>(in),
+                                  std::istream_iterator<std::string>()};
+  bool in_machine = false;
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] == "machine" && i + 1 < tokens.size()) {
+      in_machine = tokens[++i] == host;
+    } else if (tokens[i] == "default") {
+      in_machine = false;
+    } else if (in_machine && tokens[i] == "password" && i + 1 < tokens.size()) {
+      return !tokens[i + 1].empty();
+    }
+  }
+  return false;
+}
+
+struct ChosenMode {
+  std::string text;    // as given ("offline", "dryrun", ...), empty when nothing chose one
+  std::string source;  // where it came from, for messages
+};
+
+ChosenMode choose_mode(const nlohmann::json& kwargs) {
+  if (auto it = kwargs.find("mode"); it != kwargs.end() && !it->is_null()) {
+    if (!it->is_string()) {
+      throw InvalidValue(fmt::format(
+          "init_kwargs[\"wandb\"][\"mode\"] = {} must be a string: \"offline\", \"disabled\" or "
+          "\"online\"",
+          it->dump()));
+    }
+    return {it->get<std::string>(), "init_kwargs[\"wandb\"][\"mode\"]"};
+  }
+  if (auto mode = env("WANDB_MODE")) return {*mode, "WANDB_MODE"};
+  if (auto disabled = env("WANDB_DISABLED"); disabled && truthy(*disabled)) {
+    return {"disabled", "WANDB_DISABLED"};
+  }
+  if (api_key_found()) return {"online", "the W&B API key found in the environment or netrc"};
+  return {};
+}
+
+// The mode, or the reason it cannot run here.
+Mode parse_mode(const ChosenMode& chosen) {
+  const std::string mode = lower(chosen.text);
+  if (mode == "offline" || mode == "dryrun") return Mode::offline;
+  if (mode == "disabled") return Mode::disabled;
+  if (mode.empty()) {
+    throw InvalidValue(
+        "wandb: no mode was chosen and no W&B API key was found (WANDB_API_KEY, or ~/.netrc); set "
+        "WANDB_MODE=offline to write an offline run that `wandb sync` uploads later, or "
+        "WANDB_MODE=disabled");
+  }
+  if (mode == "online" || mode == "run" || mode == "shared") {
+    throw InvalidValue(fmt::format(fmt::runtime(kOnlineNotBuilt), chosen.text, chosen.source));
+  }
+  throw InvalidValue(fmt::format(
+      "wandb: mode \"{}\" (from {}) is not a W&B mode; use \"offline\", \"disabled\" or "
+      "\"online\"",
+      chosen.text, chosen.source));
+}
+
+// kwargs[name] as a string, else the environment variable, else "".
+std::string text_option(const nlohmann::json& kwargs, const char* name, const char* variable) {
+  auto value = detail::non_empty_string_option(kwargs, name, [&](const nlohmann::json& v) {
+    return fmt::format("init_kwargs[\"wandb\"][\"{}\"] = {} must be a string", name, v.dump());
+  });
+  if (value) return *value;
+  return variable ? env(variable).value_or("") : "";
+}
+
+std::vector<std::string> tags_option(const nlohmann::json& kwargs) {
+  std::vector<std::string> tags;
+  if (auto it = kwargs.find("tags"); it != kwargs.end() && !it->is_null()) {
+    const bool strings = it->is_array() && std::all_of(it->begin(), it->end(),
+                                                       [](const auto& t) { return t.is_string(); });
+    if (!strings) {
+      throw InvalidValue(fmt::format(
+          "init_kwargs[\"wandb\"][\"tags\"] = {} must be a list of strings", it->dump()));
+    }
+    for (const auto& tag : *it) tags.push_back(tag.get<std::string>());
+    return tags;
+  }
+  std::stringstream list(env("WANDB_TAGS").value_or(""));
+  for (std::string tag; std::getline(list, tag, ',');) {
+    if (!tag.empty()) tags.push_back(tag);
+  }
+  return tags;
+}
+
+// W&B run ids name directories and URLs: letters, digits, '-' and '_' keep both safe.
+std::optional<std::string> run_id_option(const nlohmann::json& kwargs) {
+  std::string id = text_option(kwargs, "id", "WANDB_RUN_ID");
+  if (id.empty()) return std::nullopt;
+  const bool safe = id.size() <= 128 && std::all_of(id.begin(), id.end(), [](unsigned char c) {
+                      return std::isalnum(c) || c == '-' || c == '_';
+                    });
+  if (!safe) {
+    throw InvalidValue(fmt::format(
+        "wandb: run id \"{}\" may only hold letters, digits, '-' and '_' (at most 128); leave it "
+        "out to get a new 8-character id",
+        id));
+  }
+  return id;
+}
+
+StepMode step_mode_option(const nlohmann::json& kwargs) {
+  const std::string mode = text_option(kwargs, "step_mode", nullptr);
+  if (mode.empty() || mode == "step_metric") return StepMode::step_metric;
+  if (mode == "pass_through") return StepMode::pass_through;
+  throw InvalidValue(fmt::format(
+      "init_kwargs[\"wandb\"][\"step_mode\"] = \"{}\" is not known; use \"step_metric\" (the "
+      "default: the step is a metric, nothing is dropped) or \"pass_through\" (Accelerate's "
+      "behaviour: the step is W&B's step, smaller steps are dropped)",
+      mode));
+}
+
+}  // namespace
+
+bool api_key_found() {
+  if (env("WANDB_API_KEY")) return true;
+  std::filesystem::path netrc;
+  if (auto given = env("NETRC")) {
+    netrc = *given;
+  } else if (auto home = env("HOME")) {
+    netrc = std::filesystem::path(*home) / ".netrc";
+  } else {
+    return false;
+  }
+  return netrc_has_password(netrc, base_url_host());
+}
+
+Settings resolve_settings(const TrackerInit& init) {
+  const nlohmann::json& kwargs = init.init_kwargs;
+  if (!kwargs.is_null() && !kwargs.is_object()) {
+    throw InvalidValue(
+        fmt::format("init_kwargs[\"wandb\"] must be an object, got {}", kwargs.dump()));
+  }
+  const nlohmann::json options = kwargs.is_object() ? kwargs : nlohmann::json::object();
+  if (auto unknown = detail::first_unknown_option(options, kKnownOptions)) {
+    throw InvalidValue(fmt::format(
+        "init_kwargs[\"wandb\"][\"{}\"] is not supported; known options: {} (resume and "
+        "log_model are not built yet)",
+        *unknown, detail::option_list(kKnownOptions)));
+  }
+  Settings settings;
+  settings.mode = parse_mode(choose_mode(options));
+  std::string dir = text_option(options, "dir", "WANDB_DIR");
+  if (!dir.empty()) {
+    settings.directory = dir;
+  } else if (!init.logging_dir.empty()) {
+    settings.directory = init.logging_dir;
+  } else {
+    settings.directory = std::filesystem::current_path();
+  }
+  settings.run_id = run_id_option(options);
+  settings.name = text_option(options, "name", "WANDB_NAME");
+  settings.notes = text_option(options, "notes", "WANDB_NOTES");
+  settings.group = text_option(options, "group", "WANDB_RUN_GROUP");
+  settings.job_type = text_option(options, "job_type", "WANDB_JOB_TYPE");
+  settings.entity = text_option(options, "entity", "WANDB_ENTITY");
+  settings.tags = tags_option(options);
+  settings.step_mode = step_mode_option(options);
+  const std::string metric = text_option(options, "step_metric", nullptr);
+  if (!metric.empty()) settings.step_metric = metric;
+  return settings;
+}
+
+std::optional<std::string> unavailable_reason() {
+  try {
+    (void)parse_mode(choose_mode(nlohmann::json::object()));
+    return std::nullopt;
+  } catch (const InvalidValue& e) {
+    return std::string(e.what());
+  }
+}
+
+}  // namespace accel::wandb

@@ -1,0 +1,58 @@
+#pragma once
+// accel::wandb::Settings: how a W&B run is set up, chosen as the wandb SDK chooses it — from
+// init_kwargs["wandb"] (what Accelerate passes to wandb.init), else the WANDB_* environment
+// variables, else defaults. Only whether an API key exists is looked at, never the key itself
+// (it is not read into memory, so it cannot leak into a file, message or journal).
+//
+//   mode       init_kwargs "mode", else WANDB_MODE, else "disabled" when WANDB_DISABLED is true,
+//              else "online" when an API key is found (WANDB_API_KEY, or a password for the host
+//              of WANDB_BASE_URL — default api.wandb.ai — in $NETRC or ~/.netrc). "dryrun" means
+//              offline and "run" online, as in the SDK.
+//   directory  init_kwargs "dir", else WANDB_DIR, else the logging directory, else the current
+//              directory: the run goes under <directory>/wandb/.
+//   id, name, notes, tags, group, job_type, entity: init_kwargs, else WANDB_RUN_ID, WANDB_NAME,
+//              WANDB_NOTES, WANDB_TAGS (comma-separated), WANDB_RUN_GROUP, WANDB_JOB_TYPE,
+//              WANDB_ENTITY.
+//   step_mode  "step_metric" (default, Lightning's WandbLogger): every log call is one W&B row
+//              (_step counts rows) and the step given to log() is the value of `step_metric`
+//              (default "trainer/global_step"), which every other metric uses as its x-axis
+//              (define_metric("*", step_metric=..., step_sync=True)). Nothing is ever dropped.
+//              "pass_through" (Accelerate's WandBTracker): the step is wandb.log's step=, with
+//              W&B's rules — rows logged with a smaller step than the current one are dropped with
+//              W&B's warning (once per key).
+// Thread-safety: pure functions (they read the environment).
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "accel/tracking/general_tracker.hpp"
+
+namespace accel::wandb {
+
+enum class Mode { online, offline, disabled };
+enum class StepMode { step_metric, pass_through };
+
+struct Settings {
+  Mode mode = Mode::offline;
+  std::filesystem::path directory;  // <directory>/wandb/ holds the runs
+  std::optional<std::string> run_id;
+  std::string name, notes, group, job_type, entity;
+  std::vector<std::string> tags;
+  StepMode step_mode = StepMode::step_metric;
+  std::string step_metric = "trainer/global_step";
+};
+
+// The settings for a tracker constructed from init. Throws accel::InvalidValue for an unknown
+// option or a bad value (named, with the fix), and for the modes this build cannot run yet
+// (online: "set WANDB_MODE=offline").
+Settings resolve_settings(const TrackerInit& init);
+
+// Why the wandb tracker cannot start with the current environment (the online mode, not built
+// yet), or nullopt when it can; what log_with = {"all"} reports.
+std::optional<std::string> unavailable_reason();
+
+// True when an API key is configured (see above). Reads WANDB_API_KEY's presence and the netrc.
+bool api_key_found();
+
+}  // namespace accel::wandb
