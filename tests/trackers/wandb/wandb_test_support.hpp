@@ -20,6 +20,7 @@
 #include "accel/tracking/general_tracker.hpp"
 #include "shell.hpp"
 #include "temp_dir.hpp"
+#include "tracking_test_support.hpp"
 
 namespace accel::test {
 
@@ -92,20 +93,6 @@ inline nlohmann::json strict_records(const std::filesystem::path& file) {
   INFO("command: " << command << "\noutput: " << result.output.substr(0, 4000));
   REQUIRE(result.exit_code() == 0);
   return nlohmann::json::parse(result.output);
-}
-
-// The message of the E that f throws; fails the test when f throws nothing or something else.
-template <class E, class F>
-std::string thrown_message(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("threw another exception type: " << e.what());
-  }
-  FAIL("threw nothing");
-  return {};
 }
 
 // A TrackerInit as TrackerHub fills it.

@@ -401,7 +401,7 @@ TEST_CASE("disabled mode writes nothing; online mode fails init with what to do"
   }
   SECTION("online from WANDB_MODE") {
     ScopedEnv mode("WANDB_MODE", "online");
-    const auto message = accel::test::thrown_message<InvalidValue>(
+    const auto message = accel::test::thrown<InvalidValue>(
         [&] { WandbTracker tracker(tracker_init("p", logs.path())); });
     CHECK(message.find("online mode is not built yet") != std::string::npos);
     CHECK(message.find("WANDB_MODE=offline") != std::string::npos);
@@ -409,7 +409,7 @@ TEST_CASE("disabled mode writes nothing; online mode fails init with what to do"
   SECTION("online because an API key is found; the key is never shown") {
     ScopedEnv mode("WANDB_MODE", nullptr);
     ScopedEnv key("WANDB_API_KEY", "secretsecretsecretsecretsecretsecret1234");
-    const auto message = accel::test::thrown_message<InvalidValue>(
+    const auto message = accel::test::thrown<InvalidValue>(
         [&] { WandbTracker tracker(tracker_init("p", logs.path())); });
     CHECK(message.find("online mode is not built yet") != std::string::npos);
     CHECK(message.find("secretsecret") == std::string::npos);

@@ -7,6 +7,8 @@
 #include <cstdlib>
 
 #include "accel/tracking/errors.hpp"
+#include "common/ascii_case.hpp"
+#include "common/environment.hpp"
 #include "common/init_kwargs.hpp"
 #include "net/basic_authorization.hpp"
 #include "trackers/mlflow/mlflow_keys.hpp"
@@ -15,25 +17,12 @@ namespace accel {
 
 namespace {
 
-std::optional<std::string> env(const char* name) {
-  const char* value = std::getenv(name);
-  if (value == nullptr || *value == '\0') return std::nullopt;
-  return std::string(value);
-}
+using detail::ascii_lower;
+using detail::environment_value;
 
 bool env_true(const char* name) {
-  auto value = env(name);
-  if (!value) return false;
-  std::string v = *value;
-  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string v = ascii_lower(environment_value(name).value_or(""));
   return v == "true" || v == "1" || v == "yes";
-}
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return out;
 }
 
 std::string string_option(const nlohmann::json& kwargs, const char* name, std::string fallback) {
@@ -83,7 +72,8 @@ constexpr const char* kKnownOptions[] = {"tracking_uri",
 std::string MlflowConfig::normalize_tracking_uri(std::string_view uri) {
   const std::string scheme_end = "://";
   const auto colon = uri.find(':');
-  const std::string scheme = colon == std::string_view::npos ? "" : lower(uri.substr(0, colon));
+  const std::string scheme =
+      colon == std::string_view::npos ? "" : ascii_lower(uri.substr(0, colon));
   if (scheme != "http" && scheme != "https") {
     if (scheme == "databricks" || scheme.starts_with("databricks")) {
       throw InvalidValue(fmt::format(
@@ -132,7 +122,7 @@ std::string MlflowConfig::normalize_tracking_uri(std::string_view uri) {
 }
 
 std::optional<std::string> MlflowConfig::unavailable_reason() {
-  auto uri = env("MLFLOW_TRACKING_URI");
+  auto uri = environment_value("MLFLOW_TRACKING_URI");
   if (!uri) return "MLFLOW_TRACKING_URI is not set (set it to the http(s) URL of an MLflow server)";
   try {
     normalize_tracking_uri(*uri);
@@ -161,7 +151,7 @@ void check_options(const nlohmann::json& kwargs) {
 
 std::string resolve_tracking_uri(const nlohmann::json& kwargs) {
   const std::string uri =
-      string_option(kwargs, "tracking_uri", env("MLFLOW_TRACKING_URI").value_or(""));
+      string_option(kwargs, "tracking_uri", environment_value("MLFLOW_TRACKING_URI").value_or(""));
   if (uri.empty()) {
     throw InvalidValue(
         "the mlflow tracker needs a tracking server: set MLFLOW_TRACKING_URI (or init_kwargs "
@@ -175,10 +165,10 @@ std::string resolve_tracking_uri(const nlohmann::json& kwargs) {
 // description.
 void resolve_experiment_and_run(const nlohmann::json& kwargs, const std::string& project,
                                 MlflowConfig& config) {
-  config.experiment_id =
-      string_option(kwargs, "experiment_id", env("MLFLOW_EXPERIMENT_ID").value_or(""));
-  config.experiment_name =
-      string_option(kwargs, "experiment_name", env("MLFLOW_EXPERIMENT_NAME").value_or(project));
+  config.experiment_id = string_option(kwargs, "experiment_id",
+                                       environment_value("MLFLOW_EXPERIMENT_ID").value_or(""));
+  config.experiment_name = string_option(
+      kwargs, "experiment_name", environment_value("MLFLOW_EXPERIMENT_NAME").value_or(project));
   if (config.experiment_id.empty() && config.experiment_name.empty())
     config.experiment_name = "Default";
   if (config.experiment_name.size() > 500) {
@@ -186,7 +176,7 @@ void resolve_experiment_and_run(const nlohmann::json& kwargs, const std::string&
         fmt::format("MLflow experiment name '{}...' has {} characters; MLflow allows at most 500",
                     config.experiment_name.substr(0, 50), config.experiment_name.size()));
   }
-  config.run_id = string_option(kwargs, "run_id", env("MLFLOW_RUN_ID").value_or(""));
+  config.run_id = string_option(kwargs, "run_id", environment_value("MLFLOW_RUN_ID").value_or(""));
   config.run_name = string_option(kwargs, "run_name", "");
   config.description = string_option(kwargs, "description", "");
 }
@@ -194,7 +184,7 @@ void resolve_experiment_and_run(const nlohmann::json& kwargs, const std::string&
 // MLFLOW_TAGS, then the "tags" option over it; every tag name a valid MLflow key.
 nlohmann::json resolve_tags(const nlohmann::json& kwargs) {
   nlohmann::json tags = nlohmann::json::object();
-  if (auto text = env("MLFLOW_TAGS")) {
+  if (auto text = environment_value("MLFLOW_TAGS")) {
     nlohmann::json parsed = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
     if (parsed.is_discarded()) {
       throw InvalidValue(
@@ -218,9 +208,9 @@ nlohmann::json resolve_tags(const nlohmann::json& kwargs) {
 
 // Credentials come from the environment only (see mlflow_config.hpp).
 void resolve_credentials(MlflowConfig& config) {
-  config.username = env("MLFLOW_TRACKING_USERNAME").value_or("");
-  config.password = env("MLFLOW_TRACKING_PASSWORD").value_or("");
-  config.token = env("MLFLOW_TRACKING_TOKEN").value_or("");
+  config.username = environment_value("MLFLOW_TRACKING_USERNAME").value_or("");
+  config.password = environment_value("MLFLOW_TRACKING_PASSWORD").value_or("");
+  config.token = environment_value("MLFLOW_TRACKING_TOKEN").value_or("");
   if (config.username.empty() != config.password.empty() && config.token.empty()) {
     throw InvalidValue(fmt::format(
         "{} is set but {} is not; set both for HTTP Basic auth",
@@ -240,15 +230,15 @@ HttpOptions resolve_http(const nlohmann::json& kwargs) {
     }
     http.verify_tls = !kwargs.at("insecure_tls").get<bool>();
   }
-  http.ca_bundle_path = env("MLFLOW_TRACKING_SERVER_CERT_PATH").value_or("");
-  http.client_cert_path = env("MLFLOW_TRACKING_CLIENT_CERT_PATH").value_or("");
+  http.ca_bundle_path = environment_value("MLFLOW_TRACKING_SERVER_CERT_PATH").value_or("");
+  http.client_cert_path = environment_value("MLFLOW_TRACKING_CLIENT_CERT_PATH").value_or("");
   if (!http.verify_tls && !http.ca_bundle_path.empty()) {
     throw InvalidValue(
         "MLFLOW_TRACKING_INSECURE_TLS and MLFLOW_TRACKING_SERVER_CERT_PATH are both set; they are "
         "mutually exclusive (mlflow refuses this too). Unset one");
   }
   int64_t timeout_s = 120;
-  if (auto t = env("MLFLOW_HTTP_REQUEST_TIMEOUT")) {
+  if (auto t = environment_value("MLFLOW_HTTP_REQUEST_TIMEOUT")) {
     try {
       timeout_s = std::stoll(*t);
     } catch (const std::exception&) {

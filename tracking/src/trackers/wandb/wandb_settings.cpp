@@ -11,6 +11,8 @@
 #include <sstream>
 
 #include "accel/tracking/errors.hpp"
+#include "common/ascii_case.hpp"
+#include "common/environment.hpp"
 #include "common/init_kwargs.hpp"
 
 namespace accel::wandb {
@@ -25,26 +27,17 @@ constexpr const char* kOnlineNotBuilt =
     "WANDB_MODE=offline (or init_kwargs={{\"wandb\": {{\"mode\": \"offline\"}}}}) to write an "
     "offline run under <dir>/wandb/ that `wandb sync` uploads later, or WANDB_MODE=disabled";
 
-std::optional<std::string> env(const char* name) {
-  const char* value = std::getenv(name);
-  if (value == nullptr || *value == '\0') return std::nullopt;
-  return std::string(value);
-}
-
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
+using accel::detail::ascii_lower;
+using accel::detail::environment_value;
 
 bool truthy(const std::string& text) {
-  const std::string t = lower(text);
+  const std::string t = ascii_lower(text);
   return t == "true" || t == "1" || t == "yes" || t == "on";
 }
 
 // The host of WANDB_BASE_URL (default https://api.wandb.ai), as netrc names machines.
 std::string base_url_host() {
-  std::string url = env("WANDB_BASE_URL").value_or("https://api.wandb.ai");
+  std::string url = environment_value("WANDB_BASE_URL").value_or("https://api.wandb.ai");
   if (auto scheme = url.find("://"); scheme != std::string::npos) url.erase(0, scheme + 3);
   url = url.substr(0, url.find_first_of("/?#"));
   if (auto at = url.rfind('@'); at != std::string::npos) url.erase(0, at + 1);
@@ -86,8 +79,8 @@ ChosenMode choose_mode(const nlohmann::json& kwargs) {
     }
     return {it->get<std::string>(), "init_kwargs[\"wandb\"][\"mode\"]"};
   }
-  if (auto mode = env("WANDB_MODE")) return {*mode, "WANDB_MODE"};
-  if (auto disabled = env("WANDB_DISABLED"); disabled && truthy(*disabled)) {
+  if (auto mode = environment_value("WANDB_MODE")) return {*mode, "WANDB_MODE"};
+  if (auto disabled = environment_value("WANDB_DISABLED"); disabled && truthy(*disabled)) {
     return {"disabled", "WANDB_DISABLED"};
   }
   if (api_key_found()) return {"online", "the W&B API key found in the environment or netrc"};
@@ -96,7 +89,7 @@ ChosenMode choose_mode(const nlohmann::json& kwargs) {
 
 // The mode, or the reason it cannot run here.
 Mode parse_mode(const ChosenMode& chosen) {
-  const std::string mode = lower(chosen.text);
+  const std::string mode = ascii_lower(chosen.text);
   if (mode == "offline" || mode == "dryrun") return Mode::offline;
   if (mode == "disabled") return Mode::disabled;
   if (mode.empty()) {
@@ -120,7 +113,7 @@ std::string text_option(const nlohmann::json& kwargs, const char* name, const ch
     return fmt::format("init_kwargs[\"wandb\"][\"{}\"] = {} must be a string", name, v.dump());
   });
   if (value) return *value;
-  return variable ? env(variable).value_or("") : "";
+  return variable ? environment_value(variable).value_or("") : "";
 }
 
 std::vector<std::string> tags_option(const nlohmann::json& kwargs) {
@@ -135,7 +128,7 @@ std::vector<std::string> tags_option(const nlohmann::json& kwargs) {
     for (const auto& tag : *it) tags.push_back(tag.get<std::string>());
     return tags;
   }
-  std::stringstream list(env("WANDB_TAGS").value_or(""));
+  std::stringstream list(environment_value("WANDB_TAGS").value_or(""));
   for (std::string tag; std::getline(list, tag, ',');) {
     if (!tag.empty()) tags.push_back(tag);
   }
@@ -172,11 +165,11 @@ StepMode step_mode_option(const nlohmann::json& kwargs) {
 }  // namespace
 
 bool api_key_found() {
-  if (env("WANDB_API_KEY")) return true;
+  if (environment_value("WANDB_API_KEY")) return true;
   std::filesystem::path netrc;
-  if (auto given = env("NETRC")) {
+  if (auto given = environment_value("NETRC")) {
     netrc = *given;
-  } else if (auto home = env("HOME")) {
+  } else if (auto home = environment_value("HOME")) {
     netrc = std::filesystem::path(*home) / ".netrc";
   } else {
     return false;
