@@ -2,9 +2,12 @@
 //
 //   log_latency_bench <setup> <directory> <iterations>
 //   setup: csv | jsonl | csv+jsonl+slow   ("slow" is a tracker that takes 10 ms per log call)
+//          | wandb | csv+wandb              (the wandb tracker in the mode the environment gives:
+//                                            scripts/bench/wandb_log sets WANDB_MODE=offline)
 //
 // Prints one JSON line: median/p99/p99.9/max/mean nanoseconds of hub.log(values, step) over the
-// timed iterations (after 1,000 warm-up calls), and what end_training reported.
+// timed iterations (after 1,000 warm-up calls), what end_training reported, and the wall time of
+// the whole run (every call, warm-up included, through end_training: rows per second).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -45,7 +48,9 @@ double percentile(std::vector<int64_t>& sorted, double p) {
 
 int main(int argc, char** argv) {
   if (argc != 4) {
-    std::fprintf(stderr, "usage: %s csv|jsonl|csv+jsonl+slow <directory> <iterations>\n", argv[0]);
+    std::fprintf(stderr,
+                 "usage: %s csv|jsonl|csv+jsonl+slow|wandb|csv+wandb <directory> <iterations>\n",
+                 argv[0]);
     return 2;
   }
   const std::string setup = argv[1];
@@ -61,6 +66,10 @@ int main(int argc, char** argv) {
     log_with = {"jsonl"};
   } else if (setup == "csv+jsonl+slow") {
     log_with = {"csv", "jsonl", slow};
+  } else if (setup == "wandb") {
+    log_with = {"wandb"};
+  } else if (setup == "csv+wandb") {
+    log_with = {"csv", "wandb"};
   } else {
     std::fprintf(stderr, "unknown setup '%s'\n", setup.c_str());
     return 2;
@@ -70,6 +79,7 @@ int main(int argc, char** argv) {
   options.project_dir = directory;
   options.handle_signals = false;
   options.end_training_timeout = std::chrono::minutes(5);
+  const auto run_start = Clock::now();
   accel::TrackerHub hub(options);
   hub.init_trackers("bench", {{"lr", 1e-3}, {"batch_size", 64}}, log_with);
 
@@ -93,7 +103,9 @@ int main(int argc, char** argv) {
   slow->delay_us = 0;  // timing is over: let the slow tracker drain its backlog quickly
   const auto end_start = Clock::now();
   auto report = hub.end_training();
-  const double end_seconds = std::chrono::duration<double>(Clock::now() - end_start).count();
+  const auto run_end = Clock::now();
+  const double end_seconds = std::chrono::duration<double>(run_end - end_start).count();
+  const double run_seconds = std::chrono::duration<double>(run_end - run_start).count();
 
   std::sort(samples.begin(), samples.end());
   double mean = 0;
@@ -110,6 +122,8 @@ int main(int argc, char** argv) {
                         {"max_ns", double(samples.back())},
                         {"mean_ns", mean},
                         {"end_training_s", end_seconds},
+                        {"rows", warmup + iterations},
+                        {"run_s", run_seconds},
                         {"complete", report.complete()},
                         {"trackers", delivered}};
   std::printf("%s\n", out.dump().c_str());
