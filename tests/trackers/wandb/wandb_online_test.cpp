@@ -12,10 +12,12 @@
 #include <fstream>
 #include <thread>
 
+#include "accel/tracking/hub.hpp"
 #include "accel/tracking/trackers/wandb/wandb_tracker.hpp"
 #include "net/http_client.hpp"
 #include "wandb_test_support.hpp"
 
+using accel::Image;
 using accel::RunStatus;
 using accel::TrackerError;
 using accel::TrackerUnavailable;
@@ -172,7 +174,9 @@ TEST_CASE("an online run reaches the server with its rows, summary, config and e
   for (int s = 0; s < 5; ++s) {
     tracker.log(Values{{"loss", 1.0 / (s + 1)}, {"epoch", int64_t{s / 2}}}, s * 10);
   }
-  tracker.log(Values{{"weird", std::numeric_limits<double>::infinity()}}, 50);
+  tracker.log(Values{{"weird", std::numeric_limits<double>::infinity()},
+                     {"img", Image::from_uint8(std::vector<uint8_t>(4 * 4 * 3, 200), 4, 4, 3)}},
+              50);
   tracker.flush();
   tracker.finish(RunStatus::finished);
   CHECK(tracker.acknowledged() == 8);  // config, 6 logs, finish
@@ -202,7 +206,14 @@ TEST_CASE("an online run reaches the server with its rows, summary, config and e
   CHECK(run["summary"]["_wandb"].contains("runtime"));
   CHECK(run["complete"] == true);
   CHECK(run["exitcode"] == 0);
-  for (const char* file : {"config.yaml", "wandb-summary.json"}) {
+  std::string image_path;
+  for (const auto& name : run["uploaded"]) {
+    if (name.get<std::string>().starts_with("media/images/img_5_")) image_path = name;
+  }
+  CHECK(!image_path.empty());
+  CHECK(lines[5].find("\"path\":\"" + image_path + "\"") != std::string::npos);
+  for (const std::string& file :
+       std::vector<std::string>{"config.yaml", "wandb-summary.json", image_path}) {
     CHECK(std::find(run["uploaded"].begin(), run["uploaded"].end(), file) != run["uploaded"].end());
     CHECK(state["uploads"].contains("recorder/proj/" + tracker.run_id() + "/" + file));
   }
@@ -302,6 +313,34 @@ TEST_CASE("an online run whose server never answered is uploaded whole by wandb 
   REQUIRE(rows.size() == 5);
   for (int s = 0; s < 5; ++s) CHECK(rows[s]["loss"].get<double>() == 10.0 - s);
   CHECK(run["config"]["lr"]["value"] == 0.5);
+  CHECK(run["complete"] == true);
+  CHECK(run["exitcode"] == 0);
+}
+
+TEST_CASE("log_with wandb through the hub streams an online run that ends complete") {
+  TempDir dir;
+  RecordingServer server(dir.path());
+  OnlineEnv env(server.url());
+  accel::TrackerHubOptions options;
+  options.logging_dir = dir.path() / "logs";
+  options.handle_signals = false;
+  std::string run_id;
+  {
+    accel::TrackerHub hub(options);
+    hub.init_trackers("hubproj", {{"epochs", 3}}, {"wandb"});
+    run_id = std::any_cast<WandbTracker*>(hub.get_tracker("wandb").tracker())->run_id();
+    for (int step = 0; step < 250; ++step) hub.log({{"loss", 1.0 / (step + 1)}}, step);
+    hub.end_training();
+  }
+  const json state = server.state();
+  const std::string key = "recorder/hubproj/" + run_id;
+  REQUIRE(state["runs"].contains(key));
+  const json& run = state["runs"][key];
+  const auto rows = history_rows(run);
+  REQUIRE(rows.size() == 250);
+  for (int step = 0; step < 250; ++step) CHECK(rows[step]["trainer/global_step"] == step);
+  CHECK(run["config"]["epochs"]["value"] == 3);
+  CHECK(run["summary"]["_step"] == 249);
   CHECK(run["complete"] == true);
   CHECK(run["exitcode"] == 0);
 }

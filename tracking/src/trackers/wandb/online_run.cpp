@@ -57,10 +57,14 @@ OnlineRun::OnlineRun(OnlineRunInfo info, std::string api_key, RetryPolicy retry)
 OnlineRun::~OnlineRun() = default;
 
 std::string OnlineRun::run_url() const {
+  std::lock_guard lock(url_mutex_);
+  if (!url_.empty()) return url_;
+  return url_of({info_.entity, info_.project, info_.run_id});
+}
+
+std::string OnlineRun::url_of(const detail::WandbRunPath& path) const {
   const std::string app =
       info_.base_url == "https://api.wandb.ai" ? "https://wandb.ai" : info_.base_url;
-  const auto& path =
-      run_path_ ? *run_path_ : detail::WandbRunPath{info_.entity, info_.project, info_.run_id};
   return fmt::format("{}/{}/{}/runs/{}", app, path.entity, path.project, path.name);
 }
 
@@ -106,6 +110,8 @@ void OnlineRun::ensure_run() {
       detail::WandbRunUpsert run = upsert();
       if (!run.entity) run.entity = api_->viewer_entity();
       run_path_ = api_->upsert_run(run);
+      std::lock_guard lock(url_mutex_);
+      url_ = url_of(*run_path_);
     }
     if (config_sent_ < config_version_) send_config();
   } catch (const TrackerUnavailable& e) {

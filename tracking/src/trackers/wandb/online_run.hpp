@@ -25,6 +25,7 @@
 #include <deque>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -79,6 +80,7 @@ class OnlineRun final : public RunObserver {
   void finish(int exit_code, double runtime_seconds);
 
   // <W&B app>/<entity>/<project>/runs/<id>; the app of https://api.wandb.ai is https://wandb.ai.
+  // The entity is the server's once the run is created. May be called from any thread.
   std::string run_url() const;
   bool run_created() const { return run_path_.has_value(); }
 
@@ -90,11 +92,14 @@ class OnlineRun final : public RunObserver {
   void update_delivered();
   void upload_run_files();
   detail::WandbRunUpsert upsert() const;
+  std::string url_of(const detail::WandbRunPath& path) const;
 
   OnlineRunInfo info_;
   RetryPolicy retry_;
   std::unique_ptr<detail::WandbApi> api_;
   std::optional<detail::WandbRunPath> run_path_;
+  mutable std::mutex url_mutex_;
+  std::string url_;  // run_url(), set once the run is created (read from any thread)
   FileStream stream_;
   nlohmann::json summary_ = nlohmann::json::object();
   nlohmann::json config_ = nlohmann::json::object();
