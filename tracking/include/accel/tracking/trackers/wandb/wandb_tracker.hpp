@@ -52,8 +52,8 @@
 // returns (holds_records() false). In pass_through mode a row waits until a call with a larger step (or
 // finish) writes it: holds_records() is true and acknowledged() counts the calls whose values are
 // in the file. resume_info() is null (resuming a W&B run is not built yet).
-// Thread-safety: as GeneralTracker (one worker thread); run_id(), run_dir(), mode() and tracker()
-// may be called from any thread (fixed at construction).
+// Thread-safety: as GeneralTracker (one worker thread); run_id(), run_dir(), mode(), run_url()
+// and tracker() may be called from any thread.
 #include <any>
 #include <filesystem>
 #include <memory>
