@@ -344,3 +344,44 @@ TEST_CASE("log_with wandb through the hub streams an online run that ends comple
   CHECK(run["complete"] == true);
   CHECK(run["exitcode"] == 0);
 }
+
+TEST_CASE(
+    "through the hub, a server that never answers stalls no log call and the hub journals "
+    "what it did not get") {
+  TempDir dir;
+  int port = 0;
+  {
+    std::filesystem::create_directories(dir.path() / "probe");
+    RecordingServer probe(dir.path() / "probe");  // a free port, closed again
+    port = probe.port();
+  }
+  OnlineEnv env("http://127.0.0.1:" + std::to_string(port));
+  accel::TrackerHubOptions options;
+  options.logging_dir = dir.path() / "logs";
+  options.journal_dir = dir.path() / "journal";
+  options.handle_signals = false;
+  options.end_training_timeout = std::chrono::seconds(5);
+  accel::EndTrainingReport report;
+  std::filesystem::path log_file;
+  {
+    accel::TrackerHub hub(options);
+    hub.init_trackers("away", {{"epochs", 3}}, {"wandb"});
+    log_file = std::any_cast<WandbTracker*>(hub.get_tracker("wandb").tracker())->log_file();
+    const auto begin = std::chrono::steady_clock::now();
+    for (int step = 0; step < 300; ++step) hub.log({{"loss", 1.0 / (step + 1)}}, step);
+    CHECK(std::chrono::steady_clock::now() - begin < std::chrono::seconds(1));
+    report = hub.end_training();
+  }
+  REQUIRE(report.trackers.size() == 1);
+  const auto& delivery = report.trackers[0];
+  INFO("error: " << delivery.error);
+  CHECK(delivery.logged == 300);
+  CHECK(delivery.delivered == 0);
+  CHECK(delivery.journaled == 300);
+  // The .wandb file beside the run has every row (`wandb sync --no-skip-online` uploads it).
+  const auto records = accel::test::strict_records(log_file);
+  INFO(records.dump().substr(0, 500));
+  int rows = 0;
+  for (const auto& record : records["records"]) rows += record.contains("history") ? 1 : 0;
+  CHECK(rows == 300);
+}
