@@ -1,9 +1,9 @@
 // wandb::FileStream: the file_stream requests of the online mode, as wandb-core builds them, and
 // offsets that move on only when the server accepted a request (a resend carries the same offsets
 // and the same lines).
-#include "trackers/wandb/file_stream.hpp"
-
 #include <catch2/catch.hpp>
+
+#include "trackers/wandb/file_stream.hpp"
 
 using accel::wandb::FileStream;
 using nlohmann::json;
