@@ -145,12 +145,16 @@ void OnlineRun::set_config(const nlohmann::json& config) {
   ++config_version_;
 }
 
-void OnlineRun::send_config() {
-  const uint64_t version = config_version_;
+nlohmann::json OnlineRun::wrapped_config() const {
   nlohmann::json wrapped = nlohmann::json::object();
   for (const auto& [key, value] : config_.items()) wrapped[key] = {{"value", value}};
+  return wrapped;
+}
+
+void OnlineRun::send_config() {
+  const uint64_t version = config_version_;
   detail::WandbRunUpsert run = upsert();
-  run.config = std::move(wrapped);
+  run.config = wrapped_config();
   api_->upsert_run(run);
   config_sent_ = version;
 }
@@ -223,10 +227,8 @@ void OnlineRun::upload_run_files() {
   if (uploads_done_) return;
   write_file(info_.files_dir / "wandb-summary.json", value_json(summary_));
   // JSON is YAML: W&B's config.yaml holds the same {"key": {"value": v}} items as UpsertBucket.
-  nlohmann::json wrapped = nlohmann::json::object();
-  for (const auto& [key, value] : config_.items()) wrapped[key] = {{"value", value}};
   write_file(info_.files_dir / "config.yaml",
-             wrapped.dump(4, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+             wrapped_config().dump(4, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   std::vector<std::string> files = media_;
   files.push_back("config.yaml");
   files.push_back(kSummaryFile);

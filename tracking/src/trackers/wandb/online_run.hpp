@@ -87,6 +87,8 @@ class OnlineRun final : public RunObserver {
  private:
   void ensure_run();
   void send_config();
+  // {"key": {"value": v}, ...}: the config as UpsertBucket and config.yaml carry it.
+  nlohmann::json wrapped_config() const;
   void send_request(const FileStream::Request& request);
   void went_away(const TrackerUnavailable& e);
   void update_delivered();
