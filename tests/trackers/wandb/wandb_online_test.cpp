@@ -15,6 +15,7 @@
 #include "accel/tracking/hub.hpp"
 #include "accel/tracking/trackers/wandb/wandb_tracker.hpp"
 #include "net/http_client.hpp"
+#include "tracking_test_support.hpp"
 #include "wandb_test_support.hpp"
 
 using accel::Image;
@@ -268,6 +269,33 @@ TEST_CASE("a key the server refuses gives one clear error naming the server, nev
   CHECK(message.find("401") != std::string::npos);
   CHECK(message.find(bad_key) == std::string::npos);
   CHECK(read_all(tracker.log_file()).find(bad_key) == std::string::npos);
+}
+
+TEST_CASE("through the hub a refused key is reported once, training goes on, the key is nowhere") {
+  TempDir dir;
+  RecordingServer server(dir.path());
+  const std::string bad_key = "bad" + std::string(37, 'y');
+  OnlineEnv env(server.url(), bad_key);
+  accel::test::WarningCapture warnings;
+  accel::TrackerHubOptions options;
+  options.logging_dir = dir.path() / "logs";
+  options.journal_dir = dir.path() / "journal";
+  options.handle_signals = false;
+  {
+    accel::TrackerHub hub(options);
+    hub.init_trackers("refused", {{"epochs", 3}}, {"wandb"});
+    for (int step = 0; step < 20; ++step) hub.log({{"loss", 1.0 / (step + 1)}}, step);
+    hub.end_training();
+  }
+  // One report when it happens (the end_training summary repeats it with the journal).
+  CHECK(warnings.count({"failed and is disabled", "refused the API key", server.url().c_str(),
+                        "WANDB_API_KEY"}) == 1);
+  for (const auto& message : warnings.messages()) CHECK(message.find(bad_key) == std::string::npos);
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir.path())) {
+    if (!entry.is_regular_file()) continue;
+    INFO(entry.path());
+    CHECK(read_all(entry.path()).find(bad_key) == std::string::npos);
+  }
 }
 
 TEST_CASE("an online run whose server never answered is uploaded whole by wandb sync") {
