@@ -10,7 +10,7 @@ endmacro()
 
 find_package(Threads REQUIRED)
 accel_require_package(nlohmann_json libnlohmann-json3-dev 3.10)
-if(ACCEL_TRACKER_MLFLOW)
+if(ACCEL_TRACKER_MLFLOW OR ACCEL_TRACKER_WANDB)
   accel_require_package(CURL libcurl4-openssl-dev)
 endif()
 accel_require_package(PNG libpng-dev)

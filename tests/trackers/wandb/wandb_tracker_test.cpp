@@ -385,7 +385,7 @@ TEST_CASE("the run directory is init_kwargs dir, else WANDB_DIR, else the loggin
   }
 }
 
-TEST_CASE("disabled mode writes nothing; online mode fails init with what to do") {
+TEST_CASE("disabled mode writes nothing; online mode needs a key and says what to do without") {
   TempDir logs("accel-wandb");
   ScopedEnv dir("WANDB_DIR", nullptr);
   ScopedEnv netrc("NETRC", "/nonexistent/netrc");
@@ -399,20 +399,22 @@ TEST_CASE("disabled mode writes nothing; online mode fails init with what to do"
     CHECK(tracker.mode() == "disabled");
     CHECK(std::filesystem::is_empty(logs.path()));
   }
-  SECTION("online from WANDB_MODE") {
+  SECTION("online from WANDB_MODE without a key") {
     ScopedEnv mode("WANDB_MODE", "online");
+    ScopedEnv key("WANDB_API_KEY", nullptr);
+    ScopedEnv base("WANDB_BASE_URL", nullptr);
     const auto message = accel::test::thrown<InvalidValue>(
         [&] { WandbTracker tracker(tracker_init("p", logs.path())); });
-    CHECK(message.find("online mode is not built yet") != std::string::npos);
+    CHECK(message.find("needs a W&B API key") != std::string::npos);
+    CHECK(message.find("https://api.wandb.ai") != std::string::npos);
     CHECK(message.find("WANDB_MODE=offline") != std::string::npos);
   }
-  SECTION("online because an API key is found; the key is never shown") {
+  SECTION("online because an API key is found; its run directory is run-<ts>-<id>") {
     ScopedEnv mode("WANDB_MODE", nullptr);
     ScopedEnv key("WANDB_API_KEY", "secretsecretsecretsecretsecretsecret1234");
-    const auto message = accel::test::thrown<InvalidValue>(
-        [&] { WandbTracker tracker(tracker_init("p", logs.path())); });
-    CHECK(message.find("online mode is not built yet") != std::string::npos);
-    CHECK(message.find("secretsecret") == std::string::npos);
+    WandbTracker tracker(tracker_init("p", logs.path()));  // no request before start()
+    CHECK(tracker.mode() == "online");
+    CHECK(tracker.run_dir().filename().string().starts_with("run-"));
     CHECK(accel::wandb::api_key_found());
   }
   SECTION("init_kwargs mode wins over WANDB_MODE, as in the SDK") {
@@ -441,6 +443,8 @@ TEST_CASE("a netrc password for the W&B host counts as an API key") {
   CHECK_FALSE(accel::wandb::api_key_found());
   std::ofstream(netrc, std::ios::app) << "machine wandb.example.com\n  login user\n  password k\n";
   CHECK(accel::wandb::api_key_found());
+  CHECK(accel::wandb::read_api_key() == "k");
+  CHECK(accel::wandb::base_url() == "https://wandb.example.com:8443/path");
 }
 
 TEST_CASE("log_with wandb through the hub writes a finished offline run") {

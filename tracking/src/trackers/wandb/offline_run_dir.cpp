@@ -20,21 +20,22 @@ std::string new_run_id() {
   return id;
 }
 
-std::string offline_run_name(std::chrono::system_clock::time_point start, std::string_view id) {
+std::string offline_run_name(std::chrono::system_clock::time_point start, std::string_view id,
+                             std::string_view prefix) {
   const std::time_t seconds = std::chrono::system_clock::to_time_t(start);
   std::tm local{};
   ::localtime_r(&seconds, &local);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y%m%d_%H%M%S", &local);
-  return fmt::format("offline-run-{}-{}", stamp, id);
+  return fmt::format("{}-{}-{}", prefix, stamp, id);
 }
 
 OfflineRunDir create_offline_run_dir(const std::filesystem::path& directory,
                                      std::chrono::system_clock::time_point start,
-                                     std::string_view id) {
+                                     std::string_view id, std::string_view prefix) {
   OfflineRunDir dir;
   dir.wandb_dir = std::filesystem::absolute(directory) / "wandb";
-  const std::string name = offline_run_name(start, id);
+  const std::string name = offline_run_name(start, id, prefix);
   dir.run_dir = dir.wandb_dir / name;
   dir.log_file = dir.run_dir / fmt::format("run-{}.wandb", id);
   dir.files_dir = dir.run_dir / "files";

@@ -7,6 +7,8 @@
 //     offline-run-<YYYYmmdd_HHMMSS>-<id>/                    local time of the run's start
 //       run-<id>.wandb                                       the transaction log
 //       files/                                               media (files/media/images/...)
+//     run-<YYYYmmdd_HHMMSS>-<id>/                            the same for an online run (the SDK
+//                                                            writes its transaction log there)
 //
 // Thread-safety: pure functions (new_run_id uses a thread-local generator).
 #include <chrono>
@@ -26,13 +28,15 @@ struct OfflineRunDir {
   std::filesystem::path files_dir;  // .../files
 };
 
-// offline-run-<YYYYmmdd_HHMMSS>-<id> for a run started at `start` (local time).
-std::string offline_run_name(std::chrono::system_clock::time_point start, std::string_view id);
+// <prefix>-<YYYYmmdd_HHMMSS>-<id> for a run started at `start` (local time): prefix
+// "offline-run" for an offline run, "run" for an online one.
+std::string offline_run_name(std::chrono::system_clock::time_point start, std::string_view id,
+                             std::string_view prefix = "offline-run");
 
-// Creates <directory>/wandb/offline-run-<ts>-<id>/files and points latest-run at it. Throws
+// Creates <directory>/wandb/<prefix>-<ts>-<id>/files and points latest-run at it. Throws
 // accel::TrackerError naming the directory and the OS reason when it cannot.
 OfflineRunDir create_offline_run_dir(const std::filesystem::path& directory,
                                      std::chrono::system_clock::time_point start,
-                                     std::string_view id);
+                                     std::string_view id, std::string_view prefix = "offline-run");
 
 }  // namespace accel::wandb

@@ -147,6 +147,18 @@ void RunWriter::write_row(State& state, Row row, int64_t step, Clock::time_point
   for (const auto& item : row.items()) fill_item(*summary.mutable_summary()->add_update(), item);
   out.push_back(summary.SerializeAsString());
   ++state.rows;
+  state.new_rows.push_back(std::move(row));
+}
+
+void RunWriter::commit(State state) {
+  std::vector<Row> rows = std::move(state.new_rows);
+  std::vector<std::string> console = std::move(state.new_console);
+  state.new_rows.clear();
+  state.new_console.clear();
+  state_ = std::move(state);
+  if (observer_ == nullptr) return;
+  for (const auto& line : console) observer_->console_line(line, true, state_.console_time);
+  for (const auto& row : rows) observer_->row_written(row);
 }
 
 void RunWriter::drop(State& state, const Row& values, int64_t step, Clock::time_point when,
@@ -168,6 +180,8 @@ void RunWriter::drop(State& state, const Row& values, int64_t step, Clock::time_
     set_timestamp(*line->mutable_timestamp(), when);
     line->set_line("wandb: WARNING " + message + "\n");
     out.push_back(r.SerializeAsString());
+    state.new_console.push_back("wandb: WARNING " + message);
+    state.console_time = when;
   }
 }
 
@@ -216,7 +230,7 @@ void RunWriter::log(const Row& values, const std::vector<std::string>& files,
     }
   }
   if (!out.empty()) log_.append(out);
-  state_ = std::move(state);
+  commit(std::move(state));
 }
 
 void RunWriter::commit_pending() {
@@ -228,7 +242,7 @@ void RunWriter::commit_pending() {
   state.pending_since = 0;
   ++state.current_step;
   log_.append(out);
-  state_ = std::move(state);
+  commit(std::move(state));
 }
 
 void RunWriter::finish(int exit_code, Clock::time_point when) {
@@ -251,7 +265,7 @@ void RunWriter::finish(int exit_code, Clock::time_point when) {
   out.push_back(exit.SerializeAsString());
   log_.append(out);
   log_.sync();
-  state_ = std::move(state);
+  commit(std::move(state));
 }
 
 }  // namespace accel::wandb

@@ -23,7 +23,9 @@
 //                 (output_raw). finish() writes R.
 // Each row carries _step, _runtime (seconds since the start) and _timestamp (Unix seconds) like the
 // SDK's rows. Every call appends its records in one write: it either reaches the file whole or
-// throws (TransactionLog's errors) and leaves the writer as it was before the call.
+// throws (TransactionLog's errors) and leaves the writer as it was before the call. A RunObserver
+// (the online mode's file_stream) is told of each row and console line once its records are in
+// the file.
 // Thread-safety: none (the tracker's worker thread owns it).
 #include <chrono>
 #include <cstdint>
@@ -63,6 +65,16 @@ class Row {
   std::vector<Item> items_;
 };
 
+// Told what a RunWriter call wrote, after it reached the file (same thread as the call).
+class RunObserver {
+ public:
+  virtual ~RunObserver() = default;
+  // A history row as written: its items, _step, _runtime and _timestamp included.
+  virtual void row_written(const Row& row) = 0;
+  // A console line the run printed (W&B's dropped-step warning), and whether it went to stderr.
+  virtual void console_line(const std::string& text, bool is_stderr, Clock::time_point when) = 0;
+};
+
 struct RunInfo {
   std::string run_id, project, entity, name, notes, group, job_type, host;
   std::vector<std::string> tags;
@@ -74,6 +86,9 @@ struct RunInfo {
 class RunWriter {
  public:
   RunWriter(TransactionLog& log, RunInfo info) : log_(log), info_(std::move(info)) {}
+
+  // Tells observer (which must outlive the writer, or be reset to nullptr) what is written.
+  void set_observer(RunObserver* observer) { observer_ = observer; }
 
   // header, run and (step_metric mode) the two metric definitions.
   void start();
@@ -105,7 +120,13 @@ class RunWriter {
     std::optional<int64_t> last_user_step;  // step_metric: what step_sync fills in
     std::set<std::string> warned_keys;      // pass_through: keys dropped (warned once each)
     int64_t records = 0;                    // Record.num of the last record
+    std::vector<Row> new_rows;              // written by the current call, for the observer
+    std::vector<std::string> new_console;   // the same for console lines (stderr)
+    Clock::time_point console_time{};
   };
+
+  // Stores state as the writer's and tells the observer what it wrote.
+  void commit(State state);
 
   void write_row(State& state, Row row, int64_t step, Clock::time_point when,
                  std::vector<std::string>& out) const;
@@ -116,6 +137,7 @@ class RunWriter {
   TransactionLog& log_;
   RunInfo info_;
   State state_;
+  RunObserver* observer_ = nullptr;
 };
 
 }  // namespace accel::wandb

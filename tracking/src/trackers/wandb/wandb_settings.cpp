@@ -22,9 +22,9 @@ constexpr std::array<const char*, 11> kKnownOptions = {
     "mode",  "dir",      "id",     "name",      "notes",      "tags",
     "group", "job_type", "entity", "step_mode", "step_metric"};
 
-constexpr const char* kOnlineNotBuilt =
-    "wandb: online mode is not built yet in accel (mode \"{}\" came from {}); set "
-    "WANDB_MODE=offline (or init_kwargs={{\"wandb\": {{\"mode\": \"offline\"}}}}) to write an "
+constexpr const char* kOnlineWithoutKey =
+    "wandb: mode \"{}\" (from {}) needs a W&B API key and none was found for {} (WANDB_API_KEY, "
+    "or a password for its host in $NETRC / ~/.netrc); set one, or WANDB_MODE=offline to write an "
     "offline run under <dir>/wandb/ that `wandb sync` uploads later, or WANDB_MODE=disabled";
 
 using accel::detail::ascii_lower;
@@ -37,18 +37,18 @@ bool truthy(const std::string& text) {
 
 // The host of WANDB_BASE_URL (default https://api.wandb.ai), as netrc names machines.
 std::string base_url_host() {
-  std::string url = environment_value("WANDB_BASE_URL").value_or("https://api.wandb.ai");
+  std::string url = base_url();
   if (auto scheme = url.find("://"); scheme != std::string::npos) url.erase(0, scheme + 3);
   url = url.substr(0, url.find_first_of("/?#"));
   if (auto at = url.rfind('@'); at != std::string::npos) url.erase(0, at + 1);
   return url.substr(0, url.find(':'));
 }
 
-// True when the netrc file has a non-empty password for machine `host`. The password is only
-// tested for presence, never kept.
-bool netrc_has_password(const std::filesystem::path& netrc, const std::string& host) {
+// The netrc file's password for machine `host`, if it has a non-empty one.
+std::optional<std::string> netrc_password(const std::filesystem::path& netrc,
+                                          const std::string& host) {
   std::ifstream in(netrc);
-  if (!in) return false;
+  if (!in) return std::nullopt;
   std::vector<std::string> tokens{std::istream_iterator<std::string>(in),
                                   std::istream_iterator<std::string>()};
   bool in_machine = false;
@@ -58,10 +58,17 @@ bool netrc_has_password(const std::filesystem::path& netrc, const std::string& h
     } else if (tokens[i] == "default") {
       in_machine = false;
     } else if (in_machine && tokens[i] == "password" && i + 1 < tokens.size()) {
-      return !tokens[i + 1].empty();
+      if (tokens[i + 1].empty()) return std::nullopt;
+      return tokens[i + 1];
     }
   }
-  return false;
+  return std::nullopt;
+}
+
+std::optional<std::filesystem::path> netrc_path() {
+  if (auto given = environment_value("NETRC")) return std::filesystem::path(*given);
+  if (auto home = environment_value("HOME")) return std::filesystem::path(*home) / ".netrc";
+  return std::nullopt;
 }
 
 struct ChosenMode {
@@ -99,7 +106,11 @@ Mode parse_mode(const ChosenMode& chosen) {
         "WANDB_MODE=disabled");
   }
   if (mode == "online" || mode == "run" || mode == "shared") {
-    throw InvalidValue(fmt::format(fmt::runtime(kOnlineNotBuilt), chosen.text, chosen.source));
+    if (!api_key_found()) {
+      throw InvalidValue(
+          fmt::format(fmt::runtime(kOnlineWithoutKey), chosen.text, chosen.source, base_url()));
+    }
+    return Mode::online;
   }
   throw InvalidValue(fmt::format(
       "wandb: mode \"{}\" (from {}) is not a W&B mode; use \"offline\", \"disabled\" or "
@@ -164,17 +175,23 @@ StepMode step_mode_option(const nlohmann::json& kwargs) {
 
 }  // namespace
 
+std::string base_url() {
+  std::string url = environment_value("WANDB_BASE_URL").value_or("https://api.wandb.ai");
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url;
+}
+
 bool api_key_found() {
   if (environment_value("WANDB_API_KEY")) return true;
-  std::filesystem::path netrc;
-  if (auto given = environment_value("NETRC")) {
-    netrc = *given;
-  } else if (auto home = environment_value("HOME")) {
-    netrc = std::filesystem::path(*home) / ".netrc";
-  } else {
-    return false;
-  }
-  return netrc_has_password(netrc, base_url_host());
+  const auto netrc = netrc_path();
+  return netrc && netrc_password(*netrc, base_url_host()).has_value();
+}
+
+std::optional<std::string> read_api_key() {
+  if (auto key = environment_value("WANDB_API_KEY")) return key;
+  const auto netrc = netrc_path();
+  if (!netrc) return std::nullopt;
+  return netrc_password(*netrc, base_url_host());
 }
 
 Settings resolve_settings(const TrackerInit& init) {
@@ -192,6 +209,7 @@ Settings resolve_settings(const TrackerInit& init) {
   }
   Settings settings;
   settings.mode = parse_mode(choose_mode(options));
+  settings.base_url = base_url();
   std::string dir = text_option(options, "dir", "WANDB_DIR");
   if (!dir.empty()) {
     settings.directory = dir;

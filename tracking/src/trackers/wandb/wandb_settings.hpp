@@ -1,13 +1,14 @@
 #pragma once
 // accel::wandb::Settings: how a W&B run is set up, chosen as the wandb SDK chooses it — from
 // init_kwargs["wandb"] (what Accelerate passes to wandb.init), else the WANDB_* environment
-// variables, else defaults. Only whether an API key exists is looked at, never the key itself
-// (it is not read into memory, so it cannot leak into a file, message or journal).
+// variables, else defaults. Settings never hold the API key: only read_api_key() reads it, for the
+// online mode's connection (it goes into no file, message or journal).
 //
 //   mode       init_kwargs "mode", else WANDB_MODE, else "disabled" when WANDB_DISABLED is true,
 //              else "online" when an API key is found (WANDB_API_KEY, or a password for the host
 //              of WANDB_BASE_URL — default api.wandb.ai — in $NETRC or ~/.netrc). "dryrun" means
-//              offline and "run" online, as in the SDK.
+//              offline and "run" online, as in the SDK. Online without a key is an error.
+//   base_url   WANDB_BASE_URL, default https://api.wandb.ai (no trailing slash).
 //   directory  init_kwargs "dir", else WANDB_DIR, else the logging directory, else the current
 //              directory: the run goes under <directory>/wandb/.
 //   id, name, notes, tags, group, job_type, entity: init_kwargs, else WANDB_RUN_ID, WANDB_NAME,
@@ -35,6 +36,7 @@ enum class StepMode { step_metric, pass_through };
 
 struct Settings {
   Mode mode = Mode::offline;
+  std::string base_url = "https://api.wandb.ai";
   std::filesystem::path directory;  // <directory>/wandb/ holds the runs
   std::optional<std::string> run_id;
   std::string name, notes, group, job_type, entity;
@@ -44,15 +46,21 @@ struct Settings {
 };
 
 // The settings for a tracker constructed from init. Throws accel::InvalidValue for an unknown
-// option or a bad value (named, with the fix), and for the modes this build cannot run yet
-// (online: "set WANDB_MODE=offline").
+// option or a bad value (named, with the fix), and for online mode without an API key.
 Settings resolve_settings(const TrackerInit& init);
 
-// Why the wandb tracker cannot start with the current environment (the online mode, not built
-// yet), or nullopt when it can; what log_with = {"all"} reports.
+// Why the wandb tracker cannot start with the current environment (no mode and no key, online
+// without a key), or nullopt when it can; what log_with = {"all"} reports.
 std::optional<std::string> unavailable_reason();
 
 // True when an API key is configured (see above). Reads WANDB_API_KEY's presence and the netrc.
 bool api_key_found();
+
+// The API key: WANDB_API_KEY, else the netrc password for the host of base_url(). Only the online
+// mode's connection calls it; the key must go into no file, message or journal.
+std::optional<std::string> read_api_key();
+
+// WANDB_BASE_URL without a trailing slash, default https://api.wandb.ai.
+std::string base_url();
 
 }  // namespace accel::wandb

@@ -6,6 +6,7 @@
 #include "accel/tracking/errors.hpp"
 #include "common/secrets.hpp"
 #include "trackers/wandb/offline_run_dir.hpp"
+#include "trackers/wandb/online_run.hpp"
 #include "trackers/wandb/run_writer.hpp"
 #include "trackers/wandb/transaction_log.hpp"
 #include "trackers/wandb/wandb_media.hpp"
@@ -42,10 +43,29 @@ WandbTracker::WandbTracker(TrackerInit init)
   start_ = std::chrono::system_clock::now();
   // Created here, on the training thread inside init_trackers: an unwritable directory fails
   // init_trackers instead of disabling the tracker later.
-  const auto dir = wandb::create_offline_run_dir(settings_->directory, start_, run_id_);
+  const bool online = settings_->mode == wandb::Mode::online;
+  const auto dir = wandb::create_offline_run_dir(settings_->directory, start_, run_id_,
+                                                 online ? "run" : "offline-run");
   run_dir_ = dir.run_dir;
   log_file_ = dir.log_file;
   media_ = std::make_unique<wandb::MediaFiles>(dir.files_dir);
+  if (online) {
+    auto key = wandb::read_api_key();
+    if (!key) throw InvalidValue("wandb: online mode without an API key (set WANDB_API_KEY)");
+    online_ =
+        std::make_unique<wandb::OnlineRun>(wandb::OnlineRunInfo{.base_url = settings_->base_url,
+                                                                .run_id = run_id_,
+                                                                .project = init_.run_name,
+                                                                .entity = settings_->entity,
+                                                                .display_name = settings_->name,
+                                                                .notes = settings_->notes,
+                                                                .group = settings_->group,
+                                                                .job_type = settings_->job_type,
+                                                                .host = host_name(),
+                                                                .tags = settings_->tags,
+                                                                .files_dir = dir.files_dir},
+                                           std::move(*key));
+  }
 }
 
 WandbTracker::~WandbTracker() = default;
@@ -58,12 +78,25 @@ TrackerRegistration WandbTracker::registration() {
 }
 
 std::string WandbTracker::mode() const {
-  return settings_->mode == wandb::Mode::disabled ? "disabled" : "offline";
+  switch (settings_->mode) {
+    case wandb::Mode::disabled:
+      return "disabled";
+    case wandb::Mode::online:
+      return "online";
+    case wandb::Mode::offline:
+      break;
+  }
+  return "offline";
+}
+
+std::string WandbTracker::run_url() const {
+  return online_ ? online_->run_url() : std::string();
 }
 
 bool WandbTracker::holds_records() const {
-  return settings_->mode != wandb::Mode::disabled &&
-         settings_->step_mode == wandb::StepMode::pass_through;
+  return settings_->mode == wandb::Mode::online ||
+         (settings_->mode != wandb::Mode::disabled &&
+          settings_->step_mode == wandb::StepMode::pass_through);
 }
 
 void WandbTracker::start() {
@@ -82,24 +115,43 @@ void WandbTracker::start() {
                       .step_mode = settings_->step_mode,
                       .step_metric = settings_->step_metric};
   auto writer = std::make_unique<wandb::RunWriter>(*log, std::move(info));
+  writer->set_observer(online_.get());
   writer->start();
   log_ = std::move(log);
   writer_ = std::move(writer);
+  // On the worker thread: an unreachable server is warned about and tried again later; a refused
+  // key throws TrackerError (the hub reports it once and training goes on).
+  if (online_) online_->begin();
 }
 
 void WandbTracker::accepted() {
   ++calls_;
   if (!holds_records()) return;
   const uint64_t waiting = writer_->pending_since();
-  acknowledge(waiting == 0 ? calls_ : waiting - 1);
+  const uint64_t written = waiting == 0 ? calls_ : waiting - 1;
+  if (!online_) {
+    acknowledge(written);
+    return;
+  }
+  while (calls_streamed_ < written) online_->accepted_call(++calls_streamed_);
+  acknowledge(online_->delivered_calls());
+}
+
+void WandbTracker::send_if_due() {
+  if (!online_) return;
+  online_->send_if_due();
+  acknowledge(online_->delivered_calls());
 }
 
 void WandbTracker::store_init_configuration(const nlohmann::json& config) {
   if (!enabled()) return;
   if (!writer_) throw UsageError("wandb tracker: store_init_configuration before start()");
   const nlohmann::json object = config.is_object() ? config : nlohmann::json{{"config", config}};
-  writer_->config(without_secrets(object));
+  const nlohmann::json config_values = without_secrets(object);
+  writer_->config(config_values);
+  if (online_) online_->set_config(config_values);
   accepted();
+  send_if_due();
 }
 
 void WandbTracker::log(const Values& values, std::optional<int64_t> step) {
@@ -135,7 +187,11 @@ void WandbTracker::log(const Values& values, std::optional<int64_t> step) {
     }
   }
   writer_->log(row, files, step, record_time(), calls_ + 1);
+  if (online_) {
+    for (const auto& file : files) online_->add_media(file);
+  }
   accepted();
+  send_if_due();
   if (!problems.empty()) {
     std::string message = fmt::format("wandb: skipped {} value(s): ", problems.size());
     for (std::size_t i = 0; i < problems.size(); ++i) message += (i ? "; " : "") + problems[i];
@@ -146,14 +202,29 @@ void WandbTracker::log(const Values& values, std::optional<int64_t> step) {
 void WandbTracker::flush() {
   if (!writer_ || finished_) return;
   writer_->commit_pending();
+  if (online_) {
+    while (calls_streamed_ < calls_) online_->accepted_call(++calls_streamed_);
+    online_->send_all();  // TrackerUnavailable while the server is away: the hub keeps the calls
+  }
   if (holds_records()) acknowledge(calls_);
 }
 
 void WandbTracker::finish(RunStatus status) {
   if (finished_ || !writer_) return;
-  writer_->finish(exit_code(status), record_time());
+  const int code = exit_code(status);
+  if (!written_exit_) {
+    // The exit record first: the .wandb file is whole even when the server never answers.
+    const auto when = record_time();
+    writer_->finish(code, when);
+    written_exit_ = true;
+    runtime_seconds_ = std::chrono::duration<double>(when - start_).count();
+    ++calls_;
+  }
+  if (online_) {
+    while (calls_streamed_ < calls_) online_->accepted_call(++calls_streamed_);
+    online_->finish(code, runtime_seconds_);  // TrackerUnavailable: called again, not repeated
+  }
   finished_ = true;
-  ++calls_;
   if (holds_records()) acknowledge(calls_);
 }
 

@@ -11,9 +11,15 @@
 //             directory. Every call's records reach the file (write(2)) before the call returns, so
 //             a killed process leaves a file that wandb reads up to its last record.
 //   disabled  a no-op, like the SDK's mode="disabled": nothing is written.
-//   online    not built yet: the constructor (so init_trackers) throws accel::InvalidValue saying
-//             so and to set WANDB_MODE=offline.
-// The API key is never read, only whether one exists; it is never written anywhere.
+//   online    streams the run to the W&B server at WANDB_BASE_URL (default https://api.wandb.ai)
+//             as wandb-core does: UpsertBucket, file_stream batches of history rows, summary and
+//             console lines (every few seconds or once enough lines wait), at finish the media
+//             files, config.yaml and wandb-summary.json, then complete + exitcode. The same
+//             .wandb file is written beside it, in <dir>/wandb/run-<ts>-<id>/, so a run whose
+//             server stayed away can be uploaded later with `wandb sync`. All network I/O is on
+//             the hub's worker thread; the run's URL is printed once (stderr).
+// The API key (WANDB_API_KEY, else the netrc password for the base URL's host) is read only for
+// the online connection; it is never written to a file, a message or a journal.
 //
 // Values: int/float → number; string → string; ScalarGroup → nested keys ("loss" → {"train":…,
 // "val":…}, shown as loss.train, loss.val); Image → PNG under files/media/images/ + an image-file
@@ -31,17 +37,23 @@
 // init_kwargs: {"mode", "dir", "id", "name", "notes", "tags", "group", "job_type", "entity",
 // "step_mode", "step_metric"}; unknown keys are rejected (accel::InvalidValue).
 //
-// Errors: the constructor throws accel::InvalidValue for a bad option or an unbuilt mode and
-// accel::TrackerError when the run directory cannot be created; a write the disk refuses throws
-// accel::TrackerUnavailable (the file keeps every whole record before it; the hub keeps the call).
+// Errors: the constructor throws accel::InvalidValue for a bad option or online mode without a
+// key, and accel::TrackerError when the run directory cannot be created; a write the disk refuses
+// throws accel::TrackerUnavailable (the file keeps every whole record before it; the hub keeps
+// the call). Online: a key the server refuses (401/403) throws accel::TrackerError naming the
+// base URL and the fix; while the server is away log() goes on (the rows wait, the .wandb file
+// has them) and flush()/finish() throw accel::TrackerUnavailable (the hub keeps what the server
+// has not acknowledged; finish writes the exit record first and, called again, only retries the
+// network part).
 // log() writes the valid entries of a call, then throws accel::InvalidValue naming the bad ones.
 //
-// Delivery (see GeneralTracker): in step_metric mode every call is in the file when it returns
-// (holds_records() false). In pass_through mode a row waits until a call with a larger step (or
+// Delivery (see GeneralTracker): online, holds_records() is true and acknowledged() counts the
+// calls the server has accepted. Offline, in step_metric mode every call is in the file when it
+// returns (holds_records() false). In pass_through mode a row waits until a call with a larger step (or
 // finish) writes it: holds_records() is true and acknowledged() counts the calls whose values are
 // in the file. resume_info() is null (resuming a W&B run is not built yet).
-// Thread-safety: as GeneralTracker (one worker thread); run_id(), run_dir(), mode() and tracker()
-// may be called from any thread (fixed at construction).
+// Thread-safety: as GeneralTracker (one worker thread); run_id(), run_dir(), mode(), run_url()
+// and tracker() may be called from any thread.
 #include <any>
 #include <filesystem>
 #include <memory>
@@ -56,6 +68,7 @@ namespace wandb {
 class TransactionLog;
 class RunWriter;
 class MediaFiles;
+class OnlineRun;
 struct Settings;
 }  // namespace wandb
 
@@ -77,12 +90,16 @@ class WandbTracker final : public GeneralTracker {
   // This tracker (WandbTracker*): run_id(), run_dir(), mode().
   std::any tracker() override { return this; }
 
-  // "offline" or "disabled".
+  // "online", "offline" or "disabled".
   std::string mode() const;
+  // Online: <W&B app>/<entity>/<project>/runs/<id> (https://wandb.ai/... for the default server);
+  // empty otherwise.
+  std::string run_url() const;
   // The run's id (8 characters [a-z0-9] unless init_kwargs "id" / WANDB_RUN_ID gave one); empty
   // when disabled.
   const std::string& run_id() const { return run_id_; }
-  // The offline run directory (…/wandb/offline-run-<ts>-<id>); empty when disabled.
+  // The run directory (…/wandb/offline-run-<ts>-<id>, online …/wandb/run-<ts>-<id>); empty when
+  // disabled.
   const std::filesystem::path& run_dir() const { return run_dir_; }
   // The transaction log, run_dir()/run-<id>.wandb; empty when disabled.
   const std::filesystem::path& log_file() const { return log_file_; }
@@ -90,6 +107,7 @@ class WandbTracker final : public GeneralTracker {
  private:
   bool enabled() const { return writer_ != nullptr || !run_dir_.empty(); }
   void accepted();
+  void send_if_due();
 
   TrackerInit init_;
   std::unique_ptr<wandb::Settings> settings_;
@@ -97,10 +115,14 @@ class WandbTracker final : public GeneralTracker {
   std::filesystem::path run_dir_;
   std::filesystem::path log_file_;
   std::chrono::system_clock::time_point start_{};
+  std::unique_ptr<wandb::OnlineRun> online_;  // online mode only
   std::unique_ptr<wandb::TransactionLog> log_;
   std::unique_ptr<wandb::RunWriter> writer_;
   std::unique_ptr<wandb::MediaFiles> media_;
-  uint64_t calls_ = 0;  // accepted calls (see GeneralTracker::acknowledge)
+  uint64_t calls_ = 0;           // accepted calls (see GeneralTracker::acknowledge)
+  uint64_t calls_streamed_ = 0;  // online: calls handed to OnlineRun::accepted_call
+  bool written_exit_ = false;    // finish wrote the exit record
+  double runtime_seconds_ = 0;
   bool finished_ = false;
 };
 

@@ -1,0 +1,415 @@
+// The wandb tracker's online mode against the recording W&B server (recording_wandb_server.py, on
+// 127.0.0.1; checked against the pinned wandb SDK by wandb_recording_server_test): what the server
+// received is what was logged, a server that answers 503 for a while still gets every row once and
+// in order, a refused key gives one clear error without the key, and the .wandb file written beside
+// an online run whose server never answered is uploaded whole by `wandb sync`.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "accel/tracking/hub.hpp"
+#include "accel/tracking/trackers/wandb/wandb_tracker.hpp"
+#include "net/http_client.hpp"
+#include "tracking_test_support.hpp"
+#include "wandb_test_support.hpp"
+
+using accel::Image;
+using accel::RunStatus;
+using accel::TrackerError;
+using accel::TrackerUnavailable;
+using accel::Values;
+using accel::WandbTracker;
+using accel::test::ScopedEnv;
+using accel::test::shell_quote;
+using accel::test::TempDir;
+using accel::test::tracker_init;
+using nlohmann::json;
+
+namespace {
+
+const std::string kApiKey(40, 'k');
+
+std::string read_all(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// recording_wandb_server.py in a child process, stopped (SIGTERM) when the scope ends.
+class RecordingServer {
+ public:
+  explicit RecordingServer(const std::filesystem::path& dir, int port = 0) {
+    const auto port_file = dir / "port";
+    std::filesystem::remove(port_file);
+    const std::string python = std::string(ACCEL_SOURCE_DIR) + "/.venv/bin/python";
+    const std::string script =
+        std::string(ACCEL_SOURCE_DIR) + "/tests/trackers/wandb/recording_wandb_server.py";
+    const std::string port_text = std::to_string(port);
+    const std::string state_file = (dir / "state.json").string();
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      ::execl(python.c_str(), python.c_str(), script.c_str(), "--port", port_text.c_str(),
+              "--port-file", port_file.c_str(), "--state-file", state_file.c_str(), nullptr);
+      ::_exit(127);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!std::filesystem::exists(port_file) || read_all(port_file).empty()) {
+      REQUIRE(std::chrono::steady_clock::now() < deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    port_ = std::stoi(read_all(port_file));
+  }
+  ~RecordingServer() { stop(); }
+  RecordingServer(const RecordingServer&) = delete;
+  RecordingServer& operator=(const RecordingServer&) = delete;
+
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+  json state() const {
+    accel::HttpClient http;
+    const auto response = http.send("GET", url() + "/_state");
+    REQUIRE(response.status == 200);
+    // Python writes non-finite numbers as bare tokens (": Infinity"), which nlohmann::json does
+    // not read: they become strings here (inside the stored lines, which are JSON strings
+    // themselves, they have no space after the colon and stay as they are).
+    std::string body = response.body;
+    for (const std::string token : {"-Infinity", "Infinity", "NaN"}) {
+      const std::string bare = ": " + token;
+      for (auto at = body.find(bare); at != std::string::npos; at = body.find(bare, at + 3)) {
+        body.replace(at, bare.size(), ": \"" + token + "\"");
+      }
+    }
+    return json::parse(body);
+  }
+  // The next `count` requests under path_prefix are answered with `status`.
+  void fail(int status, int count, const std::string& path_prefix) const {
+    accel::HttpClient http;
+    const json body = {{"status", status}, {"count", count}, {"path_prefix", path_prefix}};
+    REQUIRE(http.send("POST", url() + "/_fail", body.dump()).status == 200);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+// An online W&B environment for the scope, pointed at base_url.
+struct OnlineEnv {
+  explicit OnlineEnv(const std::string& base_url, const std::string& key = kApiKey)
+      : base{"WANDB_BASE_URL", base_url.c_str()}, api_key{"WANDB_API_KEY", key.c_str()} {}
+  ScopedEnv mode{"WANDB_MODE", "online"};
+  ScopedEnv base;
+  ScopedEnv api_key;
+  ScopedEnv dir{"WANDB_DIR", nullptr};
+  ScopedEnv id{"WANDB_RUN_ID", nullptr};
+  ScopedEnv entity{"WANDB_ENTITY", nullptr};
+  ScopedEnv netrc{"NETRC", "/nonexistent/netrc"};
+};
+
+const json& run_of(const json& state, const WandbTracker& tracker, const std::string& project) {
+  const std::string key = "recorder/" + project + "/" + tracker.run_id();
+  INFO("runs: " << state["runs"].dump().substr(0, 2000));
+  REQUIRE(state["runs"].contains(key));
+  return state["runs"][key];
+}
+
+// The history lines the server holds, by offset (every offset from 0 must be there).
+std::vector<std::string> history_lines(const json& run) {
+  const auto& lines = run["files"]["wandb-history.jsonl"]["lines"];
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const std::string offset = std::to_string(i);
+    REQUIRE(lines.contains(offset));
+    out.push_back(lines[offset].get<std::string>());
+  }
+  return out;
+}
+
+// The same, parsed (lines without NaN/Infinity tokens, which nlohmann::json does not read).
+std::vector<json> history_rows(const json& run) {
+  std::vector<json> rows;
+  for (const auto& line : history_lines(run)) rows.push_back(json::parse(line));
+  return rows;
+}
+
+// finish() as the hub delivers it: flush + finish, repeated while the server is away.
+void finish_when_back(WandbTracker& tracker, RunStatus status) {
+  for (int attempt = 0;; ++attempt) {
+    try {
+      tracker.flush();
+      tracker.finish(status);
+      return;
+    } catch (const TrackerUnavailable&) {
+      REQUIRE(attempt < 100);
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("an online run reaches the server with its rows, summary, config and exit code 0") {
+  TempDir dir;
+  RecordingServer server(dir.path());
+  OnlineEnv env(server.url());
+  WandbTracker tracker(
+      tracker_init("proj", dir.path() / "logs", {{"name", "nice run"}, {"tags", {"a", "b"}}}));
+  CHECK(tracker.mode() == "online");
+  CHECK(tracker.run_dir().filename().string().starts_with("run-"));
+  tracker.start();
+  CHECK(tracker.run_url() == server.url() + "/recorder/proj/runs/" + tracker.run_id());
+  tracker.store_init_configuration({{"lr", 0.001}, {"model", {{"hidden", 128}, {"act", "relu"}}}});
+  for (int s = 0; s < 5; ++s) {
+    tracker.log(Values{{"loss", 1.0 / (s + 1)}, {"epoch", int64_t{s / 2}}}, s * 10);
+  }
+  tracker.log(Values{{"weird", std::numeric_limits<double>::infinity()},
+                     {"img", Image::from_uint8(std::vector<uint8_t>(4 * 4 * 3, 200), 4, 4, 3)}},
+              50);
+  tracker.flush();
+  tracker.finish(RunStatus::finished);
+  CHECK(tracker.acknowledged() == 8);  // config, 6 logs, finish
+
+  const json state = server.state();
+  const json& run = run_of(state, tracker, "proj");
+  CHECK(run["config"] == json({{"lr", {{"value", 0.001}}},
+                               {"model", {{"value", {{"hidden", 128}, {"act", "relu"}}}}}}));
+  CHECK(run["display_name"] == "nice run");
+  CHECK(run["tags"] == json({"a", "b"}));
+  const auto lines = history_lines(run);
+  REQUIRE(lines.size() == 6);
+  std::vector<json> rows;
+  for (int s = 0; s < 5; ++s) rows.push_back(json::parse(lines[s]));
+  for (int s = 0; s < 5; ++s) {
+    CHECK(rows[s]["_step"] == s);
+    CHECK(rows[s]["loss"].get<double>() == 1.0 / (s + 1));
+    CHECK(rows[s]["epoch"] == s / 2);
+    CHECK(rows[s]["trainer/global_step"] == s * 10);
+    CHECK(rows[s].contains("_runtime"));
+    CHECK(rows[s].contains("_timestamp"));
+  }
+  CHECK(lines[5].find("\"weird\":Infinity") != std::string::npos);  // W&B's token, not null
+  CHECK(run["summary"]["weird"] == "Infinity");
+  CHECK(run["summary"]["loss"].get<double>() == 0.2);
+  CHECK(run["summary"]["trainer/global_step"] == 50);
+  CHECK(run["summary"]["_wandb"].contains("runtime"));
+  CHECK(run["complete"] == true);
+  CHECK(run["exitcode"] == 0);
+  std::string image_path;
+  for (const auto& name : run["uploaded"]) {
+    if (name.get<std::string>().starts_with("media/images/img_5_")) image_path = name;
+  }
+  CHECK(!image_path.empty());
+  CHECK(lines[5].find("\"path\":\"" + image_path + "\"") != std::string::npos);
+  for (const std::string& file :
+       std::vector<std::string>{"config.yaml", "wandb-summary.json", image_path}) {
+    CHECK(std::find(run["uploaded"].begin(), run["uploaded"].end(), file) != run["uploaded"].end());
+    CHECK(state["uploads"].contains("recorder/proj/" + tracker.run_id() + "/" + file));
+  }
+  // The .wandb transaction log is beside it, and the key is nowhere.
+  CHECK(std::filesystem::file_size(tracker.log_file()) > 0);
+  CHECK(read_all(tracker.log_file()).find(kApiKey) == std::string::npos);
+  CHECK(state.dump().find(kApiKey) == std::string::npos);
+}
+
+TEST_CASE("a server answering 503 for a while still gets every row exactly once and in order") {
+  TempDir dir;
+  RecordingServer server(dir.path());
+  OnlineEnv env(server.url());
+  WandbTracker tracker(tracker_init("outage", dir.path()));
+  tracker.start();
+  tracker.store_init_configuration({{"lr", 0.1}});
+  constexpr int kRows = 700;
+  for (int s = 0; s < kRows; ++s) {
+    // More failures than one request's retries: a request fails whole and is sent again later.
+    if (s == 150) server.fail(503, 6, "/files");
+    tracker.log(Values{{"x", int64_t{s}}}, s);
+  }
+  finish_when_back(tracker, RunStatus::finished);
+
+  const json state = server.state();
+  const json& run = run_of(state, tracker, "outage");
+  const auto rows = history_rows(run);
+  REQUIRE(rows.size() == kRows);
+  for (int s = 0; s < kRows; ++s) CHECK(rows[s]["x"] == s);
+  // Offsets arrived in order; an offset came again only as part of a whole resent request.
+  const auto& received = run["files"]["wandb-history.jsonl"]["received"];
+  int64_t next = 0;
+  for (const auto& offset : received) {
+    CHECK(offset.get<int64_t>() <= next);
+    next = std::max(next, offset.get<int64_t>() + 1);
+  }
+  CHECK(next == kRows);
+  CHECK(run["complete"] == true);
+  CHECK(run["exitcode"] == 0);
+  CHECK(run["file_stream_requests"].get<int>() >= 4);
+}
+
+TEST_CASE("a key the server refuses gives one clear error naming the server, never the key") {
+  TempDir dir;
+  RecordingServer server(dir.path());
+  const std::string bad_key = "bad" + std::string(37, 'z');
+  OnlineEnv env(server.url(), bad_key);
+  WandbTracker tracker(tracker_init("proj", dir.path()));
+  const std::string message = accel::test::thrown<TrackerError>([&] { tracker.start(); });
+  CHECK(message.find(server.url()) != std::string::npos);
+  CHECK(message.find("WANDB_API_KEY") != std::string::npos);
+  CHECK(message.find("401") != std::string::npos);
+  CHECK(message.find(bad_key) == std::string::npos);
+  CHECK(read_all(tracker.log_file()).find(bad_key) == std::string::npos);
+}
+
+TEST_CASE("through the hub a refused key is reported once, training goes on, the key is nowhere") {
+  TempDir dir;
+  RecordingServer server(dir.path());
+  const std::string bad_key = "bad" + std::string(37, 'y');
+  OnlineEnv env(server.url(), bad_key);
+  accel::test::WarningCapture warnings;
+  accel::TrackerHubOptions options;
+  options.logging_dir = dir.path() / "logs";
+  options.journal_dir = dir.path() / "journal";
+  options.handle_signals = false;
+  {
+    accel::TrackerHub hub(options);
+    hub.init_trackers("refused", {{"epochs", 3}}, {"wandb"});
+    for (int step = 0; step < 20; ++step) hub.log({{"loss", 1.0 / (step + 1)}}, step);
+    hub.end_training();
+  }
+  // One report when it happens (the end_training summary repeats it with the journal).
+  CHECK(warnings.count({"failed and is disabled", "refused the API key", server.url().c_str(),
+                        "WANDB_API_KEY"}) == 1);
+  for (const auto& message : warnings.messages()) CHECK(message.find(bad_key) == std::string::npos);
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir.path())) {
+    if (!entry.is_regular_file()) continue;
+    INFO(entry.path());
+    CHECK(read_all(entry.path()).find(bad_key) == std::string::npos);
+  }
+}
+
+TEST_CASE("an online run whose server never answered is uploaded whole by wandb sync") {
+  TempDir dir;
+  int port = 0;
+  {
+    std::filesystem::create_directories(dir.path() / "probe");
+    RecordingServer probe(dir.path() / "probe");  // a free port, closed again
+    port = probe.port();
+  }
+  const std::string away = "http://127.0.0.1:" + std::to_string(port);
+  std::filesystem::path run_dir;
+  std::string run_id;
+  {
+    OnlineEnv env(away);
+    WandbTracker tracker(tracker_init("synced", dir.path()));
+    tracker.start();  // warns: the server is away
+    tracker.store_init_configuration({{"lr", 0.5}});
+    for (int s = 0; s < 5; ++s) tracker.log(Values{{"loss", 10.0 - s}}, s);
+    CHECK_THROWS_AS(tracker.finish(RunStatus::finished), TrackerUnavailable);
+    CHECK(tracker.acknowledged() == 0);
+    run_dir = tracker.run_dir();
+    run_id = tracker.run_id();
+  }
+  REQUIRE(run_dir.filename().string().starts_with("run-"));
+
+  RecordingServer server(dir.path());
+  const auto home = dir.path() / "home";
+  std::filesystem::create_directories(home);
+  // From inside the temporary directory: wandb sync writes its debug logs under ./wandb.
+  const std::string command = "cd " + shell_quote(dir.path().string()) + " && " +
+                              accel::test::wandb_env(home) + "WANDB_BASE_URL=" + server.url() +
+                              " WANDB_API_KEY=" + kApiKey + " " + accel::test::venv_bin("wandb") +
+                              " sync --no-skip-online " + shell_quote(run_dir.string()) + " 2>&1";
+  const auto result = accel::test::run_shell(command);
+  INFO(result.output);
+  REQUIRE(result.exit_code() == 0);
+  const json state = server.state();
+  const std::string key = "recorder/synced/" + run_id;
+  REQUIRE(state["runs"].contains(key));
+  const json& run = state["runs"][key];
+  const auto rows = history_rows(run);
+  REQUIRE(rows.size() == 5);
+  for (int s = 0; s < 5; ++s) CHECK(rows[s]["loss"].get<double>() == 10.0 - s);
+  CHECK(run["config"]["lr"]["value"] == 0.5);
+  CHECK(run["complete"] == true);
+  CHECK(run["exitcode"] == 0);
+}
+
+TEST_CASE("log_with wandb through the hub streams an online run that ends complete") {
+  TempDir dir;
+  RecordingServer server(dir.path());
+  OnlineEnv env(server.url());
+  accel::TrackerHubOptions options;
+  options.logging_dir = dir.path() / "logs";
+  options.handle_signals = false;
+  std::string run_id;
+  {
+    accel::TrackerHub hub(options);
+    hub.init_trackers("hubproj", {{"epochs", 3}}, {"wandb"});
+    run_id = std::any_cast<WandbTracker*>(hub.get_tracker("wandb").tracker())->run_id();
+    for (int step = 0; step < 250; ++step) hub.log({{"loss", 1.0 / (step + 1)}}, step);
+    hub.end_training();
+  }
+  const json state = server.state();
+  const std::string key = "recorder/hubproj/" + run_id;
+  REQUIRE(state["runs"].contains(key));
+  const json& run = state["runs"][key];
+  const auto rows = history_rows(run);
+  REQUIRE(rows.size() == 250);
+  for (int step = 0; step < 250; ++step) CHECK(rows[step]["trainer/global_step"] == step);
+  CHECK(run["config"]["epochs"]["value"] == 3);
+  CHECK(run["summary"]["_step"] == 249);
+  CHECK(run["complete"] == true);
+  CHECK(run["exitcode"] == 0);
+}
+
+TEST_CASE(
+    "through the hub, a server that never answers stalls no log call and the hub journals "
+    "what it did not get") {
+  TempDir dir;
+  int port = 0;
+  {
+    std::filesystem::create_directories(dir.path() / "probe");
+    RecordingServer probe(dir.path() / "probe");  // a free port, closed again
+    port = probe.port();
+  }
+  OnlineEnv env("http://127.0.0.1:" + std::to_string(port));
+  accel::TrackerHubOptions options;
+  options.logging_dir = dir.path() / "logs";
+  options.journal_dir = dir.path() / "journal";
+  options.handle_signals = false;
+  options.end_training_timeout = std::chrono::seconds(5);
+  accel::EndTrainingReport report;
+  std::filesystem::path log_file;
+  {
+    accel::TrackerHub hub(options);
+    hub.init_trackers("away", {{"epochs", 3}}, {"wandb"});
+    log_file = std::any_cast<WandbTracker*>(hub.get_tracker("wandb").tracker())->log_file();
+    const auto begin = std::chrono::steady_clock::now();
+    for (int step = 0; step < 300; ++step) hub.log({{"loss", 1.0 / (step + 1)}}, step);
+    CHECK(std::chrono::steady_clock::now() - begin < std::chrono::seconds(1));
+    report = hub.end_training();
+  }
+  REQUIRE(report.trackers.size() == 1);
+  const auto& delivery = report.trackers[0];
+  INFO("error: " << delivery.error);
+  CHECK(delivery.logged == 300);
+  CHECK(delivery.delivered == 0);
+  CHECK(delivery.journaled == 300);
+  // The .wandb file beside the run has every row (`wandb sync --no-skip-online` uploads it).
+  const auto records = accel::test::strict_records(log_file);
+  INFO(records.dump().substr(0, 500));
+  int rows = 0;
+  for (const auto& record : records["records"]) rows += record.contains("history") ? 1 : 0;
+  CHECK(rows == 300);
+}

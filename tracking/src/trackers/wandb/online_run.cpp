@@ -1,0 +1,259 @@
+#include "trackers/wandb/online_run.hpp"
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+
+#include "accel/tracking/errors.hpp"
+#include "accel/tracking/warnings.hpp"
+#include "trackers/wandb/value_json.hpp"
+
+namespace accel::wandb {
+namespace {
+
+// A row's items as one nested JSON object: ["loss", "train"] = v → {"loss": {"train": v}}.
+void set_path(nlohmann::json& object, const KeyPath& path, const nlohmann::json& value) {
+  nlohmann::json* at = &object;
+  for (std::size_t i = 0; i + 1 < path.size(); ++i) {
+    nlohmann::json& inner = (*at)[path[i]];
+    if (!inner.is_object()) inner = nlohmann::json::object();
+    at = &inner;
+  }
+  (*at)[path.back()] = value;
+}
+
+// "2026-12-01T21:28:12.582369": UTC, microseconds, no zone (how output.log lines start).
+std::string console_time(Clock::time_point when) {
+  const auto micros = std::chrono::time_point_cast<std::chrono::microseconds>(when);
+  const auto seconds = std::chrono::time_point_cast<std::chrono::seconds>(micros);
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:06d}", seconds, (micros - seconds).count());
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw TrackerError(fmt::format("wandb: cannot read the run file '{}'", path.string()));
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_file(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out.flush()) {
+    throw TrackerError(fmt::format("wandb: cannot write the run file '{}'", path.string()));
+  }
+}
+
+}  // namespace
+
+OnlineRun::OnlineRun(OnlineRunInfo info, std::string api_key, RetryPolicy retry)
+    : info_(std::move(info)),
+      retry_(retry),
+      api_(std::make_unique<detail::WandbApi>(
+          detail::WandbServer{info_.base_url, std::move(api_key)}, HttpOptions{}, retry)) {}
+
+OnlineRun::~OnlineRun() = default;
+
+std::string OnlineRun::run_url() const {
+  std::lock_guard lock(url_mutex_);
+  if (!url_.empty()) return url_;
+  return url_of({info_.entity, info_.project, info_.run_id});
+}
+
+std::string OnlineRun::url_of(const detail::WandbRunPath& path) const {
+  const std::string app =
+      info_.base_url == "https://api.wandb.ai" ? "https://wandb.ai" : info_.base_url;
+  return fmt::format("{}/{}/{}/runs/{}", app, path.entity, path.project, path.name);
+}
+
+detail::WandbRunUpsert OnlineRun::upsert() const {
+  auto text = [](const std::string& s) {
+    return s.empty() ? std::nullopt : std::optional<std::string>(s);
+  };
+  detail::WandbRunUpsert run;
+  run.name = info_.run_id;
+  run.project = info_.project;
+  run.entity = run_path_ ? std::optional<std::string>(run_path_->entity) : text(info_.entity);
+  run.display_name = text(info_.display_name);
+  run.notes = text(info_.notes);
+  run.group = text(info_.group);
+  run.job_type = text(info_.job_type);
+  if (!info_.tags.empty()) run.tags = info_.tags;
+  run.host = text(info_.host);
+  return run;
+}
+
+void OnlineRun::went_away(const TrackerUnavailable& e) {
+  probe_interval_ =
+      away_ ? std::min<std::chrono::milliseconds>(probe_interval_ * 2, kMaxProbeInterval)
+            : std::max(retry_.initial_backoff, std::chrono::milliseconds(1));
+  away_ = true;
+  next_attempt_ = SteadyClock::now() + probe_interval_;
+  if (!warned_away_) {
+    warned_away_ = true;
+    warn(fmt::format(
+        "wandb: {}. Training goes on: the run is written to its .wandb file (`wandb sync` can "
+        "upload it) and what the server has not taken is sent again when it answers",
+        e.what()));
+  }
+}
+
+void OnlineRun::ensure_run() {
+  if (away_ && SteadyClock::now() < next_attempt_) {
+    throw TrackerUnavailable(
+        fmt::format("W&B server {} is away; the run waits to be sent", info_.base_url));
+  }
+  try {
+    if (!run_path_) {
+      detail::WandbRunUpsert run = upsert();
+      if (!run.entity) run.entity = api_->viewer_entity();
+      run_path_ = api_->upsert_run(run);
+      std::lock_guard lock(url_mutex_);
+      url_ = url_of(*run_path_);
+    }
+    if (config_sent_ < config_version_) send_config();
+  } catch (const TrackerUnavailable& e) {
+    went_away(e);
+    throw;
+  }
+  if (away_) {
+    away_ = false;
+    warn(fmt::format("wandb: W&B server {} answers again; sending what waited", info_.base_url));
+  }
+  if (!url_printed_) {
+    url_printed_ = true;
+    std::cerr << fmt::format(
+                     "[accel] wandb run{}: {}\n",
+                     info_.display_name.empty() ? "" : fmt::format(" '{}'", info_.display_name),
+                     run_url())
+              << std::flush;
+  }
+}
+
+void OnlineRun::begin() {
+  try {
+    ensure_run();
+  } catch (const TrackerUnavailable&) {
+    // Warned once by went_away; the next send tries again.
+  }
+}
+
+void OnlineRun::set_config(const nlohmann::json& config) {
+  for (const auto& [key, value] : config.items()) config_[key] = value;
+  ++config_version_;
+}
+
+nlohmann::json OnlineRun::wrapped_config() const {
+  nlohmann::json wrapped = nlohmann::json::object();
+  for (const auto& [key, value] : config_.items()) wrapped[key] = {{"value", value}};
+  return wrapped;
+}
+
+void OnlineRun::send_config() {
+  const uint64_t version = config_version_;
+  detail::WandbRunUpsert run = upsert();
+  run.config = wrapped_config();
+  api_->upsert_run(run);
+  config_sent_ = version;
+}
+
+void OnlineRun::add_media(std::string file) {
+  media_.push_back(std::move(file));
+}
+
+void OnlineRun::row_written(const Row& row) {
+  nlohmann::json line = nlohmann::json::object();
+  for (const auto& item : row.items()) {
+    set_path(line, item.key, item.value);
+    set_path(summary_, item.key, item.value);
+  }
+  stream_.add_line(kHistoryFile, value_json(line));
+  stream_.set_summary(value_json(summary_));
+}
+
+void OnlineRun::console_line(const std::string& text, bool is_stderr, Clock::time_point when) {
+  stream_.add_line(kConsoleFile,
+                   fmt::format("{}{} {}", is_stderr ? "ERROR " : "", console_time(when), text));
+}
+
+void OnlineRun::accepted_call(uint64_t call) {
+  undelivered_.push_back({call, stream_.mark(), config_version_});
+  update_delivered();
+}
+
+void OnlineRun::update_delivered() {
+  while (!undelivered_.empty() && config_sent_ >= undelivered_.front().config_version &&
+         stream_.delivered(undelivered_.front().mark)) {
+    delivered_calls_ = undelivered_.front().call;
+    undelivered_.pop_front();
+  }
+}
+
+void OnlineRun::send_request(const FileStream::Request& request) {
+  api_->send_file_stream(*run_path_, request.body);
+  stream_.accepted(request);
+  last_send_ = SteadyClock::now();
+}
+
+void OnlineRun::send_all() {
+  ensure_run();
+  try {
+    while (stream_.has_pending()) send_request(stream_.next(kSendLines));
+  } catch (const TrackerUnavailable& e) {
+    went_away(e);
+    update_delivered();
+    throw;
+  }
+  last_send_ = SteadyClock::now();
+  update_delivered();
+}
+
+void OnlineRun::send_if_due() {
+  const bool due = stream_.has_pending() && SteadyClock::now() - last_send_ >= kSendInterval;
+  const bool full = stream_.pending_lines() >= kSendLines;
+  const bool run_waits = !run_created() || config_sent_ < config_version_;
+  if (!due && !full && !run_waits) return;
+  if (away_ && SteadyClock::now() < next_attempt_) return;
+  try {
+    send_all();
+  } catch (const TrackerUnavailable&) {
+    // Kept: sent again after the pause went_away chose.
+  }
+}
+
+void OnlineRun::upload_run_files() {
+  if (uploads_done_) return;
+  write_file(info_.files_dir / "wandb-summary.json", value_json(summary_));
+  // JSON is YAML: W&B's config.yaml holds the same {"key": {"value": v}} items as UpsertBucket.
+  write_file(info_.files_dir / "config.yaml",
+             wrapped_config().dump(4, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  std::vector<std::string> files = media_;
+  files.push_back("config.yaml");
+  files.push_back(kSummaryFile);
+  const auto urls = api_->create_run_files(*run_path_, files);
+  for (const auto& file : files) {
+    api_->upload(urls.at(file), read_file(info_.files_dir / file), fmt::format("'{}'", file));
+  }
+  for (const auto& file : files) stream_.add_uploaded(file);
+  uploads_done_ = true;
+}
+
+void OnlineRun::finish(int exit_code, double runtime_seconds) {
+  if (!uploads_done_) {
+    set_path(summary_, {"_wandb", "runtime"}, static_cast<int64_t>(runtime_seconds + 0.5));
+    stream_.set_summary(value_json(summary_));
+  }
+  send_all();
+  try {
+    upload_run_files();
+    send_request(stream_.next(kSendLines, exit_code));
+  } catch (const TrackerUnavailable& e) {
+    went_away(e);
+    throw;
+  }
+  update_delivered();
+}
+
+}  // namespace accel::wandb
