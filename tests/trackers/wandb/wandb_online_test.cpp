@@ -413,3 +413,85 @@ TEST_CASE(
   for (const auto& record : records["records"]) rows += record.contains("history") ? 1 : 0;
   CHECK(rows == 300);
 }
+
+namespace {
+
+// The wandb SDK logging what the parity test logs, the way Lightning's WandbLogger does (the
+// user's step as the x-axis metric trainer/global_step, W&B's _step counting rows), online to the
+// same server. Prints the run id.
+constexpr const char* kSdkParityRun = R"(
+import json, sys, wandb
+directory, config = sys.argv[1], json.loads(sys.argv[2])
+run = wandb.init(project="parity", dir=directory, config=config)
+run.define_metric("trainer/global_step")
+run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
+for step in range(20):
+    run.log({"train/loss": 1.0 / (step + 1), "train/acc": step * 0.05, "epoch": step // 5,
+             "trainer/global_step": step * 10})
+print(run.id)
+run.finish()
+)";
+
+// What a row, a summary or a config holds for the user: W&B's own bookkeeping keys (_runtime,
+// _timestamp, _wandb) left out, _step kept.
+json user_part(const json& object) {
+  json out = json::object();
+  for (const auto& [key, value] : object.items()) {
+    if (key == "_runtime" || key == "_timestamp" || key == "_wandb") continue;
+    out[key] = value;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the wandb SDK logging the same data to the same server leaves the same information") {
+  TempDir dir;
+  RecordingServer server(dir.path());
+  OnlineEnv env(server.url());
+  ScopedEnv home("HOME", dir.str().c_str());
+  ScopedEnv config_dir("WANDB_CONFIG_DIR", (dir / "wandb-config").c_str());
+  ScopedEnv silent("WANDB_SILENT", "true");
+  const json config = {{"lr", 0.001}, {"model", {{"hidden", 128}, {"act", "relu"}}}};
+
+  std::string accel_id;
+  {
+    WandbTracker tracker(tracker_init("parity", dir / "accel"));
+    tracker.start();
+    tracker.store_init_configuration(config);
+    for (int step = 0; step < 20; ++step) {
+      tracker.log(Values{{"train/loss", 1.0 / (step + 1)},
+                         {"train/acc", step * 0.05},
+                         {"epoch", int64_t{step / 5}}},
+                  step * 10);
+    }
+    finish_when_back(tracker, RunStatus::finished);
+    accel_id = tracker.run_id();
+  }
+  std::filesystem::create_directories(dir / "sdk");
+  std::string sdk_id =
+      accel::test::run_python_code(kSdkParityRun, {(dir / "sdk").string(), config.dump()});
+  sdk_id.erase(sdk_id.find_last_not_of(" \n") + 1);
+
+  const json state = server.state();
+  INFO("runs: " << state["runs"].dump().substr(0, 3000));
+  REQUIRE(state["runs"].contains("recorder/parity/" + accel_id));
+  REQUIRE(state["runs"].contains("recorder/parity/" + sdk_id));
+  const json& ours = state["runs"]["recorder/parity/" + accel_id];
+  const json& theirs = state["runs"]["recorder/parity/" + sdk_id];
+
+  const auto our_rows = history_rows(ours);
+  const auto their_rows = history_rows(theirs);
+  REQUIRE(our_rows.size() == 20);
+  REQUIRE(their_rows.size() == 20);
+  for (std::size_t i = 0; i < 20; ++i) {
+    INFO("row " << i << ": accel " << our_rows[i].dump() << " sdk " << their_rows[i].dump());
+    CHECK(user_part(our_rows[i]) == user_part(their_rows[i]));
+  }
+  CHECK(user_part(ours["summary"]) == user_part(theirs["summary"]));
+  CHECK(user_part(ours["config"]) == user_part(theirs["config"]));
+  CHECK(ours["complete"] == true);
+  CHECK(theirs["complete"] == true);
+  CHECK(ours["exitcode"] == theirs["exitcode"]);
+  CHECK(ours["uploaded"].size() > 0);
+}
