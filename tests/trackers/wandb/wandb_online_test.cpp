@@ -231,10 +231,11 @@ TEST_CASE("a server answering 503 for a while still gets every row exactly once 
   WandbTracker tracker(tracker_init("outage", dir.path()));
   tracker.start();
   tracker.store_init_configuration({{"lr", 0.1}});
-  constexpr int kRows = 700;
+  // A request goes out once OnlineRun::kSendLines (1,000) rows wait: 3,500 rows are several.
+  constexpr int kRows = 3500;
   for (int s = 0; s < kRows; ++s) {
     // More failures than one request's retries: a request fails whole and is sent again later.
-    if (s == 150) server.fail(503, 6, "/files");
+    if (s == 1500) server.fail(503, 6, "/files");
     tracker.log(Values{{"x", int64_t{s}}}, s);
   }
   finish_when_back(tracker, RunStatus::finished);

@@ -200,7 +200,7 @@ void OnlineRun::send_request(const FileStream::Request& request) {
 void OnlineRun::send_all() {
   ensure_run();
   try {
-    while (stream_.has_pending()) send_request(stream_.next(kSendLines));
+    while (stream_.has_pending()) send_request(stream_.next(kMaxRequestLines));
   } catch (const TrackerUnavailable& e) {
     went_away(e);
     update_delivered();
@@ -248,7 +248,7 @@ void OnlineRun::finish(int exit_code, double runtime_seconds) {
   send_all();
   try {
     upload_run_files();
-    send_request(stream_.next(kSendLines, exit_code));
+    send_request(stream_.next(kMaxRequestLines, exit_code));
   } catch (const TrackerUnavailable& e) {
     went_away(e);
     throw;

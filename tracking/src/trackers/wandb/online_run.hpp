@@ -49,7 +49,10 @@ struct OnlineRunInfo {
 class OnlineRun final : public RunObserver {
  public:
   static constexpr std::chrono::seconds kSendInterval{5};
-  static constexpr std::size_t kSendLines = 200;
+  static constexpr std::size_t kSendLines = 1000;
+  // Lines in one request at most: a history row of tens of metrics is a few hundred bytes, so a
+  // request stays well under the ~10 MiB W&B accepts, and a backlog drains in few round trips.
+  static constexpr std::size_t kMaxRequestLines = 10000;
   static constexpr std::chrono::seconds kMaxProbeInterval{30};
 
   OnlineRun(OnlineRunInfo info, std::string api_key, RetryPolicy retry = {});
