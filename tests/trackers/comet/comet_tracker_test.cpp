@@ -1,16 +1,25 @@
 // The comet_ml tracker's offline archives, checked with the pinned comet_ml wheel (3.58.8, in
 // .venv): check_archive.py applies the uploader's own validators (OfflineSender's JSON schemas)
-// to experiment.json and every messages.json line and prints what the archive holds.
+// to experiment.json and every messages.json line and prints what the archive holds; the real
+// `comet upload` sends the archive to recording_comet_server.py (127.0.0.1, started and stopped
+// by PID here), and what that server received (upload_summary.py) must equal what was logged.
 #include "accel/tracking/trackers/comet/comet_tracker.hpp"
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <map>
 
 #include "accel/tracking/hub.hpp"
 #include "python.hpp"
 #include "scoped_env.hpp"
+#include "shell.hpp"
 #include "temp_dir.hpp"
 #include "tracking_test_support.hpp"
 
@@ -58,6 +67,62 @@ Image gradient(int64_t h, int64_t w) {
   std::vector<uint8_t> px(static_cast<std::size_t>(h * w * 3));
   for (std::size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>(i * 7);
   return Image::from_uint8(px, h, w, 3);
+}
+
+// recording_comet_server.py, started in the background and stopped (SIGTERM, by its PID) when the
+// object goes.
+class RecordingServer {
+ public:
+  explicit RecordingServer(const TempDir& dir) : log_(dir / "requests.jsonl") {
+    const auto port_file = dir / "port";
+    const auto started = accel::test::run_shell(
+        accel::test::shell_quote(accel::test::python_interpreter().string()) + " " +
+        accel::test::shell_quote(
+            accel::test::test_script("trackers/comet/recording_comet_server.py").string()) +
+        " " + accel::test::shell_quote(port_file.string()) + " " +
+        accel::test::shell_quote(log_.string()) + " >/dev/null 2>&1 & echo $!");
+    pid_ = std::stoi(started.output);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!std::filesystem::exists(port_file) && std::chrono::steady_clock::now() < deadline) {
+      ::usleep(20'000);
+    }
+    REQUIRE(std::filesystem::exists(port_file));
+    std::ifstream(port_file) >> port_;
+  }
+  ~RecordingServer() {
+    ::kill(pid_, SIGTERM);
+    for (int i = 0; i < 250 && ::kill(pid_, 0) == 0; ++i) ::usleep(20'000);
+  }
+  RecordingServer(const RecordingServer&) = delete;
+  RecordingServer& operator=(const RecordingServer&) = delete;
+
+  int port() const { return port_; }
+  const std::filesystem::path& log() const { return log_; }
+
+ private:
+  std::filesystem::path log_;
+  pid_t pid_ = 0;
+  int port_ = 0;
+};
+
+// `comet upload <archive>` of the pinned wheel against the server, in a sandbox: its own HOME (no
+// ~/.comet.config), a dummy key, loopback only, no Sentry, no overrides of workspace/project.
+accel::test::ShellResult comet_upload(const std::filesystem::path& archive,
+                                      const RecordingServer& server, const TempDir& dir) {
+  const std::string command =
+      "cd " + accel::test::shell_quote(dir.str()) +
+      " && env -u COMET_WORKSPACE -u COMET_PROJECT_NAME -u COMET_CONFIG HOME=" +
+      accel::test::shell_quote(dir.str()) +
+      " COMET_API_KEY=dummy COMET_ERROR_TRACKING_ENABLE=false COMET_DISABLE_ANNOUNCEMENT=true" +
+      " COMET_URL_OVERRIDE=http://127.0.0.1:" + std::to_string(server.port()) + "/clientlib/ " +
+      accel::test::shell_quote(std::string(ACCEL_SOURCE_DIR) + "/.venv/bin/comet") + " upload " +
+      accel::test::shell_quote(archive.string()) + " 2>&1";
+  return accel::test::run_shell(command);
+}
+
+json sorted(json list) {
+  std::sort(list.begin(), list.end());
+  return list;
 }
 
 // What every test run logs; the expectations below follow it.
@@ -229,4 +294,54 @@ TEST_CASE("log_with comet_ml through the hub writes the archive under the loggin
   CHECK(out["experiment"]["project_name"] == "hubproj");
   CHECK(out["metrics"] == json::parse(R"([["loss", 0.5, 1, null]])"));
   CHECK(out["parameters"] == json::parse(R"([["epochs", 3, null, "manual"]])"));
+}
+
+TEST_CASE(
+    "comet upload sends the archive to a recording server without an error, and the server "
+    "holds what was logged",
+    "[comet]") {
+  OfflineEnv env;
+  TempDir dir("accel-comet");
+  CometTracker tracker(
+      init_in(dir, {{"experiment_name", "uploaded"}, {"tags", {"t1"}}, {"workspace", "ws"}}));
+  log_sample_run(tracker);
+  const json archive = check_archive(tracker.archive_path());
+  REQUIRE(archive["errors"] == json::array());
+
+  json sent;
+  {
+    RecordingServer server(dir);
+    const auto upload = comet_upload(tracker.archive_path(), server, dir);
+    INFO(upload.output);
+    REQUIRE(upload.exit_code() == 0);
+    CHECK(upload.output.find("COMET WARNING") == std::string::npos);
+    CHECK(upload.output.find("COMET ERROR") == std::string::npos);
+    CHECK(upload.output.find("Number of uploaded experiments: 1") != std::string::npos);
+    sent = json::parse(accel::test::run_python_script(
+        accel::test::test_script("trackers/comet/upload_summary.py"), {server.log().string()}));
+  }
+  INFO(sent.dump(1));
+  CHECK(sent["errors"] == json::array());
+  CHECK(sent["experiment"]["experimentKey"] == tracker.experiment_key());
+  CHECK(sent["experiment"]["projectName"] == "accel-proj");
+  CHECK(sent["experiment"]["teamName"] == "ws");
+  CHECK(sent["experiment"]["tags"] == json({"t1"}));
+  CHECK(sorted(sent["metrics"]) == sorted(archive["metrics"]));
+  CHECK(sorted(sent["parameters"]) == sorted(archive["parameters"]));
+  CHECK(sent["others"] == archive["others"]);
+  CHECK(sent["html"] == archive["html"]);
+  // Uploads run on threads: compare them by type, with the file content the server received.
+  std::map<std::string, json> received;
+  for (const auto& u : sent["uploads"]) received[u["upload_type"].get<std::string>()] = u;
+  REQUIRE(received.size() == 3);
+  for (const auto& u : archive["uploads"]) {
+    const std::string type = u["upload_type"];
+    REQUIRE(received.count(type) == 1);
+    CHECK(received[type]["content"] == u["content"]);
+    CHECK(received[type]["query"]["step"] ==
+          std::to_string(u["additional_params"]["step"].get<int>()));
+  }
+  CHECK(received["visualization"]["path"] == "/clientlib/visualizations/upload");
+  CHECK(received["visualization"]["query"]["figName"] == "picture");
+  CHECK(received["histogram3d"]["query"]["fileName"] == "weights");
 }
