@@ -6,7 +6,8 @@ Answers: POST /clientlib/logger/add/run gives a runId and project id; GET
 uploader requires; everything else 200 with {}. Records: one JSON line per request in LOG —
 {"method", "path", "query" (parsed), "json" (the body, gunzipped when gzip), "parts" (multipart:
 name -> base64 of the content)} — appended and flushed before the response, so a reader sees
-every answered request. Headers are not recorded (they carry the API key).
+every answered request. Neither headers nor the "apiKey" of a body are recorded (they carry the
+API key): the key is recorded as "<redacted>".
 
 Usage: recording_comet_server.py PORT_FILE LOG  (writes the chosen port to PORT_FILE when ready;
 stops on SIGTERM).
@@ -48,6 +49,8 @@ def parse_body(headers, body):
     elif body:
         try:
             record["json"] = json.loads(body)
+            if isinstance(record["json"], dict) and "apiKey" in record["json"]:
+                record["json"]["apiKey"] = "<redacted>"
         except ValueError:
             record["text"] = body.decode("utf-8", "replace")
     return record
