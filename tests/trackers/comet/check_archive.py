@@ -7,9 +7,11 @@ validator, and every messages.json line with the validator the sender applies to
 (with the 1-based line number injected as "offset", as the sender does); metric and parameter
 lines are then parsed with MetricMessage/ParameterMessage.from_message_dict, and every
 file_upload's file_path must be a member. Besides: every member is stored (not compressed) and
-the archive is flat. Validation errors are collected in "errors" (empty when the archive is good).
+the archive is flat (--deflated-ok accepts compressed members too: the uploader reads them, see
+comet-formats.md §1.2, but accel's own archives are stored). Validation errors are collected in
+"errors" (empty when the archive is good).
 
-Usage: check_archive.py ARCHIVE.zip
+Usage: check_archive.py [--deflated-ok] ARCHIVE.zip
 """
 
 import io
@@ -48,13 +50,13 @@ def upload_content(path, upload_type):
     return data.decode("utf-8")
 
 
-def main(archive):
+def main(archive, deflated_ok=False):
     out = {"errors": [], "members": [], "metrics": [], "parameters": [], "others": [],
            "html": [], "uploads": []}
     with zipfile.ZipFile(archive) as z:
         for info in z.infolist():
             out["members"].append(info.filename)
-            if info.compress_type != zipfile.ZIP_STORED:
+            if info.compress_type != zipfile.ZIP_STORED and not deflated_ok:
                 out["errors"].append(f"member {info.filename} is not stored")
             if "/" in info.filename or info.is_dir():
                 out["errors"].append(f"member {info.filename} is not flat")
@@ -114,4 +116,4 @@ def main(archive):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[-1], deflated_ok="--deflated-ok" in sys.argv[1:-1])

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <memory>
 
 #include "accel/tracking/hub.hpp"
 #include "python.hpp"
@@ -52,9 +53,12 @@ TrackerInit init_in(const TempDir& dir, json kwargs = json::object()) {
   return {.run_name = "accel-proj", .logging_dir = dir.path(), .init_kwargs = std::move(kwargs)};
 }
 
-json check_archive(const std::filesystem::path& archive) {
+json check_archive(const std::filesystem::path& archive, bool deflated_ok = false) {
+  std::vector<std::string> args;
+  if (deflated_ok) args.push_back("--deflated-ok");
+  args.push_back(archive.string());
   const auto out = accel::test::run_python_script(
-      accel::test::test_script("trackers/comet/check_archive.py"), {archive.string()});
+      accel::test::test_script("trackers/comet/check_archive.py"), args);
   return json::parse(out);
 }
 
@@ -240,16 +244,48 @@ TEST_CASE(
   CHECK(tracker.archive_path() == dir / (std::string(40, 'a') + ".zip"));
 }
 
-TEST_CASE("a killed run leaves its staging directory with every flushed message", "[comet]") {
+TEST_CASE(
+    "a killed run leaves a staging directory that, zipped as docs/comet.md says, is a valid "
+    "archive of every flushed message",
+    "[comet]") {
+  OfflineEnv env;
+  TempDir dir("accel-comet");
+  auto tracker = std::make_unique<CometTracker>(init_in(dir));
+  tracker->start();
+  tracker->store_init_configuration({{"lr", 0.1}});
+  tracker->log({{"loss", 0.5}, {"picture", gradient(2, 3)}}, 1);
+  const std::string key = tracker->experiment_key();
+  const auto staging = dir / ("." + key + ".staging");
+  REQUIRE(std::filesystem::is_regular_file(staging / "experiment.json"));
+  REQUIRE(std::filesystem::is_regular_file(staging / "messages.json"));
+  // The process dies here: finish() never runs (the destructor does not finish the archive either,
+  // so destroying the tracker leaves what a killed process leaves).
+  tracker.reset();
+  const auto zipped =
+      accel::test::run_shell("cd " + accel::test::shell_quote(staging.string()) + " && " +
+                             accel::test::shell_quote(accel::test::python_interpreter().string()) +
+                             " -m zipfile -c ../" + key + ".zip * 2>&1");
+  REQUIRE(zipped.exit_code() == 0);
+  const json out = check_archive(dir / (key + ".zip"), /*deflated_ok=*/true);  // python -m zipfile
+  INFO(out.dump(1));
+  CHECK(out["errors"] == json::array());
+  CHECK(out["metrics"] == json::parse(R"([["loss", 0.5, 1, null]])"));
+  CHECK(out["parameters"] == json::parse(R"([["lr", 0.1, null, "manual"]])"));
+  REQUIRE(out["uploads"].size() == 1);
+  CHECK(out["uploads"][0]["content"]["pixels"] == json(gradient(2, 3).pixels));
+}
+
+TEST_CASE("a failed run is marked in experiment.json as an error the upload reports", "[comet]") {
   OfflineEnv env;
   TempDir dir("accel-comet");
   CometTracker tracker(init_in(dir));
   tracker.start();
   tracker.log({{"loss", 0.5}}, 1);
-  const auto staging = dir / ("." + tracker.experiment_key() + ".staging");
-  const std::string messages = read_all(staging / "messages.json");
-  CHECK(messages.find("\"metricName\":\"loss\"") != std::string::npos);
-  CHECK(std::filesystem::is_regular_file(staging / "experiment.json"));
+  tracker.finish(RunStatus::failed);
+  const json out = check_archive(tracker.archive_path());
+  CHECK(out["errors"] == json::array());
+  CHECK(out["experiment"]["customer_error_reported"] == true);
+  CHECK(out["experiment"]["customer_error_message"] == "accel: the run ended failed");
 }
 
 TEST_CASE("online mode fails init with a clear error saying how to choose offline", "[comet]") {
