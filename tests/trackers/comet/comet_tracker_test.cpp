@@ -381,3 +381,32 @@ TEST_CASE(
   CHECK(received["visualization"]["query"]["figName"] == "picture");
   CHECK(received["histogram3d"]["query"]["fileName"] == "weights");
 }
+
+TEST_CASE(
+    "init_kwargs online false chooses offline through the hub; online is named as the reason "
+    "when comet_ml is named or skipped by all",
+    "[comet]") {
+  OfflineEnv env;
+  ScopedEnv online("COMET_START_ONLINE", nullptr);
+  TempDir dir("accel-comet");
+  {
+    accel::TrackerHub hub(accel::test::hub_options_in(dir));
+    hub.init_trackers("kwproj", {}, {"comet_ml"},
+                      {{"comet_ml", {{"online", false}, {"offline_directory", dir.str()}}}});
+    CometTracker* tracker = hub.get_tracker<CometTracker>("comet_ml");
+    REQUIRE(tracker);
+    hub.log({{"loss", 0.25}}, 2);
+    const auto archive = tracker->archive_path();
+    hub.end_training();
+    CHECK(check_archive(archive)["metrics"] == json::parse(R"([["loss", 0.25, 2, null]])"));
+  }
+  accel::TrackerHub named(accel::test::hub_options_in(dir));
+  CHECK_THAT(
+      accel::test::thrown<InvalidValue>([&] { named.init_trackers("kwproj", {}, {"comet_ml"}); }),
+      Catch::Matchers::Contains("online mode is not built yet"));
+  accel::test::WarningCapture warnings;
+  accel::TrackerHub all(accel::test::hub_options_in(dir));
+  all.init_trackers("kwproj", {}, {"all"});
+  CHECK(warnings.count({"comet_ml", "online mode is not built yet"}) == 1);
+  all.end_training();
+}

@@ -133,9 +133,9 @@ Settings resolve_settings(const TrackerInit& init) {
   return settings;
 }
 
-std::optional<std::string> unavailable_reason() {
+std::optional<std::string> unavailable_reason(const nlohmann::json& options) {
   try {
-    check_offline(nlohmann::json::object());
+    check_offline(options.is_object() ? options : nlohmann::json::object());
     return std::nullopt;
   } catch (const InvalidValue& e) {
     return std::string(e.what());

@@ -42,8 +42,9 @@ struct Settings {
 // option, a bad value (named, with the fix), and for online mode (not built yet).
 Settings resolve_settings(const TrackerInit& init);
 
-// Why the comet_ml tracker cannot start with the current environment (online chosen, which is not
-// built yet), or nullopt when it can; what log_with = {"all"} reports.
-std::optional<std::string> unavailable_reason();
+// Why the comet_ml tracker cannot start with these options (init_kwargs["comet_ml"]) and the
+// current environment (online chosen, which is not built yet), or nullopt when it can; what
+// log_with = {"all"} reports and what naming "comet_ml" fails with.
+std::optional<std::string> unavailable_reason(const nlohmann::json& options);
 
 }  // namespace accel::comet

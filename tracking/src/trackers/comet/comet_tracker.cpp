@@ -59,8 +59,10 @@ CometTracker::~CometTracker() = default;
 TrackerRegistration CometTracker::registration() {
   return {.name = "comet_ml",
           .factory = [](const TrackerInit& init) { return std::make_unique<CometTracker>(init); },
-          .unavailable_reason = [] { return comet::unavailable_reason(); },
-          .requires_logging_directory = false};
+          .unavailable_reason = nullptr,  // decided by the options: unavailable_with_options
+          .requires_logging_directory = false,
+          .unavailable_with_options =
+              [](const nlohmann::json& options) { return comet::unavailable_reason(options); }};
 }
 
 void CometTracker::require_started(const char* call) const {
