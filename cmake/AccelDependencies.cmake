@@ -1,4 +1,4 @@
-# Libraries accel uses (CURL, Protobuf, zlib and OpenSSL only for the trackers that need them). Each failure says what to install.
+# Libraries accel uses (CURL, Protobuf, zlib, OpenSSL and libzip only for the trackers that need them). Each failure says what to install.
 # scripts/setup.sh installs all of them on Debian 12.
 macro(accel_require_package pkg debian_pkg)
   find_package(${pkg} ${ARGN} QUIET)
@@ -26,6 +26,18 @@ endif()
 if(ACCEL_TRACKER_WANDB)
   accel_require_package(ZLIB zlib1g-dev)
   accel_require_package(OpenSSL libssl-dev)
+endif()
+if(ACCEL_TRACKER_COMET)
+  # Through pkg-config: Debian 12's libzip CMake config fails when the zipcmp/zipmerge/ziptool
+  # programs (other packages) are not installed.
+  find_package(PkgConfig QUIET)
+  if(PkgConfig_FOUND)
+    pkg_check_modules(LIBZIP QUIET IMPORTED_TARGET libzip)
+  endif()
+  if(NOT LIBZIP_FOUND)
+    message(FATAL_ERROR "accel: libzip was not found. Install it with: apt-get install libzip-dev "
+                        "pkg-config (or run scripts/setup.sh, which installs everything accel needs).")
+  endif()
 endif()
 find_package(MPI COMPONENTS C)
 if(NOT MPI_C_FOUND)

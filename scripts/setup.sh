@@ -13,7 +13,7 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 apt_packages=(build-essential cmake ninja-build ccache pkg-config git
   openmpi-bin libopenmpi-dev catch2 nlohmann-json3-dev libcurl4-openssl-dev
   libprotobuf-dev protobuf-compiler libyaml-cpp-dev libpng-dev libcli11-dev libfmt-dev
-  zlib1g-dev libssl-dev
+  zlib1g-dev libssl-dev libzip-dev
   python3-venv clang-format)
 
 missing=()

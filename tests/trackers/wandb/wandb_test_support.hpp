@@ -1,7 +1,7 @@
 #pragma once
 // Helpers of the wandb tests: wandb's own reader (`wandb leet inspect` of the pinned wheel in .venv),
-// the strict framing reader read_wandb.py, and small scoped helpers. Temporary directories and
-// shell commands come from tests/support (temp_dir.hpp, shell.hpp).
+// and the strict framing reader read_wandb.py. Temporary directories, shell commands and
+// scoped environment variables come from tests/support (temp_dir.hpp, shell.hpp, scoped_env.hpp).
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "accel/tracking/general_tracker.hpp"
+#include "scoped_env.hpp"
 #include "shell.hpp"
 #include "temp_dir.hpp"
 #include "tracking_test_support.hpp"
@@ -104,31 +105,5 @@ inline TrackerInit tracker_init(std::string run_name, std::filesystem::path logg
   init.init_kwargs = std::move(init_kwargs);
   return init;
 }
-
-// Sets an environment variable for the scope (unset when value is nullptr).
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value) {
-      ::setenv(name, value, 1);
-    } else {
-      ::unsetenv(name);
-    }
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      ::setenv(name_.c_str(), old_->c_str(), 1);
-    } else {
-      ::unsetenv(name_.c_str());
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  std::string name_;
-  std::optional<std::string> old_;
-};
 
 }  // namespace accel::test

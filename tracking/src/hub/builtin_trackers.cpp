@@ -16,6 +16,9 @@
 #if ACCEL_TRACKER_WANDB
 #include "accel/tracking/trackers/wandb/wandb_tracker.hpp"
 #endif
+#if ACCEL_TRACKER_COMET
+#include "accel/tracking/trackers/comet/comet_tracker.hpp"
+#endif
 
 namespace accel::detail {
 
@@ -35,6 +38,9 @@ std::vector<TrackerRegistration> builtin_trackers() {
 #endif
 #if ACCEL_TRACKER_WANDB
         WandbTracker::registration(),
+#endif
+#if ACCEL_TRACKER_COMET
+        CometTracker::registration(),
 #endif
   };
 }

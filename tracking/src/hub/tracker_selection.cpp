@@ -75,11 +75,9 @@ void TrackerSelection::add_named(const std::string& name) {
         "GeneralTracker object, or register_tracker your class first)",
         name, fmt::join(registered_tracker_names(), ", ")));
   }
-  if (registration->unavailable_reason) {
-    if (auto reason = registration->unavailable_reason()) {
-      throw InvalidValue(
-          fmt::format("init_trackers: tracker '{}' cannot be used here: {}", name, *reason));
-    }
+  if (auto reason = unavailable(*registration)) {
+    throw InvalidValue(
+        fmt::format("init_trackers: tracker '{}' cannot be used here: {}", name, *reason));
   }
   add_registered(*registration);
 }
@@ -100,10 +98,20 @@ void TrackerSelection::add_all(const std::vector<std::string>& named) {
   }
 }
 
+std::optional<std::string> TrackerSelection::unavailable(
+    const TrackerRegistration& registration) const {
+  if (registration.unavailable_reason) {
+    if (auto reason = registration.unavailable_reason()) return reason;
+  }
+  if (registration.unavailable_with_options) {
+    return registration.unavailable_with_options(tracker_kwargs(init_kwargs_, registration.name));
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> TrackerSelection::reason_to_skip(
     const TrackerRegistration& registration) const {
-  std::optional<std::string> reason;
-  if (registration.unavailable_reason) reason = registration.unavailable_reason();
+  std::optional<std::string> reason = unavailable(registration);
   if (!reason && registration.requires_logging_directory && run_.logging_dir.empty()) {
     reason = "needs a logging directory (set project_dir or logging_dir)";
   }

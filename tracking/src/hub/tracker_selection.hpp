@@ -35,6 +35,9 @@ class TrackerSelection {
   void add_registered(const TrackerRegistration& registration);
   void add_named(const std::string& name);
   void add_all(const std::vector<std::string>& named);
+  // Why the registration cannot be used (its unavailable_reason, then unavailable_with_options with
+  // its init_kwargs), or nullopt.
+  std::optional<std::string> unavailable(const TrackerRegistration& registration) const;
   // Why "all" leaves the registered tracker out (unavailable here, or no logging directory).
   std::optional<std::string> reason_to_skip(const TrackerRegistration& registration) const;
 

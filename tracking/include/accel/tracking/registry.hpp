@@ -18,6 +18,9 @@ using TrackerFactory = std::function<std::unique_ptr<GeneralTracker>(const Track
 // Says why a tracker cannot be used here ("MLFLOW_TRACKING_URI is not set"), or nullopt when it can.
 // log_with = {"all"} starts every registered tracker whose check returns nullopt and reports the others.
 using TrackerAvailability = std::function<std::optional<std::string>()>;
+// The same for a tracker whose availability depends on its own options (a mode chosen in
+// init_kwargs, as comet_ml's "online"): called with init_kwargs[name] ({} when there is none).
+using TrackerAvailabilityWith = std::function<std::optional<std::string>(const nlohmann::json&)>;
 
 struct TrackerRegistration {
   std::string name;
@@ -27,6 +30,8 @@ struct TrackerRegistration {
   // False when the tracker also runs on non-main ranks (GeneralTracker::main_process_only()); lets the
   // hub skip constructing main-process-only trackers on the other ranks.
   bool main_process_only = true;
+  // Checked after unavailable_reason, with the tracker's init_kwargs; empty = no further check.
+  TrackerAvailabilityWith unavailable_with_options = nullptr;
 };
 
 // Registers (or replaces) a tracker under registration.name. Throws accel::InvalidValue for an empty name.

@@ -1,0 +1,412 @@
+// The comet_ml tracker's offline archives, checked with the pinned comet_ml wheel (3.58.8, in
+// .venv): check_archive.py applies the uploader's own validators (OfflineSender's JSON schemas)
+// to experiment.json and every messages.json line and prints what the archive holds; the real
+// `comet upload` sends the archive to recording_comet_server.py (127.0.0.1, started and stopped
+// by PID here), and what that server received (upload_summary.py) must equal what was logged.
+#include "accel/tracking/trackers/comet/comet_tracker.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <memory>
+
+#include "accel/tracking/hub.hpp"
+#include "python.hpp"
+#include "scoped_env.hpp"
+#include "shell.hpp"
+#include "temp_dir.hpp"
+#include "tracking_test_support.hpp"
+
+using accel::CometTracker;
+using accel::Histogram;
+using accel::Image;
+using accel::InvalidValue;
+using accel::RunStatus;
+using accel::ScalarGroup;
+using accel::Table;
+using accel::TrackerInit;
+using accel::Values;
+using accel::test::ScopedEnv;
+using accel::test::TempDir;
+using nlohmann::json;
+
+namespace {
+
+// A clean Comet environment for the scope: offline, no key, no directory, no overrides.
+struct OfflineEnv {
+  ScopedEnv online{"COMET_START_ONLINE", "false"};
+  ScopedEnv key{"COMET_API_KEY", nullptr};
+  ScopedEnv dir{"COMET_OFFLINE_DIRECTORY", nullptr};
+  ScopedEnv experiment{"COMET_EXPERIMENT_KEY", nullptr};
+  ScopedEnv workspace{"COMET_WORKSPACE", nullptr};
+  ScopedEnv project{"COMET_PROJECT_NAME", nullptr};
+};
+
+TrackerInit init_in(const TempDir& dir, json kwargs = json::object()) {
+  return {.run_name = "accel-proj", .logging_dir = dir.path(), .init_kwargs = std::move(kwargs)};
+}
+
+json check_archive(const std::filesystem::path& archive, bool deflated_ok = false) {
+  std::vector<std::string> args;
+  if (deflated_ok) args.push_back("--deflated-ok");
+  args.push_back(archive.string());
+  const auto out = accel::test::run_python_script(
+      accel::test::test_script("trackers/comet/check_archive.py"), args);
+  return json::parse(out);
+}
+
+std::string read_all(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+Image gradient(int64_t h, int64_t w) {
+  std::vector<uint8_t> px(static_cast<std::size_t>(h * w * 3));
+  for (std::size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>(i * 7);
+  return Image::from_uint8(px, h, w, 3);
+}
+
+// recording_comet_server.py, started in the background and stopped (SIGTERM, by its PID) when the
+// object goes.
+class RecordingServer {
+ public:
+  explicit RecordingServer(const TempDir& dir) : log_(dir / "requests.jsonl") {
+    const auto port_file = dir / "port";
+    const auto started = accel::test::run_shell(
+        accel::test::shell_quote(accel::test::python_interpreter().string()) + " " +
+        accel::test::shell_quote(
+            accel::test::test_script("trackers/comet/recording_comet_server.py").string()) +
+        " " + accel::test::shell_quote(port_file.string()) + " " +
+        accel::test::shell_quote(log_.string()) + " >/dev/null 2>&1 & echo $!");
+    pid_ = std::stoi(started.output);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!std::filesystem::exists(port_file) && std::chrono::steady_clock::now() < deadline) {
+      ::usleep(20'000);
+    }
+    REQUIRE(std::filesystem::exists(port_file));
+    std::ifstream(port_file) >> port_;
+  }
+  ~RecordingServer() {
+    ::kill(pid_, SIGTERM);
+    for (int i = 0; i < 250 && ::kill(pid_, 0) == 0; ++i) ::usleep(20'000);
+  }
+  RecordingServer(const RecordingServer&) = delete;
+  RecordingServer& operator=(const RecordingServer&) = delete;
+
+  int port() const { return port_; }
+  const std::filesystem::path& log() const { return log_; }
+
+ private:
+  std::filesystem::path log_;
+  pid_t pid_ = 0;
+  int port_ = 0;
+};
+
+// `comet upload <archive>` of the pinned wheel against the server, in a sandbox: its own HOME (no
+// ~/.comet.config), a dummy key, loopback only, no Sentry, no overrides of workspace/project.
+accel::test::ShellResult comet_upload(const std::filesystem::path& archive,
+                                      const RecordingServer& server, const TempDir& dir) {
+  const std::string command =
+      "cd " + accel::test::shell_quote(dir.str()) +
+      " && env -u COMET_WORKSPACE -u COMET_PROJECT_NAME -u COMET_CONFIG HOME=" +
+      accel::test::shell_quote(dir.str()) +
+      " COMET_API_KEY=dummy COMET_ERROR_TRACKING_ENABLE=false COMET_DISABLE_ANNOUNCEMENT=true" +
+      " COMET_URL_OVERRIDE=http://127.0.0.1:" + std::to_string(server.port()) + "/clientlib/ " +
+      accel::test::shell_quote(std::string(ACCEL_SOURCE_DIR) + "/.venv/bin/comet") + " upload " +
+      accel::test::shell_quote(archive.string()) + " 2>&1";
+  return accel::test::run_shell(command);
+}
+
+json sorted(json list) {
+  std::sort(list.begin(), list.end());
+  return list;
+}
+
+// What every test run logs; the expectations below follow it.
+void log_sample_run(CometTracker& tracker) {
+  tracker.start();
+  tracker.store_init_configuration({{"lr", 0.001},
+                                    {"api_key", "ck-SECRET-123"},
+                                    {"opt", {{"name", "adam"}, {"betas", {0.9, 0.999}}}},
+                                    {"epochs", 3}});
+  tracker.log({{"loss", 0.5}, {"correct", 17}}, 1);
+  tracker.log({{"loss", std::numeric_limits<double>::quiet_NaN()}, {"note", "hello"}}, 2);
+  tracker.log(
+      {{"epoch", 1},
+       {"loss", ScalarGroup{{{"train", 0.25}, {"val", std::numeric_limits<double>::infinity()}}}},
+       {"picture", gradient(4, 5)},
+       {"weights", Histogram::from_samples({1, 2, 3, 3, 4})}},
+      3);
+  tracker.log({{"later", 7}}, std::nullopt);  // sticky: step 3, epoch 1
+  tracker.log_html("<b>bold</b>");
+  tracker.log_text("some text", 4);
+  tracker.finish(RunStatus::finished);
+}
+
+}  // namespace
+
+TEST_CASE("an offline archive passes comet_ml's own validation and holds what was logged",
+          "[comet]") {
+  OfflineEnv env;
+  TempDir dir("accel-comet");
+  CometTracker tracker(
+      init_in(dir, {{"experiment_name", "first"}, {"tags", {"a", "b"}}, {"workspace", "ws"}}));
+  log_sample_run(tracker);
+
+  REQUIRE(tracker.archive_path() == dir.path() / (tracker.experiment_key() + ".zip"));
+  REQUIRE(std::filesystem::is_regular_file(tracker.archive_path()));
+  CHECK_FALSE(std::filesystem::exists(dir.path() / ("." + tracker.experiment_key() + ".staging")));
+  CHECK(tracker.experiment_key().size() == 32);
+
+  const json out = check_archive(tracker.archive_path());
+  INFO(out.dump(1));
+  REQUIRE(out["errors"] == json::array());
+
+  const json& experiment = out["experiment"];
+  CHECK(experiment["offline_id"] == tracker.experiment_key());
+  CHECK(experiment["project_name"] == "accel-proj");
+  CHECK(experiment["workspace"] == "ws");
+  CHECK(experiment["tags"] == json({"a", "b"}));
+  CHECK(experiment["resume_strategy"] == "create");
+  CHECK(experiment["stop_time"].get<int64_t>() >= experiment["start_time"].get<int64_t>());
+
+  CHECK(out["metrics"] == json::parse(R"([
+    ["loss", 0.5, 1, null], ["correct", 17, 1, null], ["loss", "NaN", 2, null],
+    ["loss/train", 0.25, 3, 1], ["loss/val", "Infinity", 3, 1], ["later", 7, 3, 1]])"));
+  CHECK(out["parameters"] == json::parse(R"([
+    ["api_key", "<redacted>", null, "manual"], ["epochs", 3, null, "manual"],
+    ["lr", 0.001, null, "manual"], ["opt|betas", [0.9, 0.999], null, "manual"],
+    ["opt|name", "adam", null, "manual"]])"));
+  CHECK(out["others"] == json::parse(R"([["offline_experiment", true], ["Name", "first"],
+    ["hasNestedParams", true], ["note", "hello"]])"));
+  CHECK(out["html"] == json::parse(R"([["html", "<b>bold</b>"]])"));
+
+  REQUIRE(out["uploads"].size() == 3);
+  const json& image = out["uploads"][0];
+  CHECK(image["upload_type"] == "visualization");
+  CHECK(image["additional_params"]["figName"] == "picture");
+  CHECK(image["additional_params"]["step"] == 3);
+  CHECK(image["content"]["format"] == "PNG");
+  CHECK(image["content"]["size"] == json({5, 4}));
+  CHECK(image["content"]["pixels"] == json(gradient(4, 5).pixels));
+  const json& histogram = out["uploads"][1];
+  CHECK(histogram["upload_type"] == "histogram3d");
+  CHECK(histogram["additional_params"]["fileName"] == "weights");
+  CHECK(histogram["additional_params"]["epoch"] == 1);
+  // What comet_ml.data_structure.Histogram gives for [1, 2, 3, 3, 4] (comet-formats.md §1.7).
+  CHECK(histogram["content"] == json::parse(R"({"version":2,
+    "index_values":[[1065,1],[1073,1],[1077,2],[1080,1]],"values":null,"offset":0,
+    "start":1e-12,"stop":1e+20,"step":1.1})"));
+  const json& text = out["uploads"][2];
+  CHECK(text["upload_type"] == "text-sample");
+  CHECK(text["additional_params"]["step"] == 4);
+  CHECK(text["content"] == "some text");
+}
+
+TEST_CASE("the API key is written nowhere: not in the archive, not in its members", "[comet]") {
+  OfflineEnv env;
+  ScopedEnv key("COMET_API_KEY", "ck-SECRET-123");
+  TempDir dir("accel-comet");
+  CometTracker tracker(init_in(dir, {{"api_key", "ck-SECRET-123"}}));
+  log_sample_run(tracker);
+  const std::string bytes = read_all(tracker.archive_path());
+  REQUIRE(bytes.size() > 100);
+  CHECK(bytes.find("ck-SECRET-123") == std::string::npos);
+  CHECK(bytes.find("SECRET") == std::string::npos);
+}
+
+TEST_CASE(
+    "the archive goes to offline_directory, else COMET_OFFLINE_DIRECTORY, else the logging "
+    "directory",
+    "[comet]") {
+  OfflineEnv env;
+  TempDir dir("accel-comet");
+  {
+    CometTracker tracker(init_in(dir, {{"offline_directory", (dir / "given").string()}}));
+    tracker.start();
+    tracker.finish(RunStatus::finished);
+    CHECK(tracker.archive_path().parent_path() == dir / "given");
+    CHECK(std::filesystem::is_regular_file(tracker.archive_path()));
+  }
+  {
+    ScopedEnv from_env("COMET_OFFLINE_DIRECTORY", (dir / "env").c_str());
+    CometTracker tracker(init_in(dir));
+    CHECK(tracker.archive_path().parent_path() == dir / "env");
+  }
+  CometTracker tracker(init_in(dir, {{"experiment_key", std::string(40, 'a')}}));
+  CHECK(tracker.archive_path() == dir / (std::string(40, 'a') + ".zip"));
+}
+
+TEST_CASE(
+    "a killed run leaves a staging directory that, zipped as docs/comet.md says, is a valid "
+    "archive of every flushed message",
+    "[comet]") {
+  OfflineEnv env;
+  TempDir dir("accel-comet");
+  auto tracker = std::make_unique<CometTracker>(init_in(dir));
+  tracker->start();
+  tracker->store_init_configuration({{"lr", 0.1}});
+  tracker->log({{"loss", 0.5}, {"picture", gradient(2, 3)}}, 1);
+  const std::string key = tracker->experiment_key();
+  const auto staging = dir / ("." + key + ".staging");
+  REQUIRE(std::filesystem::is_regular_file(staging / "experiment.json"));
+  REQUIRE(std::filesystem::is_regular_file(staging / "messages.json"));
+  // The process dies here: finish() never runs (the destructor does not finish the archive either,
+  // so destroying the tracker leaves what a killed process leaves).
+  tracker.reset();
+  const auto zipped =
+      accel::test::run_shell("cd " + accel::test::shell_quote(staging.string()) + " && " +
+                             accel::test::shell_quote(accel::test::python_interpreter().string()) +
+                             " -m zipfile -c ../" + key + ".zip * 2>&1");
+  REQUIRE(zipped.exit_code() == 0);
+  const json out = check_archive(dir / (key + ".zip"), /*deflated_ok=*/true);  // python -m zipfile
+  INFO(out.dump(1));
+  CHECK(out["errors"] == json::array());
+  CHECK(out["metrics"] == json::parse(R"([["loss", 0.5, 1, null]])"));
+  CHECK(out["parameters"] == json::parse(R"([["lr", 0.1, null, "manual"]])"));
+  REQUIRE(out["uploads"].size() == 1);
+  CHECK(out["uploads"][0]["content"]["pixels"] == json(gradient(2, 3).pixels));
+}
+
+TEST_CASE("a failed run is marked in experiment.json as an error the upload reports", "[comet]") {
+  OfflineEnv env;
+  TempDir dir("accel-comet");
+  CometTracker tracker(init_in(dir));
+  tracker.start();
+  tracker.log({{"loss", 0.5}}, 1);
+  tracker.finish(RunStatus::failed);
+  const json out = check_archive(tracker.archive_path());
+  CHECK(out["errors"] == json::array());
+  CHECK(out["experiment"]["customer_error_reported"] == true);
+  CHECK(out["experiment"]["customer_error_message"] == "accel: the run ended failed");
+}
+
+TEST_CASE("online mode fails init with a clear error saying how to choose offline", "[comet]") {
+  OfflineEnv env;
+  TempDir dir("accel-comet");
+  ScopedEnv online("COMET_START_ONLINE", nullptr);
+  using accel::test::thrown;
+  const std::string message = thrown<InvalidValue>([&] { CometTracker tracker(init_in(dir)); });
+  CHECK_THAT(message, Catch::Matchers::Contains("online mode is not built yet"));
+  CHECK_THAT(message, Catch::Matchers::Contains("COMET_START_ONLINE=false"));
+  CHECK_THAT(message, Catch::Matchers::Contains("\"online\": false"));
+  CHECK_THROWS_AS(CometTracker(init_in(dir, {{"online", true}})), InvalidValue);
+  CHECK_NOTHROW(CometTracker(init_in(dir, {{"online", false}})));
+  CHECK_THAT(thrown<InvalidValue>([&] {
+               CometTracker tracker(init_in(dir, {{"online", false}, {"mode", "offline"}}));
+             }),
+             Catch::Matchers::Contains("[\"mode\"] is not supported"));
+  CHECK_THAT(thrown<InvalidValue>([&] {
+               CometTracker tracker(init_in(dir, {{"online", false}, {"experiment_key", "abc"}}));
+             }),
+             Catch::Matchers::Contains("32 to 50"));
+}
+
+TEST_CASE("log_with comet_ml through the hub writes the archive under the logging directory",
+          "[comet]") {
+  OfflineEnv env;
+  TempDir dir("accel-comet");
+  {
+    accel::TrackerHub hub(accel::test::hub_options_in(dir));
+    hub.init_trackers("hubproj", {{"epochs", 3}}, {"comet_ml"});
+    hub.log({{"loss", 0.5}}, 1);
+    hub.end_training();
+  }
+  std::vector<std::filesystem::path> archives;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir.path())) {
+    if (entry.path().extension() == ".zip") archives.push_back(entry.path());
+  }
+  REQUIRE(archives.size() == 1);
+  const json out = check_archive(archives[0]);
+  INFO(out.dump(1));
+  CHECK(out["errors"] == json::array());
+  CHECK(out["experiment"]["project_name"] == "hubproj");
+  CHECK(out["metrics"] == json::parse(R"([["loss", 0.5, 1, null]])"));
+  CHECK(out["parameters"] == json::parse(R"([["epochs", 3, null, "manual"]])"));
+}
+
+TEST_CASE(
+    "comet upload sends the archive to a recording server without an error, and the server "
+    "holds what was logged",
+    "[comet]") {
+  OfflineEnv env;
+  TempDir dir("accel-comet");
+  CometTracker tracker(
+      init_in(dir, {{"experiment_name", "uploaded"}, {"tags", {"t1"}}, {"workspace", "ws"}}));
+  log_sample_run(tracker);
+  const json archive = check_archive(tracker.archive_path());
+  REQUIRE(archive["errors"] == json::array());
+
+  json sent;
+  {
+    RecordingServer server(dir);
+    const auto upload = comet_upload(tracker.archive_path(), server, dir);
+    INFO(upload.output);
+    REQUIRE(upload.exit_code() == 0);
+    CHECK(upload.output.find("COMET WARNING") == std::string::npos);
+    CHECK(upload.output.find("COMET ERROR") == std::string::npos);
+    CHECK(upload.output.find("Number of uploaded experiments: 1") != std::string::npos);
+    sent = json::parse(accel::test::run_python_script(
+        accel::test::test_script("trackers/comet/upload_summary.py"), {server.log().string()}));
+  }
+  INFO(sent.dump(1));
+  CHECK(sent["errors"] == json::array());
+  CHECK(sent["experiment"]["experimentKey"] == tracker.experiment_key());
+  CHECK(sent["experiment"]["projectName"] == "accel-proj");
+  CHECK(sent["experiment"]["teamName"] == "ws");
+  CHECK(sent["experiment"]["tags"] == json({"t1"}));
+  CHECK(sorted(sent["metrics"]) == sorted(archive["metrics"]));
+  CHECK(sorted(sent["parameters"]) == sorted(archive["parameters"]));
+  CHECK(sent["others"] == archive["others"]);
+  CHECK(sent["html"] == archive["html"]);
+  // Uploads run on threads: compare them by type, with the file content the server received.
+  std::map<std::string, json> received;
+  for (const auto& u : sent["uploads"]) received[u["upload_type"].get<std::string>()] = u;
+  REQUIRE(received.size() == 3);
+  for (const auto& u : archive["uploads"]) {
+    const std::string type = u["upload_type"];
+    REQUIRE(received.count(type) == 1);
+    CHECK(received[type]["content"] == u["content"]);
+    CHECK(received[type]["query"]["step"] ==
+          std::to_string(u["additional_params"]["step"].get<int>()));
+  }
+  CHECK(received["visualization"]["path"] == "/clientlib/visualizations/upload");
+  CHECK(received["visualization"]["query"]["figName"] == "picture");
+  CHECK(received["histogram3d"]["query"]["fileName"] == "weights");
+}
+
+TEST_CASE(
+    "init_kwargs online false chooses offline through the hub; online is named as the reason "
+    "when comet_ml is named or skipped by all",
+    "[comet]") {
+  OfflineEnv env;
+  ScopedEnv online("COMET_START_ONLINE", nullptr);
+  TempDir dir("accel-comet");
+  {
+    accel::TrackerHub hub(accel::test::hub_options_in(dir));
+    hub.init_trackers("kwproj", {}, {"comet_ml"},
+                      {{"comet_ml", {{"online", false}, {"offline_directory", dir.str()}}}});
+    CometTracker* tracker = hub.get_tracker<CometTracker>("comet_ml");
+    REQUIRE(tracker);
+    hub.log({{"loss", 0.25}}, 2);
+    const auto archive = tracker->archive_path();
+    hub.end_training();
+    CHECK(check_archive(archive)["metrics"] == json::parse(R"([["loss", 0.25, 2, null]])"));
+  }
+  accel::TrackerHub named(accel::test::hub_options_in(dir));
+  CHECK_THAT(
+      accel::test::thrown<InvalidValue>([&] { named.init_trackers("kwproj", {}, {"comet_ml"}); }),
+      Catch::Matchers::Contains("online mode is not built yet"));
+  accel::test::WarningCapture warnings;
+  accel::TrackerHub all(accel::test::hub_options_in(dir));
+  all.init_trackers("kwproj", {}, {"all"});
+  CHECK(warnings.count({"comet_ml", "online mode is not built yet"}) == 1);
+  all.end_training();
+}

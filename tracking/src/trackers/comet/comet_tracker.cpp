@@ -1,0 +1,207 @@
+#include "accel/tracking/trackers/comet/comet_tracker.hpp"
+
+#include <fmt/format.h>
+
+#include "accel/tracking/errors.hpp"
+#include "common/png_encoder.hpp"
+#include "common/secrets.hpp"
+#include "trackers/comet/comet_messages.hpp"
+#include "trackers/comet/comet_settings.hpp"
+#include "trackers/comet/offline_archive.hpp"
+
+namespace accel {
+namespace {
+
+int64_t epoch_ms(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+nlohmann::json optional_text(const std::optional<std::string>& text) {
+  return text ? nlohmann::json(*text) : nlohmann::json(nullptr);
+}
+
+// A table as CSV (RFC 4180 quoting), the way log_table writes a list of rows.
+std::string table_csv(const Table& table) {
+  const auto cell = [](const nlohmann::json& value) {
+    std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+    if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+    std::string quoted = "\"";
+    for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return quoted + "\"";
+  };
+  std::string csv;
+  for (std::size_t i = 0; i < table.columns.size(); ++i) {
+    csv += (i ? "," : "") + cell(table.columns[i]);
+  }
+  csv += "\n";
+  for (const auto& row : table.rows) {
+    for (std::size_t i = 0; i < row.size(); ++i) csv += (i ? "," : "") + cell(row[i]);
+    csv += "\n";
+  }
+  return csv;
+}
+
+}  // namespace
+
+CometTracker::CometTracker(TrackerInit init)
+    : init_(std::move(init)),
+      settings_(std::make_unique<comet::Settings>(comet::resolve_settings(init_))),
+      experiment_key_(settings_->experiment_key),
+      archive_path_(settings_->offline_directory / (experiment_key_ + ".zip")),
+      start_ms_(epoch_ms(std::chrono::system_clock::now())) {
+  // Created here, on the training thread inside init_trackers: an unwritable directory fails
+  // init_trackers instead of disabling the tracker later.
+  archive_ = std::make_unique<comet::OfflineArchive>(settings_->offline_directory, experiment_key_);
+}
+
+CometTracker::~CometTracker() = default;
+
+TrackerRegistration CometTracker::registration() {
+  return {.name = "comet_ml",
+          .factory = [](const TrackerInit& init) { return std::make_unique<CometTracker>(init); },
+          .unavailable_reason = nullptr,  // decided by the options: unavailable_with_options
+          .requires_logging_directory = false,
+          .unavailable_with_options =
+              [](const nlohmann::json& options) { return comet::unavailable_reason(options); }};
+}
+
+void CometTracker::require_started(const char* call) const {
+  if (finished_) throw UsageError(fmt::format("comet_ml tracker: {} after finish()", call));
+}
+
+void CometTracker::write_experiment(std::optional<RunStatus> status) {
+  const bool failed = status && *status != RunStatus::finished;
+  const nlohmann::json experiment = {
+      {"offline_id", experiment_key_},
+      {"project_name", optional_text(settings_->project_name)},
+      {"start_time", start_ms_},
+      {"stop_time", status ? epoch_ms(record_time()) : start_ms_},
+      {"tags", settings_->tags},
+      {"workspace", optional_text(settings_->workspace)},
+      {"resume_strategy", "create"},
+      {"customer_error_reported", failed},
+      {"customer_error_message",
+       failed ? nlohmann::json(fmt::format("accel: the run ended {}", to_string(*status)))
+              : nlohmann::json(nullptr)},
+      {"user_provided_experiment_key", settings_->user_provided_experiment_key},
+      {"comet_start_sourced", false}};
+  archive_->write_experiment(experiment);
+}
+
+void CometTracker::start() {
+  std::lock_guard lock(mutex_);
+  write_experiment(std::nullopt);
+  // What every OfflineExperiment logs first, then set_name's other.
+  archive_->add_message("log_other", comet::log_other_payload("offline_experiment", true));
+  if (!settings_->experiment_name.empty()) {
+    archive_->add_message("log_other",
+                          comet::log_other_payload("Name", settings_->experiment_name));
+  }
+  archive_->flush();
+}
+
+void CometTracker::store_init_configuration(const nlohmann::json& config) {
+  std::lock_guard lock(mutex_);
+  require_started("store_init_configuration");
+  const auto flat = comet::flatten_parameters(without_secrets(config));
+  if (flat.nested) {
+    archive_->add_message("log_other", comet::log_other_payload("hasNestedParams", true));
+  }
+  const comet::Position at{step_, epoch_, epoch_ms(record_time())};
+  for (const auto& [name, value] : flat.entries) {
+    archive_->add_message("parameter_msg", comet::parameter_payload(name, value, at));
+  }
+  archive_->flush();
+}
+
+void CometTracker::log_entry(const std::string& key, const Value& value) {
+  const comet::Position at{step_, epoch_, now_ms_};
+  if (value.is_scalar()) {
+    const nlohmann::json number = value.is_integer() ? nlohmann::json(*value.get_if<int64_t>())
+                                                     : comet::metric_value(value.as_double());
+    archive_->add_message("metric_msg", comet::metric_payload(key, number, at));
+  } else if (const auto* text = value.get_if<std::string>()) {
+    archive_->add_message("log_other", comet::log_other_payload(key, *text));
+  } else if (const auto* group = value.get_if<ScalarGroup>()) {
+    for (const auto& [series, number] : group->series) {
+      archive_->add_message(
+          "metric_msg", comet::metric_payload(key + "/" + series, comet::metric_value(number), at));
+    }
+  } else if (const auto* image = value.get_if<Image>()) {
+    const std::string file = archive_->add_file(encode_png(*image, key), ".png");
+    archive_->add_message("file_upload",
+                          comet::file_upload_payload(file, "visualization",
+                                                     comet::image_params(key, figures_++, at), at));
+  } else if (const auto* histogram = value.get_if<Histogram>()) {
+    const std::string body = comet::histogram_json(*histogram, key).dump();
+    const std::string file = archive_->add_file(body, ".json");
+    archive_->add_message(
+        "file_upload", comet::file_upload_payload(file, "histogram3d",
+                                                  comet::asset_params(key, "histogram3d", at), at));
+  } else if (const auto* table = value.get_if<Table>()) {
+    const std::string file = archive_->add_file(table_csv(*table), ".csv");
+    auto params = comet::asset_params(key + ".csv", "", at);
+    params["extension"] = "csv";
+    archive_->add_message("file_upload", comet::file_upload_payload(file, "asset", params, at));
+  }
+}
+
+void CometTracker::log(const Values& values, std::optional<int64_t> step) {
+  std::lock_guard lock(mutex_);
+  require_started("log");
+  if (step) step_ = step;
+  now_ms_ = epoch_ms(record_time());
+  for (const auto& [key, value] : values) {
+    if (key == "epoch" && value.is_scalar()) epoch_ = static_cast<int64_t>(value.as_double());
+  }
+  std::vector<std::string> problems;
+  for (const auto& [key, value] : values) {
+    if (key == "epoch" && value.is_scalar()) continue;
+    try {
+      log_entry(key, value);
+    } catch (const InvalidValue& e) {
+      problems.emplace_back(e.what());
+    }
+  }
+  archive_->flush();
+  if (!problems.empty()) {
+    std::string message = fmt::format("comet_ml: skipped {} value(s): ", problems.size());
+    for (std::size_t i = 0; i < problems.size(); ++i) message += (i ? "; " : "") + problems[i];
+    throw InvalidValue(message);
+  }
+}
+
+void CometTracker::log_html(std::string_view html, bool clear) {
+  std::lock_guard lock(mutex_);
+  require_started("log_html");
+  archive_->add_message(comet::html_type(clear), comet::html_payload(html, clear));
+  archive_->flush();
+}
+
+void CometTracker::log_text(std::string_view text, std::optional<int64_t> step) {
+  std::lock_guard lock(mutex_);
+  require_started("log_text");
+  const comet::Position at{step ? step : step_, epoch_, epoch_ms(std::chrono::system_clock::now())};
+  const std::string file = archive_->add_file(text, ".txt");
+  archive_->add_message(
+      "file_upload",
+      comet::file_upload_payload(
+          file, "text-sample",
+          comet::asset_params("auto-generated-in-the-backend", "text-sample", at), at));
+  archive_->flush();
+}
+
+void CometTracker::flush() {
+  std::lock_guard lock(mutex_);
+  if (!finished_) archive_->flush();
+}
+
+void CometTracker::finish(RunStatus status) {
+  std::lock_guard lock(mutex_);
+  if (finished_) return;
+  write_experiment(status);
+  archive_->finish();
+  finished_ = true;
+}
+
+}  // namespace accel
