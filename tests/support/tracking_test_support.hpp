@@ -74,6 +74,16 @@ inline std::string read_file(const std::filesystem::path& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
+// A TrackerInit as TrackerHub fills it (fields set by name, so new fields keep their defaults).
+inline TrackerInit tracker_init(std::string run_name, std::filesystem::path logging_dir,
+                                nlohmann::json init_kwargs = nlohmann::json::object()) {
+  TrackerInit init;
+  init.run_name = std::move(run_name);
+  init.logging_dir = std::move(logging_dir);
+  init.init_kwargs = std::move(init_kwargs);
+  return init;
+}
+
 // The message of the E that f throws; fails the test when f throws nothing or something else.
 template <class E, class F>
 std::string thrown(F&& f) {

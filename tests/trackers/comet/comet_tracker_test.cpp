@@ -20,6 +20,7 @@
 #include "accel/tracking/hub.hpp"
 #include "python.hpp"
 #include "scoped_env.hpp"
+#include "script_server.hpp"
 #include "shell.hpp"
 #include "temp_dir.hpp"
 #include "tracking_test_support.hpp"
@@ -73,40 +74,20 @@ Image gradient(int64_t h, int64_t w) {
   return Image::from_uint8(px, h, w, 3);
 }
 
-// recording_comet_server.py, started in the background and stopped (SIGTERM, by its PID) when the
-// object goes.
+// recording_comet_server.py, stopped (SIGTERM, by its PID) when the object goes.
 class RecordingServer {
  public:
-  explicit RecordingServer(const TempDir& dir) : log_(dir / "requests.jsonl") {
-    const auto port_file = dir / "port";
-    const auto started = accel::test::run_shell(
-        accel::test::shell_quote(accel::test::python_interpreter().string()) + " " +
-        accel::test::shell_quote(
-            accel::test::test_script("trackers/comet/recording_comet_server.py").string()) +
-        " " + accel::test::shell_quote(port_file.string()) + " " +
-        accel::test::shell_quote(log_.string()) + " >/dev/null 2>&1 & echo $!");
-    pid_ = std::stoi(started.output);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!std::filesystem::exists(port_file) && std::chrono::steady_clock::now() < deadline) {
-      ::usleep(20'000);
-    }
-    REQUIRE(std::filesystem::exists(port_file));
-    std::ifstream(port_file) >> port_;
-  }
-  ~RecordingServer() {
-    ::kill(pid_, SIGTERM);
-    for (int i = 0; i < 250 && ::kill(pid_, 0) == 0; ++i) ::usleep(20'000);
-  }
-  RecordingServer(const RecordingServer&) = delete;
-  RecordingServer& operator=(const RecordingServer&) = delete;
+  explicit RecordingServer(const TempDir& dir)
+      : log_(dir / "requests.jsonl"),
+        server_(accel::test::test_script("trackers/comet/recording_comet_server.py"), dir / "port",
+                {(dir / "port").string(), log_.string()}) {}
 
-  int port() const { return port_; }
+  int port() const { return server_.port(); }
   const std::filesystem::path& log() const { return log_; }
 
  private:
   std::filesystem::path log_;
-  pid_t pid_ = 0;
-  int port_ = 0;
+  accel::test::ScriptServer server_;
 };
 
 // `comet upload <archive>` of the pinned wheel against the server, in a sandbox: its own HOME (no

@@ -19,18 +19,9 @@
 #include "common/crc32c.hpp"
 #include "python.hpp"
 #include "temp_dir.hpp"
+#include "tracking_test_support.hpp"
 
 namespace accel::test {
-
-// A TrackerInit as TrackerHub fills it (fields set by name, so new fields keep their defaults).
-inline accel::TrackerInit tracker_init(std::string run_name, std::filesystem::path logging_dir,
-                                       nlohmann::json init_kwargs = nlohmann::json::object()) {
-  accel::TrackerInit init;
-  init.run_name = std::move(run_name);
-  init.logging_dir = std::move(logging_dir);
-  init.init_kwargs = std::move(init_kwargs);
-  return init;
-}
 
 // What TensorBoard's EventAccumulator (and record reader) see in run_dir; see read_events.py.
 inline nlohmann::json read_events(const std::filesystem::path& run_dir) {

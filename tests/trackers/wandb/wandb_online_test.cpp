@@ -15,6 +15,8 @@
 #include "accel/tracking/hub.hpp"
 #include "accel/tracking/trackers/wandb/wandb_tracker.hpp"
 #include "net/http_client.hpp"
+#include "python.hpp"
+#include "script_server.hpp"
 #include "tracking_test_support.hpp"
 #include "wandb_test_support.hpp"
 
@@ -34,49 +36,18 @@ namespace {
 
 const std::string kApiKey(40, 'k');
 
-std::string read_all(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-// recording_wandb_server.py in a child process, stopped (SIGTERM) when the scope ends.
+// recording_wandb_server.py (state kept in <dir>/state.json, so a restart on the same port keeps
+// what it received), stopped when the scope ends.
 class RecordingServer {
  public:
-  explicit RecordingServer(const std::filesystem::path& dir, int port = 0) {
-    const auto port_file = dir / "port";
-    std::filesystem::remove(port_file);
-    const std::string python = std::string(ACCEL_SOURCE_DIR) + "/.venv/bin/python";
-    const std::string script =
-        std::string(ACCEL_SOURCE_DIR) + "/tests/trackers/wandb/recording_wandb_server.py";
-    const std::string port_text = std::to_string(port);
-    const std::string state_file = (dir / "state.json").string();
-    pid_ = ::fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      ::execl(python.c_str(), python.c_str(), script.c_str(), "--port", port_text.c_str(),
-              "--port-file", port_file.c_str(), "--state-file", state_file.c_str(), nullptr);
-      ::_exit(127);
-    }
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!std::filesystem::exists(port_file) || read_all(port_file).empty()) {
-      REQUIRE(std::chrono::steady_clock::now() < deadline);
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    port_ = std::stoi(read_all(port_file));
-  }
-  ~RecordingServer() { stop(); }
-  RecordingServer(const RecordingServer&) = delete;
-  RecordingServer& operator=(const RecordingServer&) = delete;
+  explicit RecordingServer(const std::filesystem::path& dir, int port = 0)
+      : server_(accel::test::test_script("trackers/wandb/recording_wandb_server.py"), dir / "port",
+                {"--port", std::to_string(port), "--port-file", (dir / "port").string(),
+                 "--state-file", (dir / "state.json").string()}) {}
 
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-  int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  void stop() { server_.stop(); }
+  int port() const { return server_.port(); }
+  std::string url() const { return server_.url(); }
 
   json state() const {
     accel::HttpClient http;
@@ -102,8 +73,7 @@ class RecordingServer {
   }
 
  private:
-  pid_t pid_ = -1;
-  int port_ = 0;
+  accel::test::ScriptServer server_;
 };
 
 // An online W&B environment for the scope, pointed at base_url.
@@ -220,7 +190,7 @@ TEST_CASE("an online run reaches the server with its rows, summary, config and e
   }
   // The .wandb transaction log is beside it, and the key is nowhere.
   CHECK(std::filesystem::file_size(tracker.log_file()) > 0);
-  CHECK(read_all(tracker.log_file()).find(kApiKey) == std::string::npos);
+  CHECK(accel::test::read_file(tracker.log_file()).find(kApiKey) == std::string::npos);
   CHECK(state.dump().find(kApiKey) == std::string::npos);
 }
 
@@ -269,7 +239,7 @@ TEST_CASE("a key the server refuses gives one clear error naming the server, nev
   CHECK(message.find("WANDB_API_KEY") != std::string::npos);
   CHECK(message.find("401") != std::string::npos);
   CHECK(message.find(bad_key) == std::string::npos);
-  CHECK(read_all(tracker.log_file()).find(bad_key) == std::string::npos);
+  CHECK(accel::test::read_file(tracker.log_file()).find(bad_key) == std::string::npos);
 }
 
 TEST_CASE("through the hub a refused key is reported once, training goes on, the key is nowhere") {
@@ -295,7 +265,7 @@ TEST_CASE("through the hub a refused key is reported once, training goes on, the
   for (const auto& entry : std::filesystem::recursive_directory_iterator(dir.path())) {
     if (!entry.is_regular_file()) continue;
     INFO(entry.path());
-    CHECK(read_all(entry.path()).find(bad_key) == std::string::npos);
+    CHECK(accel::test::read_file(entry.path()).find(bad_key) == std::string::npos);
   }
 }
 

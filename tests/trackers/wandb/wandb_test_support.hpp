@@ -96,14 +96,4 @@ inline nlohmann::json strict_records(const std::filesystem::path& file) {
   return nlohmann::json::parse(result.output);
 }
 
-// A TrackerInit as TrackerHub fills it.
-inline TrackerInit tracker_init(std::string run_name, std::filesystem::path logging_dir,
-                                nlohmann::json init_kwargs = nlohmann::json::object()) {
-  TrackerInit init;
-  init.run_name = std::move(run_name);
-  init.logging_dir = std::move(logging_dir);
-  init.init_kwargs = std::move(init_kwargs);
-  return init;
-}
-
 }  // namespace accel::test
