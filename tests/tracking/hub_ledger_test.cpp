@@ -38,12 +38,19 @@ class HoldingTracker final : public GeneralTracker {
   void flush() override {
     if (down) throw TrackerUnavailable("holding: server went away");
   }
-  void finish(RunStatus) override {
-    if (down) throw TrackerUnavailable("holding: server went away");
+  void finish(RunStatus status) override {
+    // What a tracker with a local file of its own does first (a W&B run's exit record).
+    ++finish_calls;
+    local_end = status;
+    if (down && !finish_delivers) throw TrackerUnavailable("holding: server went away");
   }
   nlohmann::json resume_info() const override { return {{"run_id", "r-1"}}; }
   std::atomic<bool> down{false};
   uint64_t acknowledge_upto = 0;
+  // finish() delivers what the tracker holds even while flush() fails (another way out).
+  bool finish_delivers = false;
+  std::atomic<int> finish_calls{0};
+  std::optional<RunStatus> local_end;
 
  private:
   uint64_t accepted_ = 0;
@@ -125,6 +132,29 @@ TEST_CASE("records a holding tracker never got acknowledged are in the journal a
   check_steps_in_order(contents, 50, 30);
   CHECK(contents.pending.back().kind == RecordKind::finish);
   CHECK(contents.identity.at("resume") == nlohmann::json{{"run_id", "r-1"}});
+  // flush() failed, yet finish() ran: the tracker could write the end of its local files.
+  CHECK(tracker->finish_calls >= 1);
+  CHECK(tracker->local_end == RunStatus::finished);
+}
+
+TEST_CASE("a finish that delivers while flush() fails ends the run once, with nothing journaled") {
+  TempDir dir;
+  WarningCapture warnings;
+  auto tracker = std::make_shared<HoldingTracker>();
+  tracker->finish_delivers = true;
+  TrackerHubOptions options = test::hub_options_in(dir);
+  options.end_training_timeout = 2s;
+  TrackerHub hub(options);
+  hub.init_trackers("proj", {{"a", 1}}, {tracker});
+  for (int64_t i = 0; i < 20; ++i) hub.log({{"x", i}}, i);
+  tracker->down = true;
+  auto report = hub.end_training(RunStatus::failed);
+  const auto& t = report.trackers.at(0);
+  CHECK(t.delivered == 20);
+  CHECK(t.journaled == 0);
+  CHECK(t.lost == 0);
+  CHECK(tracker->finish_calls == 1);
+  CHECK(tracker->local_end == RunStatus::failed);
 }
 
 TEST_CASE(

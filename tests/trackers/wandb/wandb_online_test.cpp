@@ -10,13 +10,16 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "accel/tracking/hub.hpp"
+#include "accel/tracking/journal_sync.hpp"
 #include "accel/tracking/trackers/wandb/wandb_tracker.hpp"
 #include "net/http_client.hpp"
 #include "python.hpp"
 #include "script_server.hpp"
+#include "shell.hpp"
 #include "tracking_test_support.hpp"
 #include "wandb_test_support.hpp"
 
@@ -154,8 +157,14 @@ TEST_CASE("an online run reaches the server with its rows, summary, config and e
 
   const json state = server.state();
   const json& run = run_of(state, tracker, "proj");
-  CHECK(run["config"] == json({{"lr", {{"value", 0.001}}},
-                               {"model", {{"value", {{"hidden", 128}, {"act", "relu"}}}}}}));
+  json config = run["config"];
+  const json bookkeeping = config["_wandb"]["value"];
+  config.erase("_wandb");
+  CHECK(config == json({{"lr", {{"value", 0.001}}},
+                        {"model", {{"value", {{"hidden", 128}, {"act", "relu"}}}}}}));
+  // The metric definitions (the UI's x-axis) and the client marker W&B resumes by.
+  CHECK(bookkeeping["m"].size() == 2);
+  CHECK(bookkeeping.contains("t"));
   CHECK(run["display_name"] == "nice run");
   CHECK(run["tags"] == json({"a", "b"}));
   const auto lines = history_lines(run);
@@ -383,6 +392,177 @@ TEST_CASE(
   int rows = 0;
   for (const auto& record : records["records"]) rows += record.contains("history") ? 1 : 0;
   CHECK(rows == 300);
+  // ... and ends with the exit record, although the server never took the finish.
+  REQUIRE(!records["records"].empty());
+  CHECK(records["records"].back().contains("exit"));
+}
+
+TEST_CASE("rows waiting for an away server stay within max_waiting_mib; the hub keeps the rest") {
+  TempDir dir;
+  int port = 0;
+  {
+    std::filesystem::create_directories(dir.path() / "probe");
+    RecordingServer probe(dir.path() / "probe");  // a free port, closed again
+    port = probe.port();
+  }
+  OnlineEnv env("http://127.0.0.1:" + std::to_string(port));
+  WandbTracker tracker(tracker_init("capped", dir.path(), {{"max_waiting_mib", 1}}));
+  tracker.start();
+  const std::string text(1000, 'x');
+  int accepted = 0;
+  bool refused = false;
+  for (int step = 0; step < 3000 && !refused; ++step) {
+    try {
+      tracker.log(Values{{"note", text}}, step);
+      ++accepted;
+    } catch (const TrackerUnavailable& e) {
+      refused = true;
+      CHECK_THAT(e.what(), Catch::Contains("max_waiting_mib"));
+    }
+  }
+  REQUIRE(refused);
+  // About 1 MiB of ~1.1 kB history lines waited, and not a row more.
+  CHECK(accepted > 700);
+  CHECK(accepted < 1100);
+  const auto records = accel::test::strict_records(tracker.log_file());
+  int rows = 0;
+  for (const auto& record : records["records"]) rows += record.contains("history") ? 1 : 0;
+  CHECK(rows == accepted);  // a refused call wrote nothing
+  CHECK(tracker.acknowledged() == 0);
+}
+
+TEST_CASE(
+    "a resumed run continues the server's run at its next step, with its summary and config") {
+  TempDir dir;
+  RecordingServer server(dir.path());
+  OnlineEnv env(server.url());
+  ScopedEnv id("WANDB_RUN_ID", "resumed-run");
+  {
+    WandbTracker first(tracker_init("res", dir.path() / "a"));
+    first.start();
+    first.store_init_configuration({{"lr", 0.1}, {"seed", 7}});
+    for (int s = 0; s < 3; ++s) first.log(Values{{"loss", 3.0 - s}, {"first", int64_t{1}}}, s);
+    first.flush();
+    first.finish(RunStatus::failed);
+  }
+  WandbTracker second(tracker_init("res", dir.path() / "b", {{"resume", "allow"}}));
+  second.start();
+  second.store_init_configuration({{"lr", 0.01}});
+  second.log(Values{{"loss", 0.5}}, 3);
+  second.log(Values{{"loss", 0.25}},
+             std::nullopt);  // no step: the last one (3), as step_sync fills it in
+  second.flush();
+  second.finish(RunStatus::finished);
+
+  const json state = server.state();
+  const json& run = run_of(state, second, "res");
+  const auto rows = history_rows(run);
+  REQUIRE(rows.size() == 5);
+  for (int s = 0; s < 5; ++s) CHECK(rows[s]["_step"] == s);
+  CHECK(rows[3]["trainer/global_step"] == 3);
+  CHECK(rows[4]["trainer/global_step"] == 3);
+  CHECK(rows[4]["loss"] == 0.25);
+  CHECK(run["summary"]["first"] == 1);  // kept from the first part
+  CHECK(run["summary"]["loss"] == 0.25);
+  CHECK(run["config"]["seed"]["value"] == 7);
+  CHECK(run["config"]["lr"]["value"] == 0.01);
+  CHECK(run["complete"] == true);
+  CHECK(run["exitcode"] == 0);
+  // The second part's .wandb file says it resumed, and where.
+  const auto records = accel::test::strict_records(second.log_file());
+  json run_record;
+  for (const auto& record : records["records"]) {
+    if (record.contains("run")) run_record = record["run"];
+  }
+  INFO("run record: " << run_record.dump());
+  CHECK(run_record.value("resumed", false));
+  CHECK(run_record.value("starting_step", std::string()) == "3");
+}
+
+TEST_CASE("resume \"must\" without the run and \"never\" with it each give one clear error") {
+  TempDir dir;
+  RecordingServer server(dir.path());
+  OnlineEnv env(server.url());
+  ScopedEnv id("WANDB_RUN_ID", "only-once");
+  WandbTracker must(tracker_init("res", dir.path() / "a", {{"resume", "must"}}));
+  CHECK_THROWS_WITH(must.start(), Catch::Contains("resume = \"must\"") &&
+                                      Catch::Contains("recorder/res/only-once") &&
+                                      !Catch::Contains(kApiKey));
+  {
+    WandbTracker first(tracker_init("res", dir.path() / "b"));
+    first.start();
+    first.log(Values{{"x", int64_t{1}}}, int64_t{0});
+    first.flush();
+    first.finish(RunStatus::finished);
+  }
+  WandbTracker never(tracker_init("res", dir.path() / "c", {{"resume", "never"}}));
+  CHECK_THROWS_WITH(never.start(), Catch::Contains("resume = \"never\"") &&
+                                       Catch::Contains("recorder/res/only-once"));
+  CHECK_THROWS_WITH(WandbTracker(tracker_init("res", dir.path(), {{"resume", "sometimes"}})),
+                    Catch::Contains("\"sometimes\"") && Catch::Contains("\"allow\""));
+}
+
+TEST_CASE(
+    "a server that goes away mid-run: accel-launch sync delivers the journal into the same run, "
+    "every row once and in order") {
+  TempDir dir;
+  auto server = std::make_unique<RecordingServer>(dir.path());
+  const int port = server->port();
+  OnlineEnv env(server->url());
+  accel::TrackerHubOptions options;
+  options.logging_dir = dir.path() / "logs";
+  options.journal_dir = dir.path() / "journal";
+  options.handle_signals = false;
+  options.end_training_timeout = std::chrono::seconds(3);
+  std::string run_id;
+  accel::EndTrainingReport report;
+  {
+    accel::TrackerHub hub(options);
+    hub.init_trackers("midrun", {{"epochs", 2}}, {"wandb"});
+    run_id = std::any_cast<WandbTracker*>(hub.get_tracker("wandb").tracker())->run_id();
+    for (int step = 0; step < 100; ++step) hub.log({{"loss", 1.0 / (step + 1)}}, step);
+    REQUIRE(hub.flush());
+    server->stop();
+    for (int step = 100; step < 200; ++step) hub.log({{"loss", 1.0 / (step + 1)}}, step);
+    report = hub.end_training();
+  }
+  REQUIRE(report.trackers.size() == 1);
+  CHECK(report.trackers[0].delivered == 100);
+  CHECK(report.trackers[0].journaled == 100);
+  const auto journals = accel::find_journals(options.journal_dir);
+  REQUIRE(journals.size() == 1);
+
+  // The hub gave up on its worker at the end_training timeout; the worker ends its last attempt
+  // and lets go of the journal. (In a training process that then exits, this is immediate.)
+  auto sync_command = [&](int timeout_s) {
+    return std::string(ACCEL_LAUNCH) + " sync --timeout " + std::to_string(timeout_s) + " " +
+           shell_quote(journals[0].string()) + " 2>&1";
+  };
+  for (int wait = 0; wait < 60; ++wait) {
+    const auto probe = accel::test::run_shell(sync_command(1));  // the server is still away
+    if (probe.output.find("in use by another writer") == std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  server = std::make_unique<RecordingServer>(dir.path(), port);  // same port, same state file
+  // In another process, as a user runs it (the environment gives it the server and the key).
+  const auto sync = accel::test::run_shell(sync_command(60));
+  INFO("sync output:\n" << sync.output);
+  CHECK(sync.exit_code() == 0);
+  CHECK(sync.output.find(kApiKey) == std::string::npos);
+  CHECK(!std::filesystem::exists(journals[0]));  // everything delivered
+  const json state = server->state();
+  const std::string key = "recorder/midrun/" + run_id;
+  REQUIRE(state["runs"].contains(key));
+  const json& run = state["runs"][key];
+  const auto rows = history_rows(run);
+  REQUIRE(rows.size() == 200);
+  for (int step = 0; step < 200; ++step) {
+    CHECK(rows[step]["_step"] == step);
+    CHECK(rows[step]["trainer/global_step"] == step);
+  }
+  CHECK(run["config"]["epochs"]["value"] == 2);
+  CHECK(run["complete"] == true);
+  CHECK(run["exitcode"] == 0);
 }
 
 namespace {
@@ -461,6 +641,15 @@ TEST_CASE("the wandb SDK logging the same data to the same server leaves the sam
   }
   CHECK(user_part(ours["summary"]) == user_part(theirs["summary"]));
   CHECK(user_part(ours["config"]) == user_part(theirs["config"]));
+  // The metric definitions the UI draws with (define_metric, as Lightning makes them): the same
+  // set (wandb-core's order is its Go map order).
+  auto metric_set = [](const json& run) {
+    std::multiset<std::string> metrics;
+    for (const auto& m : run["config"]["_wandb"]["value"]["m"]) metrics.insert(m.dump());
+    return metrics;
+  };
+  INFO("sdk _wandb: " << theirs["config"]["_wandb"].dump());
+  CHECK(metric_set(ours) == metric_set(theirs));
   CHECK(ours["complete"] == true);
   CHECK(theirs["complete"] == true);
   CHECK(ours["exitcode"] == theirs["exitcode"]);

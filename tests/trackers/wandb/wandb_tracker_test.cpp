@@ -11,6 +11,7 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "accel/tracking/hub.hpp"
 #include "accel/tracking/warnings.hpp"
@@ -424,8 +425,12 @@ TEST_CASE("disabled mode writes nothing; online mode needs a key and says what t
   }
   SECTION("unknown options and modes are named") {
     ScopedEnv mode("WANDB_MODE", "offline");
-    CHECK_THROWS_WITH(WandbTracker(tracker_init("p", logs.path(), {{"resume", "allow"}})),
-                      Catch::Contains("resume") && Catch::Contains("not built yet"));
+    CHECK_THROWS_WITH(WandbTracker(tracker_init("p", logs.path(), {{"colour", "red"}})),
+                      Catch::Contains("colour") && Catch::Contains("step_mode"));
+    CHECK_THROWS_WITH(WandbTracker(tracker_init("p", logs.path(), {{"resume", 3}})),
+                      Catch::Contains("resume") && Catch::Contains("\"must\""));
+    CHECK_THROWS_WITH(WandbTracker(tracker_init("p", logs.path(), {{"resume", "must"}})),
+                      Catch::Contains("needs the id") && Catch::Contains("WANDB_RUN_ID"));
     CHECK_THROWS_WITH(WandbTracker(tracker_init("p", logs.path(), {{"mode", "sideways"}})),
                       Catch::Contains("sideways"));
     CHECK_THROWS_WITH(WandbTracker(tracker_init("p", logs.path(), {{"step_mode", "x"}})),
@@ -466,4 +471,33 @@ TEST_CASE("log_with wandb through the hub writes a finished offline run") {
   CHECK(state["summary"]["loss"] == 0.2);
   CHECK(state["summary"]["_step"] == 4);
   CHECK(state["exit_code"] == 0);
+}
+
+TEST_CASE("resume \"auto\" continues the id of the last run of a directory that did not finish") {
+  TempDir logs;
+  ScopedEnv mode("WANDB_MODE", "offline");
+  ScopedEnv id("WANDB_RUN_ID", nullptr);
+  ScopedEnv resume("WANDB_RESUME", nullptr);
+  const auto saved = logs.path() / "wandb" / "wandb-resume.json";
+  std::string first_id;
+  {
+    WandbTracker first(tracker_init("p", logs.path(), {{"resume", "auto"}}));
+    first.start();
+    first_id = first.run_id();
+    REQUIRE(std::filesystem::exists(saved));
+    CHECK(nlohmann::json::parse(accel::test::read_file(saved))["run_id"] == first_id);
+    first.finish(RunStatus::failed);  // did not finish well: the id stays
+  }
+  // Run directories are named by the start second: the next run starts in another one.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  {
+    ScopedEnv by_env("WANDB_RESUME", "auto");
+    WandbTracker second(tracker_init("p", logs.path()));
+    CHECK(second.run_id() == first_id);
+    second.start();
+    second.finish(RunStatus::finished);  // exit code 0: the id is forgotten
+  }
+  CHECK(!std::filesystem::exists(saved));
+  WandbTracker third(tracker_init("p", logs.path(), {{"resume", true}}));
+  CHECK(third.run_id() != first_id);
 }

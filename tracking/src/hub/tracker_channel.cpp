@@ -523,6 +523,20 @@ void TrackerChannel::backoff(std::unique_lock<std::mutex>& lock) {
   retry_delay_ = std::min(retry_delay_ * 2, settings_.retry_max_delay);
 }
 
+void TrackerChannel::finish_tracker(RunStatus status) {
+  try {
+    tracker_->flush();
+  } catch (const TrackerUnavailable&) {
+    // The backend is away: finish() still runs, so that a tracker with local state of its own
+    // (a W&B run's .wandb file) writes its end. While it cannot deliver what it holds it throws
+    // TrackerUnavailable in turn and the record is retried (flush and finish again); when it
+    // returns normally it has delivered everything (the delivery contract).
+    tracker_->finish(status);
+    return;
+  }
+  tracker_->finish(status);
+}
+
 TrackerChannel::Outcome TrackerChannel::deliver(const HubRecord& record) {
   RecordTimeScope time_scope(record.time);
   try {
@@ -539,8 +553,7 @@ TrackerChannel::Outcome TrackerChannel::deliver(const HubRecord& record) {
         tracker_->log(*record.values, record.step);
         break;
       case RecordKind::finish:
-        tracker_->flush();
-        tracker_->finish(record.status);
+        finish_tracker(record.status);
         break;
       case RecordKind::identity:
       case RecordKind::acknowledged:

@@ -130,6 +130,8 @@ class TrackerChannel : public std::enable_shared_from_this<TrackerChannel> {
 
   void worker_main();
   Outcome deliver(const HubRecord& record);
+  // The finish record: flush(), then finish(status) — also when flush() threw TrackerUnavailable.
+  void finish_tracker(RunStatus status);
   void check_steps(const Values& values, int64_t step);
   void mark_broken(std::string message, std::exception_ptr error);
   // The worker's steps; called with the lock held, may unlock while delivering.

@@ -63,7 +63,10 @@ class GeneralTracker {
   // Flush buffered data to durable storage / the server. Called by TrackerHub::flush and before
   // finish.
   virtual void flush() {}
-  // End of the run. Called once; no other call follows.
+  // End of the run; no other call follows. Called after flush(), also when that flush threw
+  // TrackerUnavailable (so a tracker can write the end of its local files while its server is
+  // away). A finish that throws TrackerUnavailable is called again later (with flush() before it),
+  // so it must not repeat what it already did; one that returns normally is not called again.
   virtual void finish([[maybe_unused]] RunStatus status) {}
 
   // The backend's own handle (a writer, a client) for direct use, e.g. a TensorBoardWriter*.

@@ -4,7 +4,12 @@
 
 namespace accel::wandb {
 
+void FileStream::start_at(const std::string& file, int64_t lines) {
+  files_[file].offset = lines;
+}
+
 void FileStream::add_line(const std::string& file, std::string line) {
+  pending_bytes_ += line.size();
   files_[file].waiting.push_back(std::move(line));
 }
 
@@ -79,6 +84,7 @@ FileStream::Request FileStream::next(std::size_t max_lines,
 void FileStream::accepted(const Request& request) {
   for (const auto& [name, n] : request.lines) {
     auto& file = files_[name];
+    for (std::size_t i = 0; i < n; ++i) pending_bytes_ -= file.waiting[i].size();
     file.waiting.erase(file.waiting.begin(), file.waiting.begin() + static_cast<std::ptrdiff_t>(n));
     file.offset += static_cast<int64_t>(n);
   }

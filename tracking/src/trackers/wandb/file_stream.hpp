@@ -45,6 +45,9 @@ class FileStream {
     uint64_t summary_version = 0;
   };
 
+  // A resumed run: the server already has `lines` lines of file, so its lines continue there
+  // (called before any line of it is added).
+  void start_at(const std::string& file, int64_t lines);
   // Appends a line to a line file (history, events, console), after the ones waiting.
   void add_line(const std::string& file, std::string line);
   // Replaces the summary (the whole of it: W&B's wandb-summary.json is one line).
@@ -54,8 +57,9 @@ class FileStream {
 
   // Whether anything waits to be sent.
   bool has_pending() const;
-  // Lines waiting, over all files.
+  // Lines waiting, over all files, and their bytes (the summary and names not counted).
   std::size_t pending_lines() const;
+  std::size_t pending_bytes() const { return pending_bytes_; }
   // What has been added so far, and whether the server has all of what a mark names.
   Mark mark() const;
   bool delivered(const Mark& mark) const;
@@ -80,6 +84,7 @@ class FileStream {
   uint64_t summary_version_ = 0;  // set_summary calls
   uint64_t summary_sent_ = 0;     // the version the server has
   std::vector<std::string> uploaded_;
+  std::size_t pending_bytes_ = 0;
 };
 
 }  // namespace accel::wandb

@@ -132,6 +132,51 @@ void OnlineRun::ensure_run() {
   }
 }
 
+ResumePoint OnlineRun::resume(Resume mode) {
+  if (mode == Resume::none) return {};
+  std::optional<detail::WandbResumeState> state;
+  detail::WandbRunPath path{info_.entity, info_.project, info_.run_id};
+  try {
+    if (path.entity.empty()) path.entity = api_->viewer_entity();
+    state = api_->resume_status(path);
+  } catch (const TrackerUnavailable& e) {
+    went_away(e);
+    throw;
+  }
+  const std::string where =
+      fmt::format("{}/{}/{} on {}", path.entity, path.project, path.name, info_.base_url);
+  if (!state) {
+    if (mode == Resume::must) {
+      throw TrackerError(fmt::format(
+          "wandb: resume = \"must\" but the server has no run {}; check the id (init_kwargs "
+          "\"id\" / WANDB_RUN_ID) and the project, or use resume = \"allow\"",
+          where));
+    }
+    return {};
+  }
+  if (mode == Resume::never) {
+    throw TrackerError(fmt::format(
+        "wandb: resume = \"never\" but the server already has a run {}; choose a new id, or use "
+        "resume = \"allow\" to continue it",
+        where));
+  }
+  stream_.start_at(kHistoryFile, state->history_line_count);
+  stream_.start_at(kEventsFile, state->events_line_count);
+  stream_.start_at(kConsoleFile, state->log_line_count);
+  if (state->summary.is_object()) summary_ = state->summary;
+  if (state->config.is_object()) {
+    // The server's config is wrapped ({"key": {"value": v}}); UpsertBucket replaces it whole, so
+    // its keys are kept under what this run sets.
+    for (const auto& [key, item] : state->config.items()) {
+      if (key == "_wandb" || !item.is_object() || !item.contains("value")) continue;
+      if (!config_.contains(key)) config_[key] = item["value"];
+    }
+  }
+  return {.resumed = true,
+          .starting_step = state->last_step ? *state->last_step + 1 : 0,
+          .last_row = state->last_row};
+}
+
 void OnlineRun::begin() {
   try {
     ensure_run();
@@ -148,7 +193,22 @@ void OnlineRun::set_config(const nlohmann::json& config) {
 nlohmann::json OnlineRun::wrapped_config() const {
   nlohmann::json wrapped = nlohmann::json::object();
   for (const auto& [key, value] : config_.items()) wrapped[key] = {{"value", value}};
+  wrapped["_wandb"] = {{"value", wandb_bookkeeping()}};
   return wrapped;
+}
+
+nlohmann::json OnlineRun::wandb_bookkeeping() const {
+  // The metric definitions as wandb-core puts them in the config (`_wandb.m`, what the UI reads
+  // for x-axes): MetricRecord fields by number, message fields as the numbers set true. The step
+  // metric: {1: name, 6: [defined]}; the glob: {2: "*", 5: 1-based index of the step metric,
+  // 6: [step_sync]}. "t" (client telemetry) marks the run as written by a client: W&B resumes
+  // only runs that have it.
+  nlohmann::json metrics = nlohmann::json::array();
+  if (!info_.step_metric.empty()) {
+    metrics.push_back({{"1", info_.step_metric}, {"6", {3}}, {"7", nlohmann::json::array()}});
+    metrics.push_back({{"2", "*"}, {"5", 1}, {"6", {1}}, {"7", nlohmann::json::array()}});
+  }
+  return {{"t", {{"13", "linux-x86_64"}}}, {"m", metrics}};
 }
 
 void OnlineRun::send_config() {
@@ -221,6 +281,16 @@ void OnlineRun::send_if_due() {
   } catch (const TrackerUnavailable&) {
     // Kept: sent again after the pause went_away chose.
   }
+}
+
+void OnlineRun::check_room() {
+  if (stream_.pending_bytes() < info_.max_waiting_bytes) return;
+  send_if_due();
+  if (stream_.pending_bytes() < info_.max_waiting_bytes) return;
+  throw TrackerUnavailable(fmt::format(
+      "W&B server {} is away and {} MiB of rows wait for it (the limit, max_waiting_mib); the "
+      "hub keeps the next calls",
+      info_.base_url, stream_.pending_bytes() >> 20));
 }
 
 void OnlineRun::upload_run_files() {

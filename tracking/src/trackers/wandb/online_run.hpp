@@ -4,7 +4,10 @@
 //
 //   begin      Viewer (the key's entity, unless one was given), UpsertBucket (id, project, display
 //              name, notes, tags, group, job type, host), then the run's URL printed once
-//   config     UpsertBucket with config {"key": {"value": v}} (wrapped on the wire only)
+//   resume     (a run with a resume mode) RunResumeStatus first: a run the server has continues
+//              at its next _step and file_stream offsets, with its summary and config
+//   config     UpsertBucket with config {"key": {"value": v}} (wrapped on the wire only), and
+//              "_wandb" {"m": the metric definitions, "t": the client marker} as wandb-core sends
 //   rows       every history row, summary change and console line the RunWriter wrote (it is this
 //              class's RunObserver) waits in a FileStream and goes out in a file_stream request
 //              every kSendInterval or once kSendLines lines wait
@@ -43,7 +46,18 @@ struct OnlineRunInfo {
   std::string base_url;  // WANDB_BASE_URL, no trailing slash
   std::string run_id, project, entity, display_name, notes, group, job_type, host;
   std::vector<std::string> tags;
+  std::string step_metric;  // StepMode::step_metric: the x-axis metric; empty in pass_through
+  // Bytes of lines that may wait for an away server; beyond, the tracker refuses new calls with
+  // TrackerUnavailable (the hub's queue and journal keep them, within their own bounds).
+  std::size_t max_waiting_bytes = std::size_t{64} << 20;
   std::filesystem::path files_dir;  // the run directory's files/ (media, config.yaml, summary)
+};
+
+// Where a resumed run continues (see OnlineRun::resume).
+struct ResumePoint {
+  bool resumed = false;       // the server had the run
+  int64_t starting_step = 0;  // the _step of its next row
+  nlohmann::json last_row;    // its last history row (null when none)
 };
 
 class OnlineRun final : public RunObserver {
@@ -58,6 +72,12 @@ class OnlineRun final : public RunObserver {
   OnlineRun(OnlineRunInfo info, std::string api_key, RetryPolicy retry = {});
   ~OnlineRun() override;
 
+  // For a run with a resume mode, before begin(): asks the server (RunResumeStatus) whether the
+  // run exists and applies the mode (wandb_settings.hpp). A run it has continues: the
+  // file_stream offsets, the summary and the config go on from the server's, and the returned
+  // point says where its rows go on. Throws TrackerUnavailable while the server is away (call it
+  // again), TrackerError when the mode refuses ("must": no such run; "never": it exists).
+  ResumePoint resume(Resume mode);
   // Creates the run on the server. An unreachable server is warned about once and tried again by
   // the next send; throws TrackerError for a refused key.
   void begin();
@@ -76,6 +96,9 @@ class OnlineRun final : public RunObserver {
 
   // Sends when kSendInterval passed or kSendLines wait; keeps everything while the server is away.
   void send_if_due();
+  // Throws TrackerUnavailable when max_waiting_bytes of lines wait (after trying to send them):
+  // called before a call is accepted, so memory stays bounded while the server is away.
+  void check_room();
   // Sends everything waiting; throws TrackerUnavailable while the server is away.
   void send_all();
   // The end of the run (see above); throws TrackerUnavailable while the server is away (call it
@@ -92,6 +115,8 @@ class OnlineRun final : public RunObserver {
   void send_config();
   // {"key": {"value": v}, ...}: the config as UpsertBucket and config.yaml carry it.
   nlohmann::json wrapped_config() const;
+  // The config's "_wandb" item: metric definitions and the client marker.
+  nlohmann::json wandb_bookkeeping() const;
   void send_request(const FileStream::Request& request);
   void went_away(const TrackerUnavailable& e);
   void update_delivered();

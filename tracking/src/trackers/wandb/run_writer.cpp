@@ -99,7 +99,14 @@ void RunWriter::start() {
     for (const auto& tag : info_.tags) run->add_tags(tag);
     run->set_host(info_.host);
     set_timestamp(*run->mutable_start_time(), info_.start);
+    if (info_.resumed) {
+      run->set_resumed(true);
+      run->set_starting_step(info_.starting_step);
+    }
   });
+  state.rows = info_.starting_step;
+  state.current_step = info_.starting_step;
+  state.last_user_step = info_.last_step_value;
   if (info_.step_mode == StepMode::step_metric) {
     record([&](wandb_internal::Record& r) {  // define_metric(step_metric)
       auto* metric = r.mutable_metric();

@@ -4,7 +4,8 @@
 //
 //   header   {version_info{producer, min_consumer}}
 //   run      {run_id, project, entity, display_name, notes, tags, run_group, job_type, host,
-//             start_time}                              (first: `wandb sync` reads the run from it)
+//             start_time, and for a resumed run resumed + starting_step}
+//                                                      (first: `wandb sync` reads the run from it)
 //   metric   ×2 in StepMode::step_metric: define_metric(step_metric) and
 //             define_metric("*", step_metric=step_metric, step_sync=True), as Lightning does
 //   config   {update[{key, value_json}]}              one item per top-level key, nesting kept
@@ -81,6 +82,11 @@ struct RunInfo {
   Clock::time_point start;
   StepMode step_mode = StepMode::step_metric;
   std::string step_metric = "trainer/global_step";
+  // A resumed run (the server had it): rows go on at starting_step, which the run record carries
+  // with resumed = true; last_step_value is the step metric's value in its last row, if any.
+  bool resumed = false;
+  int64_t starting_step = 0;
+  std::optional<int64_t> last_step_value;
 };
 
 class RunWriter {

@@ -109,13 +109,12 @@ int64_t count_field(const nlohmann::json& bucket, const char* name) {
   return it != bucket.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
 }
 
-// historyTail: a JSON string of a list of JSON strings, the last rows.
-std::optional<int64_t> last_step_of(const nlohmann::json& history_tail) {
+// historyTail: a JSON string of a list of JSON strings, the last rows. The last row, or null.
+nlohmann::json last_row_of(const nlohmann::json& history_tail) {
   const auto rows = parse_json_string(history_tail);
-  if (!rows.is_array() || rows.empty() || !rows.back().is_string()) return std::nullopt;
+  if (!rows.is_array() || rows.empty() || !rows.back().is_string()) return nullptr;
   auto row = nlohmann::json::parse(rows.back().get<std::string>(), nullptr, false);
-  if (!row.is_object() || !row.contains("_step") || !row["_step"].is_number()) return std::nullopt;
-  return row["_step"].get<int64_t>();
+  return row.is_object() ? row : nlohmann::json();
 }
 
 }  // namespace
@@ -254,7 +253,10 @@ std::optional<WandbResumeState> WandbApi::resume_status(const WandbRunPath& run)
   state.history_line_count = count_field(bucket, "historyLineCount");
   state.events_line_count = count_field(bucket, "eventsLineCount");
   state.log_line_count = count_field(bucket, "logLineCount");
-  state.last_step = last_step_of(bucket.value("historyTail", nlohmann::json()));
+  state.last_row = last_row_of(bucket.value("historyTail", nlohmann::json()));
+  if (state.last_row.contains("_step") && state.last_row["_step"].is_number_integer()) {
+    state.last_step = state.last_row["_step"].get<int64_t>();
+  }
   state.summary = parse_json_string(bucket.value("summaryMetrics", nlohmann::json()));
   state.config = parse_json_string(bucket.value("config", nlohmann::json()));
   return state;

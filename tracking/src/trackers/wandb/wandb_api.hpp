@@ -62,6 +62,7 @@ struct WandbResumeState {
   int64_t events_line_count = 0;
   int64_t log_line_count = 0;
   std::optional<int64_t> last_step;  // `_step` of the last history row
+  nlohmann::json last_row;           // that row (an object), null when there is none
   nlohmann::json summary = nlohmann::json::object();
   nlohmann::json config = nlohmann::json::object();
 };

@@ -18,9 +18,9 @@
 namespace accel::wandb {
 namespace {
 
-constexpr std::array<const char*, 11> kKnownOptions = {
-    "mode",  "dir",      "id",     "name",      "notes",      "tags",
-    "group", "job_type", "entity", "step_mode", "step_metric"};
+constexpr std::array<const char*, 13> kKnownOptions = {
+    "mode",     "dir",    "id",        "name",        "notes",  "tags",           "group",
+    "job_type", "entity", "step_mode", "step_metric", "resume", "max_waiting_mib"};
 
 constexpr const char* kOnlineWithoutKey =
     "wandb: mode \"{}\" (from {}) needs a W&B API key and none was found for {} (WANDB_API_KEY, "
@@ -173,7 +173,66 @@ StepMode step_mode_option(const nlohmann::json& kwargs) {
       mode));
 }
 
+Resume parse_resume(const std::string& text, const std::string& source) {
+  const std::string value = ascii_lower(text);
+  if (value == "allow") return Resume::allow;
+  if (value == "must") return Resume::must;
+  if (value == "never") return Resume::never;
+  if (value == "auto") return Resume::automatic;
+  throw InvalidValue(fmt::format(
+      "wandb: resume = \"{}\" (from {}) is not known; use \"allow\" (continue the run of this "
+      "id if it exists), \"must\" (it must exist), \"never\" (it must not) or \"auto\" (continue "
+      "the last run in this directory that did not finish)",
+      text, source));
+}
+
+// init_kwargs "resume" (a string, or true = "auto" and false = none, as the SDK reads it), else
+// WANDB_RESUME.
+Resume resume_option(const nlohmann::json& kwargs) {
+  if (auto it = kwargs.find("resume"); it != kwargs.end() && !it->is_null()) {
+    if (it->is_boolean()) return it->get<bool>() ? Resume::automatic : Resume::none;
+    if (!it->is_string()) {
+      throw InvalidValue(fmt::format(
+          "init_kwargs[\"wandb\"][\"resume\"] = {} must be \"allow\", \"must\", \"never\", "
+          "\"auto\" or a boolean",
+          it->dump()));
+    }
+    return parse_resume(it->get<std::string>(), "init_kwargs[\"wandb\"][\"resume\"]");
+  }
+  if (auto env = environment_value("WANDB_RESUME")) return parse_resume(*env, "WANDB_RESUME");
+  return Resume::none;
+}
+
+// resume = "auto": the id saved in <directory>/wandb/wandb-resume.json by a run that did not
+// finish, if there is one.
+std::optional<std::string> auto_resume_id(const std::filesystem::path& directory) {
+  std::ifstream in(auto_resume_file(directory));
+  if (!in) return std::nullopt;
+  const auto saved = nlohmann::json::parse(in, nullptr, false);
+  if (!saved.is_object() || !saved.contains("run_id") || !saved["run_id"].is_string()) {
+    return std::nullopt;
+  }
+  return saved["run_id"].get<std::string>();
+}
+
+// What `accel-launch sync` hands back (WandbTracker::resume_info of the online run that wrote the
+// journal): the same run id (and entity), continued as with resume = "allow".
+void apply_journal_resume(const nlohmann::json& resume, Settings& settings) {
+  if (!resume.is_object()) return;
+  if (auto id = resume.find("run_id"); id != resume.end() && id->is_string()) {
+    settings.run_id = id->get<std::string>();
+    settings.resume = Resume::allow;
+  }
+  if (auto entity = resume.find("entity"); entity != resume.end() && entity->is_string()) {
+    settings.entity = entity->get<std::string>();
+  }
+}
+
 }  // namespace
+
+std::filesystem::path auto_resume_file(const std::filesystem::path& directory) {
+  return directory / "wandb" / "wandb-resume.json";
+}
 
 std::string base_url() {
   std::string url = environment_value("WANDB_BASE_URL").value_or("https://api.wandb.ai");
@@ -203,8 +262,8 @@ Settings resolve_settings(const TrackerInit& init) {
   const nlohmann::json options = kwargs.is_object() ? kwargs : nlohmann::json::object();
   if (auto unknown = detail::first_unknown_option(options, kKnownOptions)) {
     throw InvalidValue(fmt::format(
-        "init_kwargs[\"wandb\"][\"{}\"] is not supported; known options: {} (resume and "
-        "log_model are not built yet)",
+        "init_kwargs[\"wandb\"][\"{}\"] is not supported; known options: {} (log_model is not "
+        "built yet)",
         *unknown, detail::option_list(kKnownOptions)));
   }
   Settings settings;
@@ -228,6 +287,25 @@ Settings resolve_settings(const TrackerInit& init) {
   settings.step_mode = step_mode_option(options);
   const std::string metric = text_option(options, "step_metric", nullptr);
   if (!metric.empty()) settings.step_metric = metric;
+  settings.resume = resume_option(options);
+  if (auto it = options.find("max_waiting_mib"); it != options.end() && !it->is_null()) {
+    if (!it->is_number() || it->get<double>() < 1 || it->get<double>() > 1 << 20) {
+      throw InvalidValue(fmt::format(
+          "init_kwargs[\"wandb\"][\"max_waiting_mib\"] = {} must be a number of MiB from 1 to "
+          "1048576 (default 64)",
+          it->dump()));
+    }
+    settings.max_waiting_bytes = static_cast<std::size_t>(it->get<double>() * (1 << 20));
+  }
+  if (settings.resume == Resume::automatic && !settings.run_id) {
+    settings.run_id = auto_resume_id(settings.directory);
+  }
+  if (settings.resume == Resume::must && !settings.run_id) {
+    throw InvalidValue(
+        "wandb: resume = \"must\" needs the id of the run to continue: set init_kwargs[\"wandb\"]"
+        "[\"id\"] or WANDB_RUN_ID");
+  }
+  apply_journal_resume(init.resume, settings);
   return settings;
 }
 

@@ -21,6 +21,16 @@
 //              "pass_through" (Accelerate's WandBTracker): the step is wandb.log's step=, with
 //              W&B's rules — rows logged with a smaller step than the current one are dropped with
 //              W&B's warning (once per key).
+//   resume     init_kwargs "resume", else WANDB_RESUME, as wandb.init(resume=): "allow" continues
+//              the run of that id when the server has it, "must" requires it (and an id),
+//              "never" refuses it, "auto" (or true) takes the id saved in
+//              <directory>/wandb/wandb-resume.json by a run of this directory that did not finish
+//              and then acts as "allow". Only the online mode asks the server; offline runs are
+//              written as new runs of that id, as the SDK writes them.
+//   max_waiting_mib  online: MiB of rows that may wait in memory for an away server (default 64);
+//              beyond, calls go to the hub's queue and journal.
+//   TrackerInit::resume (what `accel-launch sync` hands back from WandbTracker::resume_info of
+//              an online run): the same run id and entity, with "allow".
 // Thread-safety: pure functions (they read the environment).
 #include <filesystem>
 #include <optional>
@@ -33,6 +43,7 @@ namespace accel::wandb {
 
 enum class Mode { online, offline, disabled };
 enum class StepMode { step_metric, pass_through };
+enum class Resume { none, allow, must, never, automatic };
 
 struct Settings {
   Mode mode = Mode::offline;
@@ -43,7 +54,13 @@ struct Settings {
   std::vector<std::string> tags;
   StepMode step_mode = StepMode::step_metric;
   std::string step_metric = "trainer/global_step";
+  Resume resume = Resume::none;
+  std::size_t max_waiting_bytes = std::size_t{64} << 20;  // online: "max_waiting_mib"
 };
+
+// <directory>/wandb/wandb-resume.json: where resume = "auto" keeps the id of a run that has not
+// finished (written at its start, removed when it finishes with exit code 0, as the SDK does).
+std::filesystem::path auto_resume_file(const std::filesystem::path& directory);
 
 // The settings for a tracker constructed from init. Throws accel::InvalidValue for an unknown
 // option or a bad value (named, with the fix), and for online mode without an API key.

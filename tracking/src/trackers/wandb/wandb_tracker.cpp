@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <fstream>
+
 #include "accel/tracking/errors.hpp"
 #include "common/secrets.hpp"
 #include "trackers/wandb/offline_run_dir.hpp"
@@ -33,6 +35,14 @@ int exit_code(RunStatus status) {
   return 1;
 }
 
+// The step metric's value in a resumed run's last row, when it is an integer.
+std::optional<int64_t> step_value(const nlohmann::json& row, const std::string& step_metric) {
+  if (!row.is_object() || !row.contains(step_metric)) return std::nullopt;
+  const auto& value = row[step_metric];
+  if (!value.is_number_integer()) return std::nullopt;
+  return value.get<int64_t>();
+}
+
 }  // namespace
 
 WandbTracker::WandbTracker(TrackerInit init)
@@ -52,19 +62,23 @@ WandbTracker::WandbTracker(TrackerInit init)
   if (online) {
     auto key = wandb::read_api_key();
     if (!key) throw InvalidValue("wandb: online mode without an API key (set WANDB_API_KEY)");
-    online_ =
-        std::make_unique<wandb::OnlineRun>(wandb::OnlineRunInfo{.base_url = settings_->base_url,
-                                                                .run_id = run_id_,
-                                                                .project = init_.run_name,
-                                                                .entity = settings_->entity,
-                                                                .display_name = settings_->name,
-                                                                .notes = settings_->notes,
-                                                                .group = settings_->group,
-                                                                .job_type = settings_->job_type,
-                                                                .host = host_name(),
-                                                                .tags = settings_->tags,
-                                                                .files_dir = dir.files_dir},
-                                           std::move(*key));
+    const std::string step_metric =
+        settings_->step_mode == wandb::StepMode::step_metric ? settings_->step_metric : "";
+    online_ = std::make_unique<wandb::OnlineRun>(
+        wandb::OnlineRunInfo{.base_url = settings_->base_url,
+                             .run_id = run_id_,
+                             .project = init_.run_name,
+                             .entity = settings_->entity,
+                             .display_name = settings_->name,
+                             .notes = settings_->notes,
+                             .group = settings_->group,
+                             .job_type = settings_->job_type,
+                             .host = host_name(),
+                             .tags = settings_->tags,
+                             .step_metric = step_metric,
+                             .max_waiting_bytes = settings_->max_waiting_bytes,
+                             .files_dir = dir.files_dir},
+        std::move(*key));
   }
 }
 
@@ -99,8 +113,23 @@ bool WandbTracker::holds_records() const {
           settings_->step_mode == wandb::StepMode::pass_through);
 }
 
+nlohmann::json WandbTracker::resume_info() const {
+  // Offline, every record is in the .wandb file when it is accepted (step_metric mode); a
+  // journal sync then writes a new run rather than a second file of this run's id, which
+  // `wandb sync` would upload over the first one's rows.
+  if (run_id_.empty() || settings_->mode != wandb::Mode::online) return nullptr;
+  nlohmann::json info = {{"run_id", run_id_}, {"mode", mode()}};
+  if (!settings_->entity.empty()) info["entity"] = settings_->entity;
+  return info;
+}
+
 void WandbTracker::start() {
   if (!enabled() || log_) return;
+  // Asked first: a run that continues on the server decides where the rows go on. While the
+  // server is away this throws TrackerUnavailable and the hub calls start() again later.
+  wandb::ResumePoint resumed;
+  if (online_) resumed = online_->resume(settings_->resume);
+  if (settings_->resume == wandb::Resume::automatic) save_auto_resume_id();
   auto log = std::make_unique<wandb::TransactionLog>(log_file_);
   wandb::RunInfo info{.run_id = run_id_,
                       .project = init_.run_name,
@@ -113,7 +142,10 @@ void WandbTracker::start() {
                       .tags = settings_->tags,
                       .start = start_,
                       .step_mode = settings_->step_mode,
-                      .step_metric = settings_->step_metric};
+                      .step_metric = settings_->step_metric,
+                      .resumed = resumed.resumed,
+                      .starting_step = resumed.starting_step,
+                      .last_step_value = step_value(resumed.last_row, settings_->step_metric)};
   auto writer = std::make_unique<wandb::RunWriter>(*log, std::move(info));
   writer->set_observer(online_.get());
   writer->start();
@@ -146,6 +178,7 @@ void WandbTracker::send_if_due() {
 void WandbTracker::store_init_configuration(const nlohmann::json& config) {
   if (!enabled()) return;
   if (!writer_) throw UsageError("wandb tracker: store_init_configuration before start()");
+  if (online_) online_->check_room();
   const nlohmann::json object = config.is_object() ? config : nlohmann::json{{"config", config}};
   const nlohmann::json config_values = without_secrets(object);
   writer_->config(config_values);
@@ -157,6 +190,7 @@ void WandbTracker::store_init_configuration(const nlohmann::json& config) {
 void WandbTracker::log(const Values& values, std::optional<int64_t> step) {
   if (!enabled()) return;
   if (!writer_) throw UsageError("wandb tracker: log before start()");
+  if (online_) online_->check_room();
   wandb::Row row;
   std::vector<std::string> files;
   std::vector<std::string> problems;
@@ -226,6 +260,21 @@ void WandbTracker::finish(RunStatus status) {
   }
   finished_ = true;
   if (holds_records()) acknowledge(calls_);
+  // resume = "auto": a run that finished well is not continued by the next one (the SDK's rule).
+  if (code == 0 && settings_->resume == wandb::Resume::automatic) {
+    std::error_code ignored;
+    std::filesystem::remove(wandb::auto_resume_file(settings_->directory), ignored);
+  }
+}
+
+void WandbTracker::save_auto_resume_id() const {
+  const auto file = wandb::auto_resume_file(settings_->directory);
+  std::ofstream out(file, std::ios::trunc);
+  out << nlohmann::json{{"run_id", run_id_}}.dump() << "\n";
+  if (!out.flush()) {
+    throw TrackerError(fmt::format(
+        "wandb: cannot write '{}' (resume = \"auto\" keeps the run id there)", file.string()));
+  }
 }
 
 }  // namespace accel

@@ -34,8 +34,13 @@
 // "pass_through" (Accelerate's WandBTracker) hands the step to W&B as its own step: a call with a
 // smaller step than the current one is dropped with W&B's warning, once per key.
 //
+// Resume (init_kwargs "id" + "resume", WANDB_RUN_ID / WANDB_RESUME, as wandb.init): online, the
+// server is asked (RunResumeStatus) before the first record; a run it has continues at its next
+// _step and file_stream offsets ("allow", "must", "never", "auto" — see wandb_settings.hpp).
+// resume_info() names the run, so `accel-launch sync` delivers a journal into it.
+//
 // init_kwargs: {"mode", "dir", "id", "name", "notes", "tags", "group", "job_type", "entity",
-// "step_mode", "step_metric"}; unknown keys are rejected (accel::InvalidValue).
+// "step_mode", "step_metric", "resume"}; unknown keys are rejected (accel::InvalidValue).
 //
 // Errors: the constructor throws accel::InvalidValue for a bad option or online mode without a
 // key, and accel::TrackerError when the run directory cannot be created; a write the disk refuses
@@ -51,7 +56,7 @@
 // calls the server has accepted. Offline, in step_metric mode every call is in the file when it
 // returns (holds_records() false). In pass_through mode a row waits until a call with a larger step (or
 // finish) writes it: holds_records() is true and acknowledged() counts the calls whose values are
-// in the file. resume_info() is null (resuming a W&B run is not built yet).
+// in the file.
 // Thread-safety: as GeneralTracker (one worker thread); run_id(), run_dir(), mode(), run_url()
 // and tracker() may be called from any thread.
 #include <any>
@@ -87,6 +92,8 @@ class WandbTracker final : public GeneralTracker {
   void flush() override;
   void finish(RunStatus status) override;
   bool holds_records() const override;
+  // {"run_id", "mode", "entity" when one was set}: `accel-launch sync` continues this run.
+  nlohmann::json resume_info() const override;
   // This tracker (WandbTracker*): run_id(), run_dir(), mode().
   std::any tracker() override { return this; }
 
@@ -108,6 +115,7 @@ class WandbTracker final : public GeneralTracker {
   bool enabled() const { return writer_ != nullptr || !run_dir_.empty(); }
   void accepted();
   void send_if_due();
+  void save_auto_resume_id() const;
 
   TrackerInit init_;
   std::unique_ptr<wandb::Settings> settings_;
