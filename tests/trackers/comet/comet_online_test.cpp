@@ -1,0 +1,311 @@
+// The comet_ml tracker's online mode against recording_comet_server.py (127.0.0.1, started and
+// stopped by PID here; checked against the pinned comet_ml SDK by comet_recording_server_test):
+// the server receives the handshake, heartbeats and what was logged; an online run and the real
+// `comet upload` of the same content's offline archive leave the same state; a server stopped
+// and restarted mid-run still gets every value exactly once and in order while log() never
+// stalls; a refused key gives one clear error, without the key, and training goes on.
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "accel/tracking/hub.hpp"
+#include "accel/tracking/trackers/comet/comet_tracker.hpp"
+#include "comet_test_support.hpp"
+#include "scoped_env.hpp"
+#include "tracking_test_support.hpp"
+
+using accel::CometTracker;
+using accel::InvalidValue;
+using accel::RunStatus;
+using accel::TrackerError;
+using accel::TrackerInit;
+using accel::test::RecordingServer;
+using accel::test::ScopedEnv;
+using accel::test::sorted;
+using accel::test::TempDir;
+using nlohmann::json;
+
+namespace {
+
+const std::string kApiKey = "ck" + std::string(30, '7');
+
+// An online Comet environment for the scope: the key, the server, a HOME without config files.
+struct OnlineEnv {
+  OnlineEnv(const std::string& clientlib, const char* key)
+      : url{"COMET_URL_OVERRIDE", clientlib.c_str()}, api_key{"COMET_API_KEY", key} {}
+  TempDir home{"accel-comet-home"};
+  ScopedEnv home_env{"HOME", home.str().c_str()};
+  ScopedEnv config{"COMET_CONFIG", nullptr};
+  ScopedEnv online{"COMET_START_ONLINE", nullptr};
+  ScopedEnv url;
+  ScopedEnv api_key;
+  ScopedEnv dir{"COMET_OFFLINE_DIRECTORY", nullptr};
+  ScopedEnv experiment{"COMET_EXPERIMENT_KEY", nullptr};
+  ScopedEnv workspace{"COMET_WORKSPACE", nullptr};
+  ScopedEnv project{"COMET_PROJECT_NAME", nullptr};
+};
+
+TrackerInit init_in(const TempDir& dir, json kwargs = json::object()) {
+  return {.run_name = "accel-proj", .logging_dir = dir.path(), .init_kwargs = std::move(kwargs)};
+}
+
+// A free port on 127.0.0.1 (a recording server's, closed again).
+int free_port(const TempDir& dir) {
+  std::filesystem::create_directories(dir / "probe");
+  RecordingServer probe(dir / "probe");
+  return probe.port();
+}
+
+// Every file under dir holds no `secret`.
+void check_no_file_holds(const std::filesystem::path& dir, const std::string& secret) {
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    INFO(entry.path());
+    CHECK(accel::test::read_file(entry.path()).find(secret) == std::string::npos);
+  }
+}
+
+// An upload as the comparisons see it: without the ids that differ between two runs.
+json comparable_upload(json upload) {
+  for (const char* id : {"assetId", "imageId", "experimentId", "runId", "projectId"}) {
+    upload["query"].erase(id);
+  }
+  return upload;
+}
+
+std::map<std::string, json> uploads_by_type(const json& summary) {
+  std::map<std::string, json> out;
+  for (const auto& u : summary["uploads"]) {
+    out[u["upload_type"].get<std::string>()] = comparable_upload(u);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "an online run gives the server the handshake, heartbeats, gzip batches and everything that "
+    "was logged",
+    "[comet]") {
+  TempDir dir("accel-comet");
+  RecordingServer server(dir.path(), {.api_key = kApiKey, .beat_ms = 200});
+  OnlineEnv env(server.clientlib(), kApiKey.c_str());
+  CometTracker tracker(
+      init_in(dir, {{"experiment_name", "live"}, {"tags", {"t1"}}, {"workspace", "ws"}}));
+  CHECK(tracker.mode() == "online");
+  CHECK(tracker.holds_records());
+  tracker.start();
+  tracker.store_init_configuration({{"lr", 0.001}, {"opt", {{"name", "adam"}}}});
+  tracker.log({{"loss", 0.5}, {"note", "hello"}}, 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a heartbeat is due
+  tracker.log({{"epoch", 2}, {"loss", 0.25}, {"picture", accel::test::gradient(2, 3)}}, 2);
+  tracker.flush();
+  CHECK(tracker.acknowledged() == 3);  // config and two logs
+  tracker.finish(RunStatus::finished);
+  CHECK(tracker.acknowledged() == 4);
+
+  const json got = server.summary();
+  INFO(got.dump(1));
+  CHECK(got["refused"] == 0);
+  CHECK(got["errors"] == json::array());
+  const auto& paths = got["paths"];
+  REQUIRE(paths.size() >= 4);
+  CHECK(paths[0] == "GET /clientlib/isAlive/ver");
+  CHECK(paths[1] == "POST /clientlib/logger/add/run");
+  CHECK(paths[2] == "POST /clientlib/tags/add-tags-to-experiment");
+  CHECK(paths[3] == "POST /clientlib/status-report/update");
+  CHECK(got["experiment"] == json({{"experimentKey", tracker.experiment_key()},
+                                   {"projectName", "accel-proj"},
+                                   {"teamName", "ws"},
+                                   {"tags", {"t1"}}}));
+  // The first heartbeat, at least one more (every 200 ms the server asked for), the last one.
+  const auto& status = got["status"];
+  REQUIRE(status.size() >= 3);
+  CHECK(status.front() == true);
+  CHECK(status[status.size() - 2] == true);
+  CHECK(status.back() == false);
+  CHECK(got["metric_batch_gzip"] == true);
+  CHECK(got["metrics"] == json::parse(R"([["loss", 0.5, 1, null], ["loss", 0.25, 2, 2]])"));
+  CHECK(sorted(got["parameters"]) ==
+        json::parse(R"([["lr", 0.001, null, "manual"], ["opt|name", "adam", null, "manual"]])"));
+  CHECK(got["others"] ==
+        json::parse(R"([["Name", "live"], ["hasNestedParams", true], ["note", "hello"]])"));
+  REQUIRE(got["uploads"].size() == 1);
+  const json& image = got["uploads"][0];
+  CHECK(image["path"] == "/clientlib/visualizations/upload");
+  CHECK(image["query"]["figName"] == "picture");
+  CHECK(image["query"]["step"] == "2");
+  CHECK(image["query"]["overwrite"] == "False");
+  CHECK(image["query"]["experimentId"] == tracker.experiment_key());
+  CHECK(image["query"]["runId"] == "run-0001");
+  CHECK(image["content"]["pixels"] == json(accel::test::gradient(2, 3).pixels));
+  // The key went in the Authorization header (the server accepted it) and is recorded nowhere.
+  CHECK(accel::test::read_file(server.log()).find(kApiKey) == std::string::npos);
+}
+
+TEST_CASE(
+    "an online run and comet upload of the same content's offline archive leave the server the "
+    "same state",
+    "[comet]") {
+  TempDir dir("accel-comet");
+  const json tags = {"t1"};
+  json online;
+  {
+    std::filesystem::create_directories(dir / "online");
+    RecordingServer server(dir / "online", {.api_key = kApiKey});
+    OnlineEnv env(server.clientlib(), kApiKey.c_str());
+    CometTracker tracker(
+        init_in(dir, {{"experiment_name", "same"}, {"tags", tags}, {"workspace", "ws"}}));
+    accel::test::log_sample_run(tracker);
+    online = server.summary();
+  }
+  json uploaded;
+  {
+    std::filesystem::create_directories(dir / "upload");
+    RecordingServer server(dir / "upload");
+    OnlineEnv env(server.clientlib(), nullptr);
+    ScopedEnv offline("COMET_START_ONLINE", "false");
+    CometTracker tracker(init_in(
+        dir,
+        {{"experiment_name", "same"}, {"tags", tags}, {"workspace", "ws"}, {"online", false}}));
+    accel::test::log_sample_run(tracker);
+    const auto upload = accel::test::comet_upload(tracker.archive_path(), server, dir);
+    INFO(upload.output);
+    REQUIRE(upload.exit_code() == 0);
+    CHECK(upload.output.find("COMET WARNING") == std::string::npos);
+    CHECK(upload.output.find("COMET ERROR") == std::string::npos);
+    uploaded = server.summary();
+  }
+  INFO("online: " << online.dump(1));
+  INFO("uploaded: " << uploaded.dump(1));
+  CHECK(online["errors"] == json::array());
+  CHECK(uploaded["errors"] == json::array());
+  online["experiment"].erase("experimentKey");
+  uploaded["experiment"].erase("experimentKey");
+  CHECK(online["experiment"] == uploaded["experiment"]);
+  CHECK(sorted(online["metrics"]) == sorted(uploaded["metrics"]));
+  CHECK(sorted(online["parameters"]) == sorted(uploaded["parameters"]));
+  // The upload's others also hold the "offline_experiment" every archive carries.
+  json others = json::array();
+  for (const auto& other : uploaded["others"]) {
+    if (other[0] != "offline_experiment") others.push_back(other);
+  }
+  CHECK(online["others"] == others);
+  CHECK(online["html"] == uploaded["html"]);
+  CHECK(online["uploads"].size() == 3);
+  CHECK(uploads_by_type(online) == uploads_by_type(uploaded));
+}
+
+TEST_CASE(
+    "through the hub, a server stopped and restarted mid-run gets every value exactly once and in "
+    "order, and log() never stalls",
+    "[comet]") {
+  TempDir dir("accel-comet");
+  const int port = free_port(dir);
+  auto server =
+      std::make_unique<RecordingServer>(dir.path(), RecordingServer::Options{.port = port});
+  OnlineEnv env(server->clientlib(), kApiKey.c_str());
+  accel::TrackerHubOptions options = accel::test::hub_options_in(dir);
+  options.journal_dir = dir / "journal";
+  options.end_training_timeout = std::chrono::seconds(60);
+  accel::test::WarningCapture warnings;
+  accel::EndTrainingReport report;
+  std::chrono::steady_clock::duration slowest{};
+  {
+    accel::TrackerHub hub(options);
+    hub.init_trackers("outage", {{"lr", 0.1}}, {"comet"});  // the alias of comet_ml
+    REQUIRE(hub.get_tracker<CometTracker>("comet_ml"));
+    const auto timed_log = [&](int64_t step) {
+      const auto begin = std::chrono::steady_clock::now();
+      hub.log({{"x", step}}, step);
+      slowest = std::max(slowest, std::chrono::steady_clock::now() - begin);
+    };
+    for (int64_t s = 0; s < 200; ++s) timed_log(s);
+    REQUIRE(hub.flush());
+    server->stop();
+    for (int64_t s = 200; s < 400; ++s) {
+      timed_log(s);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // 4 s without a server
+    }
+    server = std::make_unique<RecordingServer>(dir.path(), RecordingServer::Options{.port = port});
+    for (int64_t s = 400; s < 600; ++s) timed_log(s);
+    report = hub.end_training();
+  }
+  CHECK(slowest < std::chrono::milliseconds(100));
+  REQUIRE(report.trackers.size() == 1);
+  const auto& delivery = report.trackers[0];
+  INFO("error: " << delivery.error);
+  CHECK(delivery.logged == 600);
+  CHECK(delivery.delivered == 600);
+  CHECK(delivery.journaled == 0);
+  CHECK(warnings.count({"comet_ml", "did not accept"}) >= 1);  // the outage was noticed
+
+  const json got = server->summary();
+  std::vector<int64_t> steps;
+  for (const auto& metric : got["metrics"]) {
+    CHECK(metric[0] == "x");
+    CHECK(metric[1] == metric[2]);
+    steps.push_back(metric[2].get<int64_t>());
+  }
+  REQUIRE(steps.size() == 600);
+  for (int64_t s = 0; s < 600; ++s) CHECK(steps[static_cast<std::size_t>(s)] == s);
+  CHECK(got["parameters"] == json::parse(R"([["lr", 0.1, null, "manual"]])"));
+  CHECK(got["status"].back() == false);
+}
+
+TEST_CASE("a key the server refuses gives one clear error naming the server, never the key",
+          "[comet]") {
+  TempDir dir("accel-comet");
+  RecordingServer server(dir.path(), {.api_key = kApiKey});
+  const std::string bad_key = "bad" + std::string(29, 'z');
+  OnlineEnv env(server.clientlib(), bad_key.c_str());
+  {
+    CometTracker tracker(init_in(dir));
+    const std::string message = accel::test::thrown<TrackerError>([&] { tracker.start(); });
+    CHECK(message.find(server.clientlib()) != std::string::npos);
+    CHECK(message.find("refused the API key") != std::string::npos);
+    CHECK(message.find("HTTP 401") != std::string::npos);
+    CHECK(message.find("COMET_API_KEY") != std::string::npos);
+    CHECK(message.find(bad_key) == std::string::npos);
+  }
+  // Through the hub: reported once, training goes on, the key is in no message and no file.
+  accel::test::WarningCapture warnings;
+  accel::TrackerHubOptions options = accel::test::hub_options_in(dir);
+  options.journal_dir = dir / "journal";
+  {
+    accel::TrackerHub hub(options);
+    hub.init_trackers("refused", {{"epochs", 3}}, {"comet_ml"});
+    for (int step = 0; step < 20; ++step) hub.log({{"loss", 1.0 / (step + 1)}}, step);
+    hub.end_training();
+  }
+  CHECK(warnings.count({"failed and is disabled", "refused the API key", server.clientlib().c_str(),
+                        "COMET_API_KEY"}) == 1);
+  for (const auto& message : warnings.messages()) CHECK(message.find(bad_key) == std::string::npos);
+  check_no_file_holds(dir.path(), bad_key);
+  CHECK(server.summary()["metrics"] == json::array());
+}
+
+TEST_CASE(
+    "the API key is read from ~/.comet.config as the SDK reads it; without one online fails with "
+    "the fix",
+    "[comet]") {
+  TempDir dir("accel-comet");
+  RecordingServer server(dir.path(), {.api_key = kApiKey});
+  OnlineEnv env(server.clientlib(), nullptr);
+  CHECK_THAT(accel::test::thrown<InvalidValue>([&] { CometTracker tracker(init_in(dir)); }),
+             Catch::Matchers::Contains("needs an API key and none was found"));
+  {
+    std::ofstream config(env.home.path() / ".comet.config");
+    config << "[comet]\napi_key = " << kApiKey << "   # the key comet login wrote\n";
+  }
+  CometTracker tracker(init_in(dir));
+  tracker.start();
+  tracker.log({{"loss", 0.5}}, 1);
+  tracker.flush();
+  tracker.finish(RunStatus::finished);
+  const json got = server.summary();
+  CHECK(got["refused"] == 0);
+  CHECK(got["metrics"] == json::parse(R"([["loss", 0.5, 1, null]])"));
+}
