@@ -309,3 +309,31 @@ TEST_CASE(
   CHECK(got["refused"] == 0);
   CHECK(got["metrics"] == json::parse(R"([["loss", 0.5, 1, null]])"));
 }
+
+TEST_CASE(
+    "a tracker made from the resume info of a journal continues the same experiment "
+    "(logger/get/run)",
+    "[comet]") {
+  TempDir dir("accel-comet");
+  RecordingServer server(dir.path(), {.api_key = kApiKey});
+  OnlineEnv env(server.clientlib(), kApiKey.c_str());
+  std::string key;
+  {
+    CometTracker first(init_in(dir));
+    key = first.experiment_key();
+    CHECK(first.resume_info() == json({{"experiment_key", key}}));
+  }
+  TrackerInit init = init_in(dir);
+  init.resume = {{"experiment_key", key}};
+  CometTracker tracker(init);
+  CHECK(tracker.experiment_key() == key);
+  tracker.start();
+  tracker.log({{"late", 1}}, 9);
+  tracker.flush();
+  tracker.finish(RunStatus::finished);
+  const json got = server.summary();
+  const auto& paths = got["paths"];
+  CHECK(std::count(paths.begin(), paths.end(), "POST /clientlib/logger/get/run") == 1);
+  CHECK(std::count(paths.begin(), paths.end(), "POST /clientlib/logger/add/run") == 0);
+  CHECK(got["metrics"] == json::parse(R"([["late", 1, 9, null]])"));
+}
