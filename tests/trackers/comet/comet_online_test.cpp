@@ -337,3 +337,67 @@ TEST_CASE(
   CHECK(std::count(paths.begin(), paths.end(), "POST /clientlib/logger/add/run") == 0);
   CHECK(got["metrics"] == json::parse(R"([["late", 1, 9, null]])"));
 }
+
+TEST_CASE(
+    "side by side: the comet_ml SDK logging the same content online to the same kind of server "
+    "leaves the same state as accel's online run, but for the SDK's bookkeeping",
+    "[comet]") {
+  TempDir dir("accel-comet");
+  json accel_state;
+  {
+    std::filesystem::create_directories(dir / "accel");
+    RecordingServer server(dir / "accel", {.api_key = kApiKey});
+    OnlineEnv env(server.clientlib(), kApiKey.c_str());
+    CometTracker tracker(
+        init_in(dir, {{"experiment_name", "same"}, {"tags", {"t1"}}, {"workspace", "ws"}}));
+    accel::test::log_sample_run(tracker);
+    accel_state = server.summary();
+  }
+  json sdk_state;
+  {
+    std::filesystem::create_directories(dir / "sdk");
+    RecordingServer server(dir / "sdk", {.api_key = kApiKey});
+    // As comet-formats.md §5: loopback only, no Sentry, no announcement, no auto-logging, a HOME
+    // without config files, no workspace/project overrides.
+    const std::string command =
+        "cd " + accel::test::shell_quote(dir.str()) +
+        " && env -u COMET_WORKSPACE -u COMET_PROJECT_NAME -u COMET_CONFIG -u COMET_START_ONLINE " +
+        "HOME=" + accel::test::shell_quote(dir.str()) + " COMET_API_KEY=" + kApiKey +
+        " COMET_ERROR_TRACKING_ENABLE=false COMET_DISABLE_ANNOUNCEMENT=true" +
+        " COMET_DISABLE_AUTO_LOGGING=1 COMET_URL_OVERRIDE=" + server.clientlib() + " " +
+        accel::test::shell_quote(accel::test::python_interpreter().string()) + " " +
+        accel::test::shell_quote(
+            accel::test::test_script("trackers/comet/sdk_online_run.py").string()) +
+        " 2>&1";
+    const auto run = accel::test::run_shell(command);
+    INFO(run.output);
+    REQUIRE(run.exit_code() == 0);
+    CHECK(run.output.find("COMET WARNING") == std::string::npos);
+    CHECK(run.output.find("COMET ERROR") == std::string::npos);
+    sdk_state = server.summary();
+  }
+  INFO("accel: " << accel_state.dump(1));
+  INFO("sdk: " << sdk_state.dump(1));
+  // The SDK's bookkeeping (comet-formats.md §5.3): the "process duration" metric and the
+  // auto-logged curr_step / curr_epoch parameters.
+  json sdk_metrics = json::array();
+  for (const auto& m : sdk_state["metrics"]) {
+    if (m[0] != "process duration") sdk_metrics.push_back(m);
+  }
+  json sdk_parameters = json::array();
+  for (const auto& p : sdk_state["parameters"]) {
+    if (p[3] != "auto-logged") sdk_parameters.push_back(p);
+  }
+  CHECK(sdk_state["refused"] == 0);
+  CHECK(sdk_state["errors"] == accel_state["errors"]);
+  accel_state["experiment"].erase("experimentKey");
+  sdk_state["experiment"].erase("experimentKey");
+  CHECK(accel_state["experiment"] == sdk_state["experiment"]);
+  CHECK(sorted(accel_state["metrics"]) == sorted(sdk_metrics));
+  CHECK(sorted(accel_state["parameters"]) == sorted(sdk_parameters));
+  CHECK(accel_state["others"] == sdk_state["others"]);
+  CHECK(accel_state["html"] == sdk_state["html"]);
+  CHECK(uploads_by_type(accel_state) == uploads_by_type(sdk_state));
+  CHECK(accel_state["status"].back() == false);
+  CHECK(sdk_state["status"].back() == false);
+}
