@@ -401,3 +401,32 @@ TEST_CASE(
   CHECK(accel_state["status"].back() == false);
   CHECK(sdk_state["status"].back() == false);
 }
+
+TEST_CASE(
+    "through the hub, a server that never answers stalls no log call and the hub journals every "
+    "call, without the key",
+    "[comet]") {
+  TempDir dir("accel-comet");
+  const int port = free_port(dir);
+  OnlineEnv env("http://127.0.0.1:" + std::to_string(port) + "/clientlib/", kApiKey.c_str());
+  accel::TrackerHubOptions options = accel::test::hub_options_in(dir);
+  options.journal_dir = dir / "journal";
+  options.end_training_timeout = std::chrono::seconds(3);
+  accel::EndTrainingReport report;
+  {
+    accel::TrackerHub hub(options);
+    hub.init_trackers("away", {{"epochs", 3}}, {"comet_ml"});
+    const auto begin = std::chrono::steady_clock::now();
+    for (int step = 0; step < 300; ++step) hub.log({{"loss", 1.0 / (step + 1)}}, step);
+    CHECK(std::chrono::steady_clock::now() - begin < std::chrono::seconds(1));
+    report = hub.end_training();
+  }
+  REQUIRE(report.trackers.size() == 1);
+  const auto& delivery = report.trackers[0];
+  INFO("error: " << delivery.error);
+  CHECK(delivery.logged == 300);
+  CHECK(delivery.delivered == 0);
+  CHECK(delivery.journaled == 300);
+  CHECK_FALSE(delivery.sync_command.empty());
+  check_no_file_holds(dir.path(), kApiKey);
+}

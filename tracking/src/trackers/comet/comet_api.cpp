@@ -139,8 +139,8 @@ std::optional<std::string> CometApi::server_version() {
                                           "the version check isAlive/ver"));
     const auto version = answer.value("version", nlohmann::json());
     return version.is_string() ? std::optional(version.get<std::string>()) : std::nullopt;
-  } catch (const TrackerUnavailable&) {
-    return std::nullopt;
+  } catch (const TrackerError&) {
+    return std::nullopt;  // answered, but not as the SDK expects: add/run says what is wrong
   }
 }
 

@@ -51,7 +51,8 @@ class CometApi {
   CometApi(const CometApi&) = delete;
   CometApi& operator=(const CometApi&) = delete;
 
-  // GET isAlive/ver: the server's version; nullopt when it does not answer (the SDK only warns).
+  // GET isAlive/ver: the server's version; nullopt when it answers with an error (the SDK only
+  // warns). Throws TrackerUnavailable when it does not answer at all.
   std::optional<std::string> server_version();
   // POST logger/add/run (offline: false): creates the experiment.
   CometRun add_run(const nlohmann::json& project_name, const nlohmann::json& workspace,

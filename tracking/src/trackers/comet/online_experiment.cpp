@@ -82,8 +82,10 @@ void OnlineExperiment::begin() {
   throw_if_away();
   try {
     if (!api_->server_version()) {
-      warn(fmt::format("comet_ml: the Comet server {} did not answer isAlive/ver",
-                       info_.clientlib_url));
+      warn(
+          fmt::format("comet_ml: the Comet server {} did not answer the version check "
+                      "isAlive/ver as comet_ml expects; going on",
+                      info_.clientlib_url));
     }
     CometRun run = info_.existing ? api_->get_run(now_ms())
                                   : api_->add_run(info_.project_name, info_.workspace, now_ms());
