@@ -288,8 +288,8 @@ TEST_CASE("a key the server refuses gives one clear error naming the server, nev
 }
 
 TEST_CASE(
-    "the API key is read from ~/.comet.config as the SDK reads it; without one online fails with "
-    "the fix",
+    "the API key is read from $COMET_CONFIG, else ~/.comet.config, as the SDK reads them; without "
+    "one online fails with the fix; a COMET_URL_OVERRIDE that is no http(s) URL is named",
     "[comet]") {
   TempDir dir("accel-comet");
   RecordingServer server(dir.path(), {.api_key = kApiKey});
@@ -308,6 +308,20 @@ TEST_CASE(
   const json got = server.summary();
   CHECK(got["refused"] == 0);
   CHECK(got["metrics"] == json::parse(R"([["loss", 0.5, 1, null]])"));
+  {
+    // $COMET_CONFIG (here a directory holding .comet.config) comes before ~/.comet.config.
+    const auto config_dir = dir / "config";
+    std::filesystem::create_directories(config_dir);
+    std::ofstream(config_dir / ".comet.config")
+        << "[comet]\napi_key = wrong-key-from-comet-config\n";
+    ScopedEnv config("COMET_CONFIG", config_dir.c_str());
+    CometTracker refused(init_in(dir));
+    CHECK_THROWS_AS(refused.start(), TrackerError);
+    CHECK(server.summary()["refused"].get<int>() > 0);
+  }
+  ScopedEnv url("COMET_URL_OVERRIDE", "ftp://127.0.0.1/clientlib/");
+  CHECK_THAT(accel::test::thrown<InvalidValue>([&] { CometTracker bad_url(init_in(dir)); }),
+             Catch::Matchers::Contains("COMET_URL_OVERRIDE = \"ftp://127.0.0.1/clientlib/\""));
 }
 
 TEST_CASE(
