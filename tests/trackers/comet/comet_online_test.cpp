@@ -227,7 +227,9 @@ TEST_CASE(
     server->stop();
     for (int64_t s = 200; s < 400; ++s) {
       timed_log(s);
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // 4 s without a server
+      // 6 s without a server: a batch comes due after 2 s and fails its retries (about 2 s) well
+      // before the server is back.
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
     }
     server = std::make_unique<RecordingServer>(dir.path(), RecordingServer::Options{.port = port});
     for (int64_t s = 400; s < 600; ++s) timed_log(s);
