@@ -446,3 +446,18 @@ TEST_CASE(
   CHECK_FALSE(delivery.sync_command.empty());
   check_no_file_holds(dir.path(), kApiKey);
 }
+
+TEST_CASE("an online run that failed is reported as the experiment error the upload reports",
+          "[comet]") {
+  TempDir dir("accel-comet");
+  RecordingServer server(dir.path(), {.api_key = kApiKey});
+  OnlineEnv env(server.clientlib(), kApiKey.c_str());
+  CometTracker tracker(init_in(dir));
+  tracker.start();
+  tracker.log({{"loss", 0.5}}, 1);
+  tracker.finish(RunStatus::failed);
+  const json got = server.summary();
+  CHECK(got["errors"] == json::parse(R"(["accel: the run ended failed"])"));
+  CHECK(got["metrics"] == json::parse(R"([["loss", 0.5, 1, null]])"));
+  CHECK(got["status"].back() == false);
+}
