@@ -101,10 +101,11 @@ TEST_CASE(
   tracker.log({{"loss", 0.5}, {"note", "hello"}}, 1);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a heartbeat is due
   tracker.log({{"epoch", 2}, {"loss", 0.25}, {"picture", accel::test::gradient(2, 3)}}, 2);
+  tracker.log({{"scores", accel::Table{{"name", "score"}, {{"a, b", 1}, {"c", 2.5}}}}}, 3);
   tracker.flush();
-  CHECK(tracker.acknowledged() == 3);  // config and two logs
+  CHECK(tracker.acknowledged() == 4);  // config and three logs
   tracker.finish(RunStatus::finished);
-  CHECK(tracker.acknowledged() == 4);
+  CHECK(tracker.acknowledged() == 5);
 
   const json got = server.summary();
   INFO(got.dump(1));
@@ -132,7 +133,7 @@ TEST_CASE(
         json::parse(R"([["lr", 0.001, null, "manual"], ["opt|name", "adam", null, "manual"]])"));
   CHECK(got["others"] ==
         json::parse(R"([["Name", "live"], ["hasNestedParams", true], ["note", "hello"]])"));
-  REQUIRE(got["uploads"].size() == 1);
+  REQUIRE(got["uploads"].size() == 2);
   const json& image = got["uploads"][0];
   CHECK(image["path"] == "/clientlib/visualizations/upload");
   CHECK(image["query"]["figName"] == "picture");
@@ -141,6 +142,13 @@ TEST_CASE(
   CHECK(image["query"]["experimentId"] == tracker.experiment_key());
   CHECK(image["query"]["runId"] == "run-0001");
   CHECK(image["content"]["pixels"] == json(accel::test::gradient(2, 3).pixels));
+  const json& table = got["uploads"][1];
+  CHECK(table["path"] == "/clientlib/asset/upload");
+  CHECK(table["query"]["fileName"] == "scores.csv");
+  CHECK(table["query"]["extension"] == "csv");
+  CHECK(table["query"]["step"] == "3");
+  CHECK(table["query"]["epoch"] == "2");
+  CHECK(table["content"] == "name,score\n\"a, b\",1\nc,2.5\n");
   // The key went in the Authorization header (the server accepted it) and is recorded nowhere.
   CHECK(accel::test::read_file(server.log()).find(kApiKey) == std::string::npos);
 }
