@@ -8,7 +8,8 @@
 // application/json;charset=utf-8, batch bodies gzip-compressed (Content-Encoding: gzip), uploads
 // as multipart/form-data with the part "file".
 //
-// Errors: a refused connection, a timeout, 408/429/5xx are repeated under the RetryPolicy and then
+// Errors: a refused connection, a timeout, HTTP 408, 429, 500, 502, 503 and 504 (the SDK repeats
+// 500-504; RetryPolicy::is_transient_status) are repeated under the RetryPolicy and then
 // throw TrackerUnavailable (the caller keeps what it sends); 401/403 (and add/run's "API key not
 // registered") throw TrackerError naming the server and how to fix the key; any other failure
 // throws TrackerError with the server's answer. No message ever holds the key (a server that
