@@ -2,6 +2,7 @@
 #include "accel/tracking/registry.hpp"
 
 #include "accel/tracking/errors.hpp"
+#include "accel/tracking/hub.hpp"
 #include "tracking_test_support.hpp"
 
 using namespace accel;
@@ -48,4 +49,30 @@ TEST_CASE("registrations without a name or factory are rejected") {
       InvalidValue);
   CHECK_THROWS_AS(register_tracker({.name = "nofactory", .factory = {}, .unavailable_reason = {}}),
                   InvalidValue);
+}
+
+TEST_CASE(
+    "an alias finds its tracker; names and \"all\" list it once, and alias plus name start one "
+    "tracker") {
+  register_tracker({.name = "registry_alias_tracker",
+                    .factory =
+                        [](const TrackerInit&) {
+                          return std::make_unique<test::RecordingTracker>("registry_alias_tracker");
+                        },
+                    .unavailable_reason = {},
+                    .aliases = {"registry_alias"}});
+  auto found = find_tracker("registry_alias");
+  REQUIRE(found);
+  CHECK(found->name == "registry_alias_tracker");
+  const auto names = registered_tracker_names();
+  CHECK(std::count(names.begin(), names.end(), "registry_alias_tracker") == 1);
+  CHECK(std::count(names.begin(), names.end(), "registry_alias") == 0);
+
+  test::TempDir dir;
+  TrackerHub hub(test::hub_options_in(dir));
+  hub.init_trackers("alias", {}, {"registry_alias", "registry_alias_tracker"});
+  std::size_t started = 0;
+  for (auto* tracker : hub.trackers()) started += tracker->name() == "registry_alias_tracker";
+  CHECK(started == 1);
+  hub.end_training();
 }

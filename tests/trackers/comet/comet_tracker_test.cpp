@@ -18,11 +18,8 @@
 #include <memory>
 
 #include "accel/tracking/hub.hpp"
-#include "python.hpp"
+#include "comet_test_support.hpp"
 #include "scoped_env.hpp"
-#include "script_server.hpp"
-#include "shell.hpp"
-#include "temp_dir.hpp"
 #include "tracking_test_support.hpp"
 
 using accel::CometTracker;
@@ -34,14 +31,24 @@ using accel::ScalarGroup;
 using accel::Table;
 using accel::TrackerInit;
 using accel::Values;
+using accel::test::check_archive;
+using accel::test::comet_upload;
+using accel::test::gradient;
+using accel::test::log_sample_run;
+using accel::test::RecordingServer;
 using accel::test::ScopedEnv;
+using accel::test::sorted;
 using accel::test::TempDir;
 using nlohmann::json;
 
 namespace {
 
-// A clean Comet environment for the scope: offline, no key, no directory, no overrides.
+// A clean Comet environment for the scope: offline, no key (neither in the environment nor in a
+// config file: HOME has none), no directory, no overrides.
 struct OfflineEnv {
+  TempDir home{"accel-comet-home"};
+  ScopedEnv home_env{"HOME", home.str().c_str()};
+  ScopedEnv config{"COMET_CONFIG", nullptr};
   ScopedEnv online{"COMET_START_ONLINE", "false"};
   ScopedEnv key{"COMET_API_KEY", nullptr};
   ScopedEnv dir{"COMET_OFFLINE_DIRECTORY", nullptr};
@@ -54,81 +61,9 @@ TrackerInit init_in(const TempDir& dir, json kwargs = json::object()) {
   return {.run_name = "accel-proj", .logging_dir = dir.path(), .init_kwargs = std::move(kwargs)};
 }
 
-json check_archive(const std::filesystem::path& archive, bool deflated_ok = false) {
-  std::vector<std::string> args;
-  if (deflated_ok) args.push_back("--deflated-ok");
-  args.push_back(archive.string());
-  const auto out = accel::test::run_python_script(
-      accel::test::test_script("trackers/comet/check_archive.py"), args);
-  return json::parse(out);
-}
-
 std::string read_all(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-Image gradient(int64_t h, int64_t w) {
-  std::vector<uint8_t> px(static_cast<std::size_t>(h * w * 3));
-  for (std::size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>(i * 7);
-  return Image::from_uint8(px, h, w, 3);
-}
-
-// recording_comet_server.py, stopped (SIGTERM, by its PID) when the object goes.
-class RecordingServer {
- public:
-  explicit RecordingServer(const TempDir& dir)
-      : log_(dir / "requests.jsonl"),
-        server_(accel::test::test_script("trackers/comet/recording_comet_server.py"), dir / "port",
-                {(dir / "port").string(), log_.string()}) {}
-
-  int port() const { return server_.port(); }
-  const std::filesystem::path& log() const { return log_; }
-
- private:
-  std::filesystem::path log_;
-  accel::test::ScriptServer server_;
-};
-
-// `comet upload <archive>` of the pinned wheel against the server, in a sandbox: its own HOME (no
-// ~/.comet.config), a dummy key, loopback only, no Sentry, no overrides of workspace/project.
-accel::test::ShellResult comet_upload(const std::filesystem::path& archive,
-                                      const RecordingServer& server, const TempDir& dir) {
-  const std::string command =
-      "cd " + accel::test::shell_quote(dir.str()) +
-      " && env -u COMET_WORKSPACE -u COMET_PROJECT_NAME -u COMET_CONFIG HOME=" +
-      accel::test::shell_quote(dir.str()) +
-      " COMET_API_KEY=dummy COMET_ERROR_TRACKING_ENABLE=false COMET_DISABLE_ANNOUNCEMENT=true" +
-      " COMET_URL_OVERRIDE=http://127.0.0.1:" + std::to_string(server.port()) + "/clientlib/ " +
-      accel::test::shell_quote(std::string(ACCEL_SOURCE_DIR) + "/.venv/bin/comet") + " upload " +
-      accel::test::shell_quote(archive.string()) + " 2>&1";
-  return accel::test::run_shell(command);
-}
-
-json sorted(json list) {
-  std::sort(list.begin(), list.end());
-  return list;
-}
-
-// What every test run logs; the expectations below follow it.
-void log_sample_run(CometTracker& tracker) {
-  tracker.start();
-  tracker.store_init_configuration({{"lr", 0.001},
-                                    {"api_key", "ck-SECRET-123"},
-                                    {"opt", {{"name", "adam"}, {"betas", {0.9, 0.999}}}},
-                                    {"epochs", 3}});
-  tracker.log({{"loss", 0.5}, {"correct", 17}}, 1);
-  tracker.log({{"loss", std::numeric_limits<double>::quiet_NaN()}, {"note", "hello"}}, 2);
-  tracker.log(
-      {{"epoch", 1},
-       {"loss", ScalarGroup{{{"train", 0.25}, {"val", std::numeric_limits<double>::infinity()}}}},
-       {"picture", gradient(4, 5)},
-       {"weights", Histogram::from_samples({1, 2, 3, 3, 4})}},
-      3);
-  tracker.log({{"later", 7}}, std::nullopt);  // sticky: step 3, epoch 1
-  tracker.log_html("<b>bold</b>");
-  tracker.log_text("some text", 4);
-  tracker.finish(RunStatus::finished);
 }
 
 }  // namespace
@@ -269,13 +204,18 @@ TEST_CASE("a failed run is marked in experiment.json as an error the upload repo
   CHECK(out["experiment"]["customer_error_message"] == "accel: the run ended failed");
 }
 
-TEST_CASE("online mode fails init with a clear error saying how to choose offline", "[comet]") {
+TEST_CASE(
+    "online mode without an API key fails init with a clear error saying where the key goes and "
+    "how to choose offline",
+    "[comet]") {
   OfflineEnv env;
   TempDir dir("accel-comet");
   ScopedEnv online("COMET_START_ONLINE", nullptr);
   using accel::test::thrown;
   const std::string message = thrown<InvalidValue>([&] { CometTracker tracker(init_in(dir)); });
-  CHECK_THAT(message, Catch::Matchers::Contains("online mode is not built yet"));
+  CHECK_THAT(message, Catch::Matchers::Contains("needs an API key and none was found"));
+  CHECK_THAT(message, Catch::Matchers::Contains("COMET_API_KEY"));
+  CHECK_THAT(message, Catch::Matchers::Contains("~/.comet.config"));
   CHECK_THAT(message, Catch::Matchers::Contains("COMET_START_ONLINE=false"));
   CHECK_THAT(message, Catch::Matchers::Contains("\"online\": false"));
   CHECK_THROWS_AS(CometTracker(init_in(dir, {{"online", true}})), InvalidValue);
@@ -327,7 +267,7 @@ TEST_CASE(
 
   json sent;
   {
-    RecordingServer server(dir);
+    RecordingServer server(dir.path());
     const auto upload = comet_upload(tracker.archive_path(), server, dir);
     INFO(upload.output);
     REQUIRE(upload.exit_code() == 0);
@@ -364,8 +304,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "init_kwargs online false chooses offline through the hub; online is named as the reason "
-    "when comet_ml is named or skipped by all",
+    "init_kwargs online false chooses offline through the hub; online without a key is named as "
+    "the reason when comet_ml is named or skipped by all",
     "[comet]") {
   OfflineEnv env;
   ScopedEnv online("COMET_START_ONLINE", nullptr);
@@ -384,10 +324,10 @@ TEST_CASE(
   accel::TrackerHub named(accel::test::hub_options_in(dir));
   CHECK_THAT(
       accel::test::thrown<InvalidValue>([&] { named.init_trackers("kwproj", {}, {"comet_ml"}); }),
-      Catch::Matchers::Contains("online mode is not built yet"));
+      Catch::Matchers::Contains("needs an API key"));
   accel::test::WarningCapture warnings;
   accel::TrackerHub all(accel::test::hub_options_in(dir));
   all.init_trackers("kwproj", {}, {"all"});
-  CHECK(warnings.count({"comet_ml", "online mode is not built yet"}) == 1);
+  CHECK(warnings.count({"comet_ml", "needs an API key"}) == 1);
   all.end_training();
 }

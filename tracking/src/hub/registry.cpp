@@ -12,17 +12,23 @@ namespace {
 struct Registry {
   std::mutex mutex;
   std::map<std::string, TrackerRegistration, std::less<>> trackers;
+  std::map<std::string, std::string, std::less<>> aliases;  // alias -> name
 };
+
+void add_locked(Registry& r, TrackerRegistration registration) {
+  for (const auto& alias : registration.aliases)
+    r.aliases.insert_or_assign(alias, registration.name);
+  r.aliases.erase(registration.name);  // a tracker registered under a name wins over an alias
+  std::string name = registration.name;
+  r.trackers.insert_or_assign(std::move(name), std::move(registration));
+}
 
 // Built-ins are listed on first use, so user registrations made later replace them by name.
 Registry& registry() {
   static Registry* instance = [] {
     auto* r =
         new Registry();  // never destroyed: trackers may be looked up during static destruction
-    for (auto& registration : detail::builtin_trackers()) {
-      std::string name = registration.name;
-      r->trackers.insert_or_assign(std::move(name), std::move(registration));
-    }
+    for (auto& registration : detail::builtin_trackers()) add_locked(*r, std::move(registration));
     return r;
   }();
   return *instance;
@@ -42,14 +48,17 @@ void register_tracker(TrackerRegistration registration) {
   }
   auto& r = registry();
   std::lock_guard lock(r.mutex);
-  std::string name = registration.name;
-  r.trackers.insert_or_assign(std::move(name), std::move(registration));
+  add_locked(r, std::move(registration));
 }
 
 std::optional<TrackerRegistration> find_tracker(std::string_view name) {
   auto& r = registry();
   std::lock_guard lock(r.mutex);
   auto it = r.trackers.find(name);
+  if (it == r.trackers.end()) {
+    auto alias = r.aliases.find(name);
+    if (alias != r.aliases.end()) it = r.trackers.find(alias->second);
+  }
   if (it == r.trackers.end()) return std::nullopt;
   return it->second;
 }

@@ -18,7 +18,9 @@ TrackerSelection::TrackerSelection(TrackerInit run, const nlohmann::json& init_k
 std::vector<std::shared_ptr<GeneralTracker>> TrackerSelection::select(const LogWith& log_with) {
   std::vector<std::string> named;
   for (const auto& spec : log_with) {
-    if (!spec.is_object()) named.push_back(spec.name());
+    if (spec.is_object()) continue;
+    auto registration = find_tracker(spec.name());  // an alias counts as its tracker's name
+    named.push_back(registration ? registration->name : spec.name());
   }
   for (const auto& spec : log_with) {
     if (spec.is_object()) {
@@ -69,6 +71,7 @@ void TrackerSelection::add_registered(const TrackerRegistration& registration) {
 void TrackerSelection::add_named(const std::string& name) {
   if (names_.contains(name)) return;  // listed twice: once is enough
   auto registration = find_tracker(name);
+  if (registration && names_.contains(registration->name)) return;  // also under an alias
   if (!registration) {
     throw InvalidValue(fmt::format(
         "init_trackers: unknown tracker '{}'; known trackers: {} (or \"all\", or pass a "

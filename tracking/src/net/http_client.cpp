@@ -111,7 +111,8 @@ void HttpClient::set_authorization(std::string value) {
 }
 
 HttpResponse HttpClient::send(std::string_view method, const std::string& url,
-                              std::string_view body, std::string_view content_type) {
+                              std::string_view body, std::string_view content_type,
+                              const std::vector<std::string>& extra_headers) {
   CURL* curl = handle_->curl;
   curl_easy_reset(curl);  // keeps the live connection, forgets the last request's options
   HttpResponse response;
@@ -145,6 +146,7 @@ HttpResponse HttpClient::send(std::string_view method, const std::string& url,
   // An empty content type sends none ("Content-Type:" disables curl's default).
   std::string content_type_header =
       content_type.empty() ? "Content-Type:" : fmt::format("Content-Type: {}", content_type);
+  for (const auto& header : extra_headers) headers = curl_slist_append(headers, header.c_str());
   std::string authorization_header;
   if (!authorization_.empty()) {
     authorization_header = "Authorization: " + authorization_;

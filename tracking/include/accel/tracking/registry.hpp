@@ -32,11 +32,15 @@ struct TrackerRegistration {
   bool main_process_only = true;
   // Checked after unavailable_reason, with the tracker's init_kwargs; empty = no further check.
   TrackerAvailabilityWith unavailable_with_options = nullptr;
+  // Other names log_with accepts for this tracker ("comet" for "comet_ml"). find_tracker(alias)
+  // gives this registration; "all" and registered_tracker_names() list the tracker once, under
+  // name; init_kwargs are looked up under name.
+  std::vector<std::string> aliases = {};
 };
 
 // Registers (or replaces) a tracker under registration.name. Throws accel::InvalidValue for an empty name.
 void register_tracker(TrackerRegistration registration);
-// The registration for name, or nullopt. Built-ins are always registered.
+// The registration for name (or for an alias of it), or nullopt. Built-ins are always registered.
 std::optional<TrackerRegistration> find_tracker(std::string_view name);
 // All registered names, sorted (used in "unknown tracker" messages).
 std::vector<std::string> registered_tracker_names();

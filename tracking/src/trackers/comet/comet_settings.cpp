@@ -8,8 +8,8 @@
 
 #include "accel/tracking/errors.hpp"
 #include "common/ascii_case.hpp"
-#include "common/environment.hpp"
 #include "common/init_kwargs.hpp"
+#include "trackers/comet/comet_config.hpp"
 #include "trackers/comet/comet_messages.hpp"
 
 namespace accel::comet {
@@ -19,13 +19,21 @@ constexpr std::array<const char*, 8> kKnownOptions = {
     "api_key", "workspace",         "project_name",   "experiment_name",
     "online",  "offline_directory", "experiment_key", "tags"};
 
-constexpr const char* kOnlineNotBuilt =
-    "comet_ml: online mode is not built yet in accel (online came from {}); set "
+constexpr const char* kNoApiKey =
+    "comet_ml: online mode (chosen by {}) needs an API key and none was found; set COMET_API_KEY "
+    "(or init_kwargs={{\"comet_ml\": {{\"api_key\": ...}}}}, or api_key under [comet] in "
+    "~/.comet.config, ./.comet.config or the file $COMET_CONFIG names), or set "
     "COMET_START_ONLINE=false (or init_kwargs={{\"comet_ml\": {{\"online\": false}}}}) to write an "
     "offline archive <offline_directory>/<experiment key>.zip that `comet upload` sends later";
 
+constexpr const char* kDefaultClientlib = "https://www.comet.com/clientlib/";
+
 using accel::detail::ascii_lower;
-using accel::detail::environment_value;
+
+// A COMET_* setting: the environment, then the ini files (comet_config.hpp).
+std::optional<std::string> setting(const char* name) {
+  return config_value(name);
+}
 
 // online, and where that came from; throws for a value that is not a boolean.
 std::pair<bool, std::string> choose_online(const nlohmann::json& kwargs) {
@@ -36,7 +44,7 @@ std::pair<bool, std::string> choose_online(const nlohmann::json& kwargs) {
     }
     return {it->get<bool>(), "init_kwargs[\"comet_ml\"][\"online\"]"};
   }
-  if (auto text = environment_value("COMET_START_ONLINE")) {
+  if (auto text = setting("COMET_START_ONLINE")) {
     const std::string word = ascii_lower(*text);
     if (word == "true" || word == "1" || word == "yes" || word == "on") {
       return {true, "COMET_START_ONLINE"};
@@ -52,9 +60,34 @@ std::pair<bool, std::string> choose_online(const nlohmann::json& kwargs) {
   return {true, "the default (comet_ml.start is online unless told otherwise)"};
 }
 
-void check_offline(const nlohmann::json& kwargs) {
+// Whether the run is online; throws when it is and no API key is found.
+bool check_mode(const nlohmann::json& kwargs) {
   const auto [online, source] = choose_online(kwargs);
-  if (online) throw InvalidValue(fmt::format(fmt::runtime(kOnlineNotBuilt), source));
+  if (online && !find_api_key(kwargs)) {
+    throw InvalidValue(fmt::format(fmt::runtime(kNoApiKey), source));
+  }
+  return online;
+}
+
+// COMET_URL_OVERRIDE as the SDK's sanitize_url leaves it: http(s), a host, a trailing '/'.
+std::string clientlib_url() {
+  const auto given = setting("COMET_URL_OVERRIDE");
+  std::string url = given.value_or(kDefaultClientlib);
+  const auto scheme_end = url.find("://");
+  const bool web = url.starts_with("http://") || url.starts_with("https://");
+  const auto host_end =
+      scheme_end == std::string::npos ? scheme_end : url.find('/', scheme_end + 3);
+  const std::string host = scheme_end == std::string::npos
+                               ? std::string()
+                               : url.substr(scheme_end + 3, host_end - (scheme_end + 3));
+  if (!web || host.empty() || host.find('@') != std::string::npos) {
+    throw InvalidValue(fmt::format(
+        "COMET_URL_OVERRIDE = \"{}\" is not an http(s) URL with a host and no user:password@; "
+        "use the clientlib base, e.g. https://www.comet.com/clientlib/",
+        host.find('@') != std::string::npos ? "<a URL with credentials>" : url));
+  }
+  if (!url.ends_with("/")) url += "/";
+  return url;
 }
 
 std::optional<std::string> text_option(const nlohmann::json& kwargs, const char* name) {
@@ -105,11 +138,12 @@ Settings resolve_settings(const TrackerInit& init) {
         fmt::format("init_kwargs[\"comet_ml\"][\"{}\"] is not supported; known options: {}",
                     *unknown, detail::option_list(kKnownOptions)));
   }
-  check_offline(options);
   Settings settings;
+  settings.online = check_mode(options);
+  settings.clientlib_url = clientlib_url();
   if (auto dir = text_option(options, "offline_directory")) {
     settings.offline_directory = *dir;
-  } else if (auto env = environment_value("COMET_OFFLINE_DIRECTORY")) {
+  } else if (auto env = setting("COMET_OFFLINE_DIRECTORY")) {
     settings.offline_directory = *env;
   } else if (!init.logging_dir.empty()) {
     settings.offline_directory = init.logging_dir;
@@ -118,14 +152,20 @@ Settings resolve_settings(const TrackerInit& init) {
   }
   settings.project_name = text_option(options, "project_name");
   if (!settings.project_name && !init.run_name.empty()) settings.project_name = init.run_name;
-  if (!settings.project_name) settings.project_name = environment_value("COMET_PROJECT_NAME");
+  if (!settings.project_name) settings.project_name = setting("COMET_PROJECT_NAME");
   settings.workspace = text_option(options, "workspace");
-  if (!settings.workspace) settings.workspace = environment_value("COMET_WORKSPACE");
+  if (!settings.workspace) settings.workspace = setting("COMET_WORKSPACE");
   settings.experiment_name = text_option(options, "experiment_name").value_or("");
   if (auto key = text_option(options, "experiment_key")) {
     settings.experiment_key = checked_key(*key, "init_kwargs[\"comet_ml\"][\"experiment_key\"]");
-  } else if (auto env = environment_value("COMET_EXPERIMENT_KEY")) {
+  } else if (auto env = setting("COMET_EXPERIMENT_KEY")) {
     settings.experiment_key = checked_key(*env, "COMET_EXPERIMENT_KEY");
+  }
+  if (init.resume.is_object() &&
+      init.resume.value("experiment_key", nlohmann::json()).is_string()) {
+    settings.experiment_key =
+        checked_key(init.resume["experiment_key"].get<std::string>(), "the journal's resume info");
+    settings.resumed = true;
   }
   settings.user_provided_experiment_key = !settings.experiment_key.empty();
   if (settings.experiment_key.empty()) settings.experiment_key = new_uuid_hex();
@@ -133,9 +173,23 @@ Settings resolve_settings(const TrackerInit& init) {
   return settings;
 }
 
+std::optional<std::string> find_api_key(const nlohmann::json& options) {
+  if (options.is_object()) {
+    if (auto it = options.find("api_key"); it != options.end() && !it->is_null()) {
+      if (!it->is_string() || it->get<std::string>().empty()) {
+        throw InvalidValue(
+            "init_kwargs[\"comet_ml\"][\"api_key\"] must be a non-empty string (the value is not "
+            "shown: it is a credential)");
+      }
+      return it->get<std::string>();
+    }
+  }
+  return setting("COMET_API_KEY");
+}
+
 std::optional<std::string> unavailable_reason(const nlohmann::json& options) {
   try {
-    check_offline(options.is_object() ? options : nlohmann::json::object());
+    check_mode(options.is_object() ? options : nlohmann::json::object());
     return std::nullopt;
   } catch (const InvalidValue& e) {
     return std::string(e.what());

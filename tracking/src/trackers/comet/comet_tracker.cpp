@@ -8,6 +8,7 @@
 #include "trackers/comet/comet_messages.hpp"
 #include "trackers/comet/comet_settings.hpp"
 #include "trackers/comet/offline_archive.hpp"
+#include "trackers/comet/online_experiment.hpp"
 
 namespace accel {
 namespace {
@@ -47,11 +48,25 @@ CometTracker::CometTracker(TrackerInit init)
     : init_(std::move(init)),
       settings_(std::make_unique<comet::Settings>(comet::resolve_settings(init_))),
       experiment_key_(settings_->experiment_key),
-      archive_path_(settings_->offline_directory / (experiment_key_ + ".zip")),
       start_ms_(epoch_ms(std::chrono::system_clock::now())) {
+  if (settings_->online) {
+    auto key = comet::find_api_key(init_.init_kwargs);  // resolve_settings made sure there is one
+    online_ = std::make_unique<comet::OnlineExperiment>(
+        comet::OnlineExperimentInfo{.clientlib_url = settings_->clientlib_url,
+                                    .experiment_key = experiment_key_,
+                                    .project_name = optional_text(settings_->project_name),
+                                    .workspace = optional_text(settings_->workspace),
+                                    .tags = settings_->tags,
+                                    .existing = settings_->resumed},
+        std::move(key).value_or(""));
+    sink_ = online_.get();
+    return;
+  }
+  archive_path_ = settings_->offline_directory / (experiment_key_ + ".zip");
   // Created here, on the training thread inside init_trackers: an unwritable directory fails
   // init_trackers instead of disabling the tracker later.
   archive_ = std::make_unique<comet::OfflineArchive>(settings_->offline_directory, experiment_key_);
+  sink_ = archive_.get();
 }
 
 CometTracker::~CometTracker() = default;
@@ -62,7 +77,41 @@ TrackerRegistration CometTracker::registration() {
           .unavailable_reason = nullptr,  // decided by the options: unavailable_with_options
           .requires_logging_directory = false,
           .unavailable_with_options =
-              [](const nlohmann::json& options) { return comet::unavailable_reason(options); }};
+              [](const nlohmann::json& options) { return comet::unavailable_reason(options); },
+          .aliases = {"comet"}};
+}
+
+std::string CometTracker::mode() const {
+  return online_ ? "online" : "offline";
+}
+
+bool CometTracker::holds_records() const {
+  return online_ != nullptr;
+}
+
+nlohmann::json CometTracker::resume_info() const {
+  return online_ ? nlohmann::json{{"experiment_key", experiment_key_}} : nlohmann::json(nullptr);
+}
+
+void CometTracker::check_reachable() {
+  if (!online_) return;
+  online_->send_if_due();
+  if (online_->away() || !online_->begun()) {
+    throw TrackerUnavailable(
+        fmt::format("comet_ml: the Comet server {} is away; the call waits to be sent",
+                    online_->clientlib_url()));
+  }
+}
+
+void CometTracker::end_call() {
+  ++calls_;
+  if (!online_) {
+    archive_->flush();
+    return;
+  }
+  online_->end_call(calls_);
+  online_->send_if_due();
+  acknowledge(online_->delivered_calls());
 }
 
 void CometTracker::require_started(const char* call) const {
@@ -90,6 +139,14 @@ void CometTracker::write_experiment(std::optional<RunStatus> status) {
 
 void CometTracker::start() {
   std::lock_guard lock(mutex_);
+  if (online_) {
+    online_->begin();  // TrackerUnavailable: the hub calls start() again later
+    if (!settings_->experiment_name.empty() && !settings_->resumed) {
+      online_->add_message("log_other",
+                           comet::log_other_payload("Name", settings_->experiment_name));
+    }
+    return;
+  }
   write_experiment(std::nullopt);
   // What every OfflineExperiment logs first, then set_name's other.
   archive_->add_message("log_other", comet::log_other_payload("offline_experiment", true));
@@ -103,15 +160,16 @@ void CometTracker::start() {
 void CometTracker::store_init_configuration(const nlohmann::json& config) {
   std::lock_guard lock(mutex_);
   require_started("store_init_configuration");
+  check_reachable();
   const auto flat = comet::flatten_parameters(without_secrets(config));
   if (flat.nested) {
-    archive_->add_message("log_other", comet::log_other_payload("hasNestedParams", true));
+    sink_->add_message("log_other", comet::log_other_payload("hasNestedParams", true));
   }
   const comet::Position at{step_, epoch_, epoch_ms(record_time())};
   for (const auto& [name, value] : flat.entries) {
-    archive_->add_message("parameter_msg", comet::parameter_payload(name, value, at));
+    sink_->add_message("parameter_msg", comet::parameter_payload(name, value, at));
   }
-  archive_->flush();
+  end_call();
 }
 
 void CometTracker::log_entry(const std::string& key, const Value& value) {
@@ -119,36 +177,37 @@ void CometTracker::log_entry(const std::string& key, const Value& value) {
   if (value.is_scalar()) {
     const nlohmann::json number = value.is_integer() ? nlohmann::json(*value.get_if<int64_t>())
                                                      : comet::metric_value(value.as_double());
-    archive_->add_message("metric_msg", comet::metric_payload(key, number, at));
+    sink_->add_message("metric_msg", comet::metric_payload(key, number, at));
   } else if (const auto* text = value.get_if<std::string>()) {
-    archive_->add_message("log_other", comet::log_other_payload(key, *text));
+    sink_->add_message("log_other", comet::log_other_payload(key, *text));
   } else if (const auto* group = value.get_if<ScalarGroup>()) {
     for (const auto& [series, number] : group->series) {
-      archive_->add_message(
+      sink_->add_message(
           "metric_msg", comet::metric_payload(key + "/" + series, comet::metric_value(number), at));
     }
   } else if (const auto* image = value.get_if<Image>()) {
-    const std::string file = archive_->add_file(encode_png(*image, key), ".png");
-    archive_->add_message("file_upload",
-                          comet::file_upload_payload(file, "visualization",
-                                                     comet::image_params(key, figures_++, at), at));
+    const std::string file = sink_->add_file(encode_png(*image, key), ".png");
+    sink_->add_message("file_upload",
+                       comet::file_upload_payload(file, "visualization",
+                                                  comet::image_params(key, figures_++, at), at));
   } else if (const auto* histogram = value.get_if<Histogram>()) {
     const std::string body = comet::histogram_json(*histogram, key).dump();
-    const std::string file = archive_->add_file(body, ".json");
-    archive_->add_message(
-        "file_upload", comet::file_upload_payload(file, "histogram3d",
+    const std::string file = sink_->add_file(body, ".json");
+    sink_->add_message("file_upload",
+                       comet::file_upload_payload(file, "histogram3d",
                                                   comet::asset_params(key, "histogram3d", at), at));
   } else if (const auto* table = value.get_if<Table>()) {
-    const std::string file = archive_->add_file(table_csv(*table), ".csv");
+    const std::string file = sink_->add_file(table_csv(*table), ".csv");
     auto params = comet::asset_params(key + ".csv", "", at);
     params["extension"] = "csv";
-    archive_->add_message("file_upload", comet::file_upload_payload(file, "asset", params, at));
+    sink_->add_message("file_upload", comet::file_upload_payload(file, "asset", params, at));
   }
 }
 
 void CometTracker::log(const Values& values, std::optional<int64_t> step) {
   std::lock_guard lock(mutex_);
   require_started("log");
+  check_reachable();
   if (step) step_ = step;
   now_ms_ = epoch_ms(record_time());
   for (const auto& [key, value] : values) {
@@ -163,7 +222,7 @@ void CometTracker::log(const Values& values, std::optional<int64_t> step) {
       problems.emplace_back(e.what());
     }
   }
-  archive_->flush();
+  end_call();
   if (!problems.empty()) {
     std::string message = fmt::format("comet_ml: skipped {} value(s): ", problems.size());
     for (std::size_t i = 0; i < problems.size(); ++i) message += (i ? "; " : "") + problems[i];
@@ -174,31 +233,44 @@ void CometTracker::log(const Values& values, std::optional<int64_t> step) {
 void CometTracker::log_html(std::string_view html, bool clear) {
   std::lock_guard lock(mutex_);
   require_started("log_html");
-  archive_->add_message(comet::html_type(clear), comet::html_payload(html, clear));
-  archive_->flush();
+  sink_->add_message(comet::html_type(clear), comet::html_payload(html, clear));
+  if (archive_) archive_->flush();
 }
 
 void CometTracker::log_text(std::string_view text, std::optional<int64_t> step) {
   std::lock_guard lock(mutex_);
   require_started("log_text");
   const comet::Position at{step ? step : step_, epoch_, epoch_ms(std::chrono::system_clock::now())};
-  const std::string file = archive_->add_file(text, ".txt");
-  archive_->add_message(
+  const std::string file = sink_->add_file(text, ".txt");
+  sink_->add_message(
       "file_upload",
       comet::file_upload_payload(
           file, "text-sample",
           comet::asset_params("auto-generated-in-the-backend", "text-sample", at), at));
-  archive_->flush();
+  if (archive_) archive_->flush();
 }
 
 void CometTracker::flush() {
   std::lock_guard lock(mutex_);
-  if (!finished_) archive_->flush();
+  if (finished_) return;
+  if (!online_) {
+    archive_->flush();
+    return;
+  }
+  online_->send_all();  // TrackerUnavailable while the server is away: the hub keeps the calls
+  acknowledge(calls_);
 }
 
 void CometTracker::finish(RunStatus status) {
   std::lock_guard lock(mutex_);
   if (finished_) return;
+  if (online_) {
+    const bool failed = status != RunStatus::finished;
+    online_->finish(failed ? fmt::format("accel: the run ended {}", to_string(status)) : "");
+    finished_ = true;
+    acknowledge(calls_ + 1);  // the finish call too
+    return;
+  }
   write_experiment(status);
   archive_->finish();
   finished_ = true;

@@ -25,23 +25,25 @@
 #include <string>
 #include <string_view>
 
+#include "trackers/comet/message_sink.hpp"
+
 namespace accel::detail {
 class RecordFile;
 }
 
 namespace accel::comet {
 
-class OfflineArchive {
+class OfflineArchive final : public MessageSink {
  public:
   OfflineArchive(const std::filesystem::path& offline_directory, const std::string& experiment_key);
-  ~OfflineArchive();
+  ~OfflineArchive() override;
   OfflineArchive(const OfflineArchive&) = delete;
   OfflineArchive& operator=(const OfflineArchive&) = delete;
 
   // Buffers one messages.json line {"payload": payload + message_id, "type": type}.
-  void add_message(std::string_view type, nlohmann::json payload);
+  void add_message(std::string_view type, nlohmann::json payload) override;
   // Stores content as a new member and returns its name (for payload.file_path): "file-<n><suffix>".
-  std::string add_file(std::string_view content, std::string_view suffix);
+  std::string add_file(std::string_view content, std::string_view suffix) override;
   // (Re)writes experiment.json.
   void write_experiment(const nlohmann::json& experiment);
   // Hands the buffered message lines to the OS.
