@@ -93,11 +93,15 @@ class WandbApi {
   // POSTs one file_stream request (see FileStreamBatch) for the run; returns the server's answer.
   nlohmann::json send_file_stream(const WandbRunPath& run, const nlohmann::json& request);
 
+  // POSTs one GraphQL operation (query text as wandb-core sends it) and returns its "data"; the
+  // other operations' files (artifact_upload.cpp) call it with theirs. Throws as described above,
+  // and TrackerError for an answer with "errors".
+  nlohmann::json graphql(const char* operation, const char* query, nlohmann::json variables);
+
   const std::string& base_url() const { return server_.base_url; }
   uint64_t requests_sent() const { return requests_sent_; }
 
  private:
-  nlohmann::json graphql(const char* operation, const char* query, nlohmann::json variables);
   std::string send(HttpClient& http, const char* method, const std::string& url,
                    const std::string& body, const char* content_type, const std::string& what);
 
