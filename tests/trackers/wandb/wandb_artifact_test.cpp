@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 
+#include "accel/tracking/hub.hpp"
 #include "accel/tracking/trackers/wandb/wandb_tracker.hpp"
 #include "python.hpp"
 #include "recording_server.hpp"
@@ -539,4 +540,38 @@ TEST_CASE(
   CHECK(media(accel_id, our_value) == media(sdk_id, their_value));
   CHECK(our_value["artifact_path"].get<std::string>().starts_with("wandb-client-artifact://"));
   CHECK(their_value["artifact_path"].get<std::string>().starts_with("wandb-client-artifact://"));
+}
+
+TEST_CASE("through the hub, log_artifact from the training thread is in the run when it ends") {
+  OfflineEnv env;
+  TempDir dir("accel-wandb-art");
+  const auto checkpoint = dir / "checkpoint_0";
+  std::filesystem::create_directories(checkpoint);
+  std::ofstream(checkpoint / "model.bin", std::ios::binary) << "weights";
+  accel::TrackerHubOptions options;
+  options.logging_dir = dir / "logs";
+  options.handle_signals = false;
+  std::filesystem::path log_file;
+  std::string id;
+  {
+    accel::TrackerHub hub(options);
+    hub.init_trackers("hub-artifacts", {{"epochs", 1}}, {"wandb"});
+    auto* wandb = hub.get_tracker<WandbTracker>("wandb");
+    REQUIRE(wandb != nullptr);
+    log_file = wandb->log_file();
+    id = wandb->run_id();
+    for (int step = 0; step < 50; ++step) {
+      hub.log({{"loss", 1.0 / (step + 1)}}, step);  // the worker thread logs while we stage
+      if (step == 25) wandb->log_model(checkpoint, /*best=*/false);
+    }
+    hub.end_training();
+  }
+  const json model = leet_artifact(log_file, dir / "home", "model-" + id);
+  CHECK(model["type"] == "model");
+  CHECK(model["aliases"] == json({"latest"}));
+  CHECK(model["manifest"]["contents"][0]["path"] == "model.bin");
+  CHECK(model["manifest"]["contents"][0]["digest"] == accel::wandb::md5_base64("weights"));
+  const json state = accel::test::leet_summary(log_file, dir / "home");
+  CHECK(state["exit_code"] == 0);
+  CHECK(state["summary"]["_step"] == 49);
 }
