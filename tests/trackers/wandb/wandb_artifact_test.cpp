@@ -300,6 +300,30 @@ TEST_CASE(
   CHECK(run["exitcode"] == 0);
 }
 
+TEST_CASE("a table logged under any key keeps its artifact copy inside the run directory") {
+  OfflineEnv env;
+  TempDir dir("accel-wandb-art");
+  WandbTracker tracker(tracker_init("keys", dir / "logs"));
+  tracker.start();
+  tracker.log({{"/abs", small_table()}, {"../../up", small_table()}}, 0);
+  tracker.finish(RunStatus::finished);
+  const auto records = accel::test::leet_records(tracker.log_file(), dir / "home");
+  const auto artifacts = records.of_type("artifact");
+  REQUIRE(artifacts.size() == 2);
+  std::set<std::string> entries;
+  for (const auto& record : artifacts) {
+    const auto& entry = record["artifact"]["manifest"]["contents"][0];
+    entries.insert(entry["path"].get<std::string>());
+    const std::filesystem::path local = entry["local_path"].get<std::string>();
+    INFO(local);
+    CHECK(
+        local.lexically_normal().string().starts_with(tracker.run_dir().string() + "/artifacts/"));
+    CHECK(read_all(local) == kSdkTableJson);
+  }
+  // The entries keep the SDK's names (key + ".table.json").
+  CHECK(entries == std::set<std::string>{"/abs.table.json", "../../up.table.json"});
+}
+
 TEST_CASE("log_artifact and log_model offline: wandb sync uploads every file of the directory") {
   OfflineEnv env;
   TempDir dir("accel-wandb-art");

@@ -3,9 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <system_error>
 
 #include "accel/tracking/errors.hpp"
+#include "accel/tracking/key_rules.hpp"
 #include "common/record_file.hpp"
 #include "trackers/wandb/table_json.hpp"
 
@@ -52,7 +54,10 @@ Artifact ArtifactStaging::table(std::string_view key, const Table& table,
   const std::string text = sdk_table_json(table);
   ArtifactEntry entry;
   entry.path = std::string(key) + ".table.json";
-  entry.local_path = absolute_path(new_directory(artifact) / entry.path);
+  // The copy's own name is made safe (a key may be any text, "/x" and ".." included).
+  const std::string local_name = sanitize_key(
+      key, [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; });
+  entry.local_path = absolute_path(new_directory(artifact) / (local_name + ".table.json"));
   std::error_code ec;
   fs::create_directories(entry.local_path.parent_path(), ec);
   if (auto error = detail::write_file_atomically(entry.local_path, text)) {

@@ -1,6 +1,7 @@
 #pragma once
 // accel::wandb::ArtifactStaging: the files of a run's artifacts, copied into the run directory
-// (<run dir>/artifacts/<name>-<8 characters of the client id>/<entry path>) so that the
+// (<run dir>/artifacts/<name>-<8 characters of the client id>/<entry path>; a table's copy is
+// named by its key made safe for a file name) so that the
 // ArtifactRecord's absolute local_path names a file that stays as it was logged, and `wandb sync`
 // finds it later (the SDK points it into ~/.local/share/wandb/artifacts/staging instead, which a
 // sync from another directory or machine does not have).

@@ -269,6 +269,10 @@ void WandbTracker::log_artifact(const std::filesystem::path& path, const std::st
                                    .description = description,
                                    .metadata = metadata});
   std::lock_guard lock(staged_mutex_);
+  if (artifacts_closed_) {  // the run ended while the files were being copied
+    throw UsageError(fmt::format(
+        "wandb: log_artifact('{}') after the run ended; log artifacts before end_training", name));
+  }
   staged_.push_back(std::move(artifact));
 }
 
