@@ -425,6 +425,31 @@ TEST_CASE("an online run's tables and log_artifact reach the server as committed
   CHECK(state.dump().find(kApiKey) == std::string::npos);
 }
 
+TEST_CASE("online, a table logged again with the same content is stored once, as W&B dedups it") {
+  TempDir dir("accel-wandb-art");
+  RecordingServer server(dir.path());
+  OnlineEnv env(server.url());
+  WandbTracker tracker(tracker_init("dedup", dir / "logs"));
+  tracker.start();
+  tracker.log({{"tbl", small_table()}}, 0);
+  tracker.log({{"tbl", small_table()}}, 1);        // same content: no new version
+  tracker.log({{"tbl", Table{{"a"}, {{3}}}}}, 2);  // new content: a new version
+  tracker.flush();
+  tracker.finish(RunStatus::finished);
+  CHECK(tracker.acknowledged() == 4);
+  const json state = server.state();
+  const auto versions = artifacts_named(state, "run-" + tracker.run_id() + "-tbl");
+  REQUIRE(versions.size() == 2);
+  std::set<std::string> digests;
+  for (const auto& version : versions) {
+    CHECK(version["committed"] == true);
+    digests.insert(version["digest"].get<std::string>());
+  }
+  CHECK(digests.count(kSdkArtifactDigest) == 1);
+  CHECK(requests_of(state, "CreateArtifact") == 3);
+  CHECK(requests_of(state, "CommitArtifact") == 2);  // the repeated content was not sent again
+}
+
 TEST_CASE(
     "online artifacts survive a failing server and lost answers: each is created once, "
     "committed, and not created again") {
