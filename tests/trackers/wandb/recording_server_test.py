@@ -122,6 +122,10 @@ def check_table_artifact(state, run_id, label):
     check(digest == artifact["digest"], f"{label}: artifact digest is the MD5 of its manifest lines")
     check(artifact["manifest_digest"] == artifact["manifest_md5"],
           f"{label}: manifest uploaded under the digest CreateArtifactManifest declared")
+    check(received.get("content_md5_header") == received.get("md5")
+          and received.get("content_type") == "application/octet-stream"
+          and artifact.get("manifest_content_md5_header") == artifact["manifest_md5"],
+          f"{label}: uploads carry the upload headers the server gave")
     table = json.loads(base64.b64decode(received.get("base64") or "e30="))
     check(table.get("columns") == ["a", "b"] and table.get("data") == [[1, "x"], [2, "y"]],
           f"{label}: artifact file holds the table")

@@ -15,7 +15,10 @@ Endpoints
                                     CreateArtifactFiles, CommitArtifact, OrganizationCoreWeaveOrganizationID;
                                     any other operation is answered {} and listed under "unknown_operations"
   POST /files/<entity>/<project>/<run>/file_stream
-  PUT  /upload/<anything>           the pre-signed upload URLs this server hands out
+  PUT  /upload/<anything>           the pre-signed upload URLs this server hands out; artifact files
+                                    and manifests are handed out with upload headers (Content-MD5,
+                                    Content-Type) as a storage bucket's signed URLs are, and a PUT
+                                    whose Content-MD5 is not its body's is answered 400
   POST /sdk/otel/...                client telemetry: 404, as a server without it
   GET  /_state                      everything received, as JSON: runs, requests, uploads, and
                                     "artifacts" by id (type, name, aliases, digest, client ids,
@@ -179,6 +182,9 @@ class Handler(BaseHTTPRequestHandler):
         if status:
             return self.reply(status, {"error": "injected"})
         self.record_request()
+        md5 = self.headers.get("Content-MD5")
+        if md5 is not None and md5 != base64.b64encode(hashlib.md5(data).digest()).decode():
+            return self.reply(400, {"error": "BadDigest: the Content-MD5 header is not the body's"})
         with self.state.lock:
             self.state.data["uploads"][self.path[len("/upload/"):]] = {
                 "size": len(data),
@@ -419,7 +425,9 @@ class Handler(BaseHTTPRequestHandler):
         path = f"artifact/{artifact_id}/wandb_manifest.json"
         file = {"id": manifest_id}
         if variables.get("includeUpload", True):
-            file.update({"uploadUrl": f"http://127.0.0.1:{self.port}/upload/{path}", "uploadHeaders": []})
+            headers = [f"Content-MD5:{spec['digest']}"] if spec.get("digest") else []
+            file.update({"uploadUrl": f"http://127.0.0.1:{self.port}/upload/{path}",
+                         "uploadHeaders": headers})
         return {"createArtifactManifest": {"artifactManifest": {"id": manifest_id, "file": file}}}
 
     def op_CreateArtifactFiles(self, variables):
@@ -435,7 +443,9 @@ class Handler(BaseHTTPRequestHandler):
                 "node": {
                     "storagePath": path,
                     "uploadUrl": f"http://127.0.0.1:{self.port}/upload/{path}",
-                    "uploadHeaders": [],
+                    # As a storage bucket's signed URL: the PUT must carry the file's MD5.
+                    "uploadHeaders": [f"Content-MD5:{f.get('md5')}",
+                                      "Content-Type:application/octet-stream"],
                     "uploadMultipartUrls": None,
                     "artifact": {"id": artifact_id},
                 }
@@ -461,9 +471,12 @@ class Handler(BaseHTTPRequestHandler):
         if name == "wandb_manifest.json":
             artifact["manifest"] = json.loads(data)
             artifact["manifest_md5"] = md5
+            artifact["manifest_content_md5_header"] = self.headers.get("Content-MD5")
             return
         artifact["files"][name] = {
             "md5": md5,
+            "content_md5_header": self.headers.get("Content-MD5"),
+            "content_type": self.headers.get("Content-Type"),
             "size": len(data),
             "sha256": hashlib.sha256(data).hexdigest(),
             "base64": base64.b64encode(data).decode() if len(data) < 1 << 20 else None,

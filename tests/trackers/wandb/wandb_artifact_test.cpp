@@ -124,6 +124,8 @@ void check_uploaded(const json& uploaded, const json& record) {
     REQUIRE(uploaded["files"].contains(path));
     const auto& file = uploaded["files"][path];
     CHECK(file["md5"] == entry["digest"]);
+    CHECK(file["content_md5_header"] == entry["digest"]);  // the upload headers were sent
+    CHECK(file["content_type"] == "application/octet-stream");
     CHECK(uploaded["declared_files"][path] == entry["digest"]);
     const std::string bytes = read_all(entry["local_path"].get<std::string>());
     CHECK(file["sha256"] == accel::wandb::sha256_hex(bytes));
@@ -135,6 +137,7 @@ void check_uploaded(const json& uploaded, const json& record) {
   CHECK(uploaded["manifest"]["version"] == 1);
   CHECK(uploaded["manifest"]["storagePolicy"] == "wandb-storage-policy-v1");
   CHECK(uploaded["manifest_digest"] == uploaded["manifest_md5"]);
+  CHECK(uploaded["manifest_content_md5_header"] == uploaded["manifest_md5"]);
 }
 
 }  // namespace

@@ -111,7 +111,8 @@ void HttpClient::set_authorization(std::string value) {
 }
 
 HttpResponse HttpClient::send(std::string_view method, const std::string& url,
-                              std::string_view body, std::string_view content_type) {
+                              std::string_view body, std::string_view content_type,
+                              const std::vector<std::string>& extra_headers) {
   CURL* curl = handle_->curl;
   curl_easy_reset(curl);  // keeps the live connection, forgets the last request's options
   HttpResponse response;
@@ -150,6 +151,7 @@ HttpResponse HttpClient::send(std::string_view method, const std::string& url,
     authorization_header = "Authorization: " + authorization_;
     headers = curl_slist_append(headers, authorization_header.c_str());
   }
+  for (const auto& header : extra_headers) headers = curl_slist_append(headers, header.c_str());
   const std::string method_string(method);
   if (method == "GET") {
     curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);

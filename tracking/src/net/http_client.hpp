@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/http_options.hpp"
@@ -47,10 +48,12 @@ class HttpClient {
   // Sets the Authorization header value sent with every request ("Basic ..." / "Bearer ...").
   void set_authorization(std::string value);
 
-  // Sends method (GET, POST, PUT, ...) to url with body (sent when non-empty or method is not GET).
+  // Sends method (GET, POST, PUT, ...) to url with body (sent when non-empty or method is not GET)
+  // and any extra headers ("Name: value", e.g. the headers a pre-signed upload URL requires).
   // Returns any HTTP response, 4xx/5xx included. Throws HttpTransportError when none came back.
   HttpResponse send(std::string_view method, const std::string& url, std::string_view body = {},
-                    std::string_view content_type = "application/json");
+                    std::string_view content_type = "application/json",
+                    const std::vector<std::string>& extra_headers = {});
 
   // Requests sent so far (each attempt counts), for benchmarks and tests.
   uint64_t requests_sent() const { return requests_sent_; }

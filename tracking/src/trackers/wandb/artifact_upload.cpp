@@ -109,6 +109,16 @@ std::string string_field(const nlohmann::json& data, std::initializer_list<const
   return value.get<std::string>();
 }
 
+// uploadHeaders: a list of "Name:value" strings, or null.
+std::vector<std::string> upload_headers(const nlohmann::json& field) {
+  std::vector<std::string> headers;
+  if (!field.is_array()) return headers;
+  for (const auto& header : field) {
+    if (header.is_string()) headers.push_back(header.get<std::string>());
+  }
+  return headers;
+}
+
 }  // namespace
 
 void ArtifactUploads::add(Artifact artifact) {
@@ -151,7 +161,8 @@ bool ArtifactUploads::upload(Upload& upload, detail::WandbApi& api,
     const auto url = upload.urls.find(entry.path);
     if (url == upload.urls.end() || upload.uploaded.contains(entry.path)) continue;
     api.upload(url->second, read_file(entry.local_path),
-               fmt::format("'{}' of artifact '{}'", entry.path, upload.artifact.name));
+               fmt::format("'{}' of artifact '{}'", entry.path, upload.artifact.name),
+               upload.headers[entry.path]);
     upload.uploaded.insert(entry.path);
   }
   if (!upload.manifest_uploaded) upload_manifest(upload, api, run);
@@ -217,8 +228,10 @@ void ArtifactUploads::request_urls(Upload& upload, detail::WandbApi& api) {
                     edges.is_array() ? edges.size() : 0, upload.artifact.entries.size()));
   }
   for (std::size_t i = 0; i < edges.size(); ++i) {
+    const std::string& path = upload.artifact.entries[i].path;
     const auto url = field(edges[i], {"node", "uploadUrl"});
-    if (url.is_string()) upload.urls[upload.artifact.entries[i].path] = url.get<std::string>();
+    if (url.is_string()) upload.urls[path] = url.get<std::string>();
+    upload.headers[path] = upload_headers(field(edges[i], {"node", "uploadHeaders"}));
   }
   upload.urls_known = true;
 }
@@ -239,7 +252,9 @@ void ArtifactUploads::upload_manifest(Upload& upload, detail::WandbApi& api,
   const std::string url =
       string_field(data, {"createArtifactManifest", "artifactManifest", "file", "uploadUrl"},
                    fmt::format("CreateArtifactManifest of '{}'", upload.artifact.name));
-  api.upload(url, manifest, fmt::format("the manifest of artifact '{}'", upload.artifact.name));
+  api.upload(url, manifest, fmt::format("the manifest of artifact '{}'", upload.artifact.name),
+             upload_headers(field(
+                 data, {"createArtifactManifest", "artifactManifest", "file", "uploadHeaders"})));
   upload.manifest_uploaded = true;
 }
 

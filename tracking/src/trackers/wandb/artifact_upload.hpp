@@ -10,7 +10,7 @@
 //   CreateArtifactManifest (no digest, no upload) → the manifest's id
 //   CreateArtifactFiles    {input: artifactFiles [{artifactID, artifactManifestID, name, md5}],
 //                           storageLayout "V2"} → one upload URL per file (none: already stored)
-//   PUT <url>              each file's bytes, without credentials
+//   PUT <url>              each file's bytes, without credentials, with the uploadHeaders given
 //   CreateArtifactManifest (digest = base64 MD5 of wandb_manifest.json, includeUpload) → its URL
 //   PUT <url>              wandb_manifest.json
 //   CommitArtifact         {artifactID}
@@ -24,6 +24,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "trackers/wandb/artifact_manifest.hpp"
 #include "trackers/wandb/wandb_api.hpp"
@@ -51,6 +52,7 @@ class ArtifactUploads {
     std::string manifest_id;                  // from the first CreateArtifactManifest
     bool urls_known = false;                  // CreateArtifactFiles answered
     std::map<std::string, std::string> urls;  // entry path → upload URL (none: stored already)
+    std::map<std::string, std::vector<std::string>> headers;  // entry path → its uploadHeaders
     std::set<std::string> uploaded;
     bool manifest_uploaded = false;
   };

@@ -87,8 +87,12 @@ class WandbApi {
   std::map<std::string, std::string> create_run_files(const WandbRunPath& run,
                                                       const std::vector<std::string>& files);
 
-  // PUTs bytes to a URL create_run_files gave, without credentials.
-  void upload(const std::string& url, const std::string& bytes, const std::string& what);
+  // PUTs bytes to a URL create_run_files (or an artifact's CreateArtifactFiles) gave, without
+  // credentials, with the upload headers the server gave with it ("Name:value", as W&B lists
+  // them; a Content-Type among them is the request's). A 401/403 there throws TrackerError saying
+  // the URL was refused (it carries no key).
+  void upload(const std::string& url, const std::string& bytes, const std::string& what,
+              const std::vector<std::string>& headers = {});
 
   // POSTs one file_stream request (see FileStreamBatch) for the run; returns the server's answer.
   nlohmann::json send_file_stream(const WandbRunPath& run, const nlohmann::json& request);
@@ -103,7 +107,8 @@ class WandbApi {
 
  private:
   std::string send(HttpClient& http, const char* method, const std::string& url,
-                   const std::string& body, const char* content_type, const std::string& what);
+                   const std::string& body, const std::string& content_type,
+                   const std::string& what, const std::vector<std::string>& headers = {});
 
   WandbServer server_;
   RetryPolicy retry_;
