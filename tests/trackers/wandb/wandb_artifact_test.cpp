@@ -303,6 +303,30 @@ TEST_CASE(
   CHECK(run["exitcode"] == 0);
 }
 
+TEST_CASE("an artifact whose copy vanished before it was written is warned about, not retried") {
+  OfflineEnv env;
+  TempDir dir("accel-wandb-art");
+  const auto file = dir / "weights.bin";
+  std::ofstream(file) << "w";
+  accel::test::WarningCapture warnings;
+  WandbTracker tracker(tracker_init("vanished", dir / "logs"));
+  tracker.start();
+  tracker.log_artifact(file, "gone", "model");
+  tracker.log_artifact(file, "kept", "model");
+  for (const auto& copy : std::filesystem::directory_iterator(tracker.run_dir() / "artifacts")) {
+    if (copy.path().filename().string().starts_with("gone-")) std::filesystem::remove_all(copy);
+  }
+  tracker.log({{"loss", 1.0}}, 0);
+  tracker.finish(RunStatus::finished);
+  CHECK(warnings.count({"artifact 'gone' is not logged", "weights.bin"}) == 1);
+  const auto records = accel::test::leet_records(tracker.log_file(), dir / "home");
+  const auto artifacts = records.of_type("artifact");
+  REQUIRE(artifacts.size() == 1);
+  CHECK(artifacts[0]["artifact"]["name"] == "kept");
+  CHECK(records.of_type("history").size() == 1);
+  CHECK(records.of_type("exit").size() == 1);
+}
+
 TEST_CASE("a table logged under any key keeps its artifact copy inside the run directory") {
   OfflineEnv env;
   TempDir dir("accel-wandb-art");

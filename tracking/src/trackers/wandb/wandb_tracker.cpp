@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "accel/tracking/errors.hpp"
+#include "accel/tracking/warnings.hpp"
 #include "common/secrets.hpp"
 #include "trackers/wandb/artifact_manifest.hpp"
 #include "trackers/wandb/artifact_staging.hpp"
@@ -254,13 +255,16 @@ void WandbTracker::log_artifact(const std::filesystem::path& path, const std::st
                                 const std::string& type, const std::vector<std::string>& aliases,
                                 const std::string& description, const nlohmann::json& metadata) {
   if (!staging_) return;  // disabled
-  {
-    std::lock_guard lock(staged_mutex_);
+  const auto refuse_if_closed = [&] {
     if (artifacts_closed_) {
       throw UsageError(fmt::format(
           "wandb: log_artifact('{}') after the run ended; log artifacts before end_training",
           name));
     }
+  };
+  {
+    std::lock_guard lock(staged_mutex_);
+    refuse_if_closed();
   }
   auto artifact = staging_->stage({.path = path,
                                    .name = name,
@@ -269,10 +273,7 @@ void WandbTracker::log_artifact(const std::filesystem::path& path, const std::st
                                    .description = description,
                                    .metadata = metadata});
   std::lock_guard lock(staged_mutex_);
-  if (artifacts_closed_) {  // the run ended while the files were being copied
-    throw UsageError(fmt::format(
-        "wandb: log_artifact('{}') after the run ended; log artifacts before end_training", name));
-  }
+  refuse_if_closed();  // the run may have ended while the files were copied
   staged_.push_back(std::move(artifact));
 }
 
@@ -292,13 +293,20 @@ void WandbTracker::write_staged_artifacts() {
   try {
     for (; done < staged.size(); ++done) {
       auto& artifact = staged[done];
-      wandb::seal_staged(artifact);
+      try {
+        wandb::seal_staged(artifact);
+      } catch (const TrackerUnavailable& e) {
+        // Its copy cannot be read (removed from the run directory): waiting would not help.
+        warn(fmt::format("wandb: artifact '{}' is not logged: {}", artifact.name, e.what()));
+        continue;
+      }
       writer_->artifact(
           wandb::artifact_record(artifact, run_id_, init_.run_name, settings_->entity));
       if (online_) online_->add_artifact(std::move(artifact));
     }
   } catch (...) {
-    // What was not written waits for the next call, before anything staged since.
+    // The .wandb file refused the record: it and what follows wait for the next call, before
+    // anything staged since.
     std::lock_guard lock(staged_mutex_);
     staged_.insert(staged_.begin(), std::make_move_iterator(staged.begin() + done),
                    std::make_move_iterator(staged.end()));

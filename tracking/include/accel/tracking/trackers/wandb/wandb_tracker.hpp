@@ -134,7 +134,8 @@ class WandbTracker final : public GeneralTracker {
   void accepted();
   void send_if_due();
   // Worker thread: seals the artifacts log_artifact staged, writes their records, hands them to
-  // the online run. Throws TrackerUnavailable (the rest stay staged for the next call).
+  // the online run. An artifact whose copy cannot be read is warned about and dropped; a record
+  // the .wandb file refuses throws TrackerUnavailable (it and the rest stay staged).
   void write_staged_artifacts();
 
   TrackerInit init_;
