@@ -400,17 +400,26 @@ class Handler(BaseHTTPRequestHandler):
                 "manifest": None,  # wandb_manifest.json as uploaded (parsed)
                 "manifest_digest": None,  # CreateArtifactManifest's digest (base64 MD5 of it)
                 "manifest_md5": None,  # base64 MD5 of the uploaded manifest bytes
+                "base_artifact_ids": [],  # CreateArtifactManifest's baseArtifactID, per request
                 "create_input": spec,  # CreateArtifact's input as received
             }
         artifact = artifacts[found]
         artifact["create_requests"] += 1
+        # The collection's latest committed version before this one (the client's base).
+        latest = None
+        for other_id, other in artifacts.items():
+            if other_id == found:
+                break
+            if (other["state"] == "COMMITTED" and other["name"] == artifact["name"]
+                    and other["project"] == artifact["project"]):
+                latest = {"id": other_id}
         return {
             "createArtifact": {
                 "artifact": {
                     "id": found,
                     "state": artifact["state"],
                     "digest": artifact["digest"],
-                    "artifactSequence": {"id": "QXJ0aWZhY3RTZXF1ZW5jZTox", "latestArtifact": None},
+                    "artifactSequence": {"id": "QXJ0aWZhY3RTZXF1ZW5jZTox", "latestArtifact": latest},
                 }
             }
         }
@@ -421,6 +430,8 @@ class Handler(BaseHTTPRequestHandler):
         artifact = self.state.data["artifacts"].get(artifact_id)
         if artifact is not None and spec.get("digest"):
             artifact["manifest_digest"] = spec.get("digest")
+        if artifact is not None:
+            artifact["base_artifact_ids"].append(spec.get("baseArtifactID"))
         manifest_id = base64.b64encode(f"ArtifactManifest:{artifact_id}".encode()).decode()
         path = f"artifact/{artifact_id}/wandb_manifest.json"
         file = {"id": manifest_id}

@@ -473,6 +473,15 @@ TEST_CASE("online, a table logged again with the same content is stored once, as
     digests.insert(version["digest"].get<std::string>());
   }
   CHECK(digests.count(kSdkArtifactDigest) == 1);
+  // The new version names the one before it as its base, as wandb-core does.
+  std::string first_id;
+  for (const auto& [id, artifact] : state["artifacts"].items()) {
+    if (artifact["digest"] == kSdkArtifactDigest) first_id = id;
+  }
+  for (const auto& version : versions) {
+    const json expected = version["digest"] == kSdkArtifactDigest ? json(nullptr) : json(first_id);
+    CHECK(version["base_artifact_ids"] == json({expected, expected}));
+  }
   CHECK(requests_of(state, "CreateArtifact") == 3);
   CHECK(requests_of(state, "CommitArtifact") == 2);  // the repeated content was not sent again
 }

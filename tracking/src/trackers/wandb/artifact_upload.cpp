@@ -145,7 +145,7 @@ bool ArtifactUploads::upload(Upload& upload, detail::WandbApi& api,
   if (upload.manifest_id.empty()) {
     const auto data = api.graphql("CreateArtifactManifest", kCreateArtifactManifestMutation,
                                   {{"artifactID", upload.id},
-                                   {"baseArtifactID", nullptr},
+                                   {"baseArtifactID", upload.base_id},
                                    {"name", kManifestName},
                                    {"digest", ""},
                                    {"entityName", run.entity},
@@ -208,6 +208,9 @@ void ArtifactUploads::create(Upload& upload, detail::WandbApi& api,
         fmt::format("wandb: the W&B server answered {} with state '{}'", what, state));
   }
   upload.id = id;
+  const auto latest =
+      field(data, {"createArtifact", "artifact", "artifactSequence", "latestArtifact", "id"});
+  upload.base_id = latest.is_string() ? latest : nlohmann::json(nullptr);
 }
 
 void ArtifactUploads::request_urls(Upload& upload, detail::WandbApi& api) {
@@ -241,7 +244,7 @@ void ArtifactUploads::upload_manifest(Upload& upload, detail::WandbApi& api,
   const std::string manifest = manifest_json(upload.artifact, upload.id);
   const auto data = api.graphql("CreateArtifactManifest", kCreateArtifactManifestMutation,
                                 {{"artifactID", upload.id},
-                                 {"baseArtifactID", nullptr},
+                                 {"baseArtifactID", upload.base_id},
                                  {"name", kManifestName},
                                  {"digest", md5_base64(manifest)},
                                  {"entityName", run.entity},

@@ -7,7 +7,8 @@
 //                           clientID, sequenceClientID, entity, project, run, metadata,
 //                           enableDigestDeduplication} → id and state. COMMITTED: the server
 //                           already has this content (or this client id), nothing more is sent.
-//   CreateArtifactManifest (no digest, no upload) → the manifest's id
+//   CreateArtifactManifest (no digest, no upload; baseArtifactID = the collection's latest
+//                           version, as CreateArtifact named it) → the manifest's id
 //   CreateArtifactFiles    {input: artifactFiles [{artifactID, artifactManifestID, name, md5}],
 //                           storageLayout "V2"} → one upload URL per file (none: already stored)
 //   PUT <url>              each file's bytes, without credentials, with the uploadHeaders given
@@ -22,6 +23,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -49,6 +51,7 @@ class ArtifactUploads {
   struct Upload {
     Artifact artifact;
     std::string id;                           // from CreateArtifact
+    nlohmann::json base_id = nullptr;         // the collection's latest version before it, or null
     std::string manifest_id;                  // from the first CreateArtifactManifest
     bool urls_known = false;                  // CreateArtifactFiles answered
     std::map<std::string, std::string> urls;  // entry path → upload URL (none: stored already)
