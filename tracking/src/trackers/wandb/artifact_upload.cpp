@@ -130,17 +130,17 @@ void ArtifactUploads::add(Artifact artifact) {
 
 void ArtifactUploads::upload_all(detail::WandbApi& api, const detail::WandbRunPath& run) {
   while (!queue_.empty()) {
-    if (!upload(queue_.front(), api, run)) return;
+    upload(queue_.front(), api, run);
     queue_.pop_front();
     ++committed_;
   }
 }
 
-bool ArtifactUploads::upload(Upload& upload, detail::WandbApi& api,
+void ArtifactUploads::upload(Upload& upload, detail::WandbApi& api,
                              const detail::WandbRunPath& run) {
   if (upload.id.empty()) {
     create(upload, api, run);
-    if (upload.id.empty()) return true;  // the server had it committed already
+    if (upload.id.empty()) return;  // the server had it committed already
   }
   if (upload.manifest_id.empty()) {
     const auto data = api.graphql("CreateArtifactManifest", kCreateArtifactManifestMutation,
@@ -167,7 +167,6 @@ bool ArtifactUploads::upload(Upload& upload, detail::WandbApi& api,
   }
   if (!upload.manifest_uploaded) upload_manifest(upload, api, run);
   api.graphql("CommitArtifact", kCommitArtifactMutation, {{"artifactID", upload.id}});
-  return true;
 }
 
 void ArtifactUploads::create(Upload& upload, detail::WandbApi& api,

@@ -50,7 +50,7 @@ class ArtifactUploads {
  private:
   struct Upload {
     Artifact artifact;
-    std::string id;                           // from CreateArtifact
+    std::string id;                           // from CreateArtifact; empty: not created yet
     nlohmann::json base_id = nullptr;         // the collection's latest version before it, or null
     std::string manifest_id;                  // from the first CreateArtifactManifest
     bool urls_known = false;                  // CreateArtifactFiles answered
@@ -60,8 +60,9 @@ class ArtifactUploads {
     bool manifest_uploaded = false;
   };
 
-  // Returns true when the artifact is committed.
-  bool upload(Upload& upload, detail::WandbApi& api, const detail::WandbRunPath& run);
+  // Runs the sequence from the step the last attempt reached up to CommitArtifact (or up to a
+  // COMMITTED answer of CreateArtifact); throws as upload_all.
+  void upload(Upload& upload, detail::WandbApi& api, const detail::WandbRunPath& run);
   void create(Upload& upload, detail::WandbApi& api, const detail::WandbRunPath& run);
   void request_urls(Upload& upload, detail::WandbApi& api);
   void upload_manifest(Upload& upload, detail::WandbApi& api, const detail::WandbRunPath& run);
