@@ -13,7 +13,8 @@
 //   disabled  a no-op, like the SDK's mode="disabled": nothing is written.
 //   online    streams the run to the W&B server at WANDB_BASE_URL (default https://api.wandb.ai)
 //             as wandb-core does: UpsertBucket, file_stream batches of history rows, summary and
-//             console lines (every few seconds or once enough lines wait), at finish the media
+//             console lines (every few seconds or once enough lines wait), artifacts (tables,
+//             log_artifact) with the next request after they are written, at finish the media
 //             files, config.yaml and wandb-summary.json, then complete + exitcode. The same
 //             .wandb file is written beside it, in <dir>/wandb/run-<ts>-<id>/, so a run whose
 //             server stayed away can be uploaded later with `wandb sync`. All network I/O is on
@@ -24,9 +25,10 @@
 // Values: int/float → number; string → string; ScalarGroup → nested keys ("loss" → {"train":…,
 // "val":…}, shown as loss.train, loss.val); Image → PNG under files/media/images/ + an image-file
 // value; Histogram → W&B's 64-bin histogram; Table → files/media/table/*.table.json + a
-// table-file value + the run_table artifact "run-<id>-<key>" (see log_artifact). Config: the init_trackers config, nesting kept, secrets redacted
-// (without_secrets). Summary: the last value of every key (summary records). finish(status)
-// writes the exit record: finished → 0, failed → 1, killed → 143 (128 + SIGTERM).
+// table-file value + the run_table artifact "run-<id>-<key>" (see log_artifact). Config: the
+// init_trackers config, nesting kept, secrets redacted (without_secrets). Summary: the last value
+// of every key (summary records). finish(status) writes the exit record: finished → 0, failed →
+// 1, killed → 143 (128 + SIGTERM).
 //
 // Steps (init_kwargs "step_mode"): "step_metric" (default, Lightning's WandbLogger) makes every
 // log() call one W&B row and logs the step as the metric "trainer/global_step" (init_kwargs
@@ -52,8 +54,8 @@
 // returns (holds_records() false). In pass_through mode a row waits until a call with a larger step (or
 // finish) writes it: holds_records() is true and acknowledged() counts the calls whose values are
 // in the file. resume_info() is null (resuming a W&B run is not built yet).
-// Thread-safety: as GeneralTracker (one worker thread); run_id(), run_dir(), mode(), run_url()
-// and tracker() may be called from any thread.
+// Thread-safety: as GeneralTracker (one worker thread); run_id(), run_dir(), mode(), run_url(),
+// tracker(), log_artifact() and log_model() may be called from any thread.
 #include <any>
 #include <filesystem>
 #include <memory>
