@@ -2,9 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
-#include <iterator>
-
 #include "accel/tracking/errors.hpp"
 
 namespace accel::wandb {
@@ -80,15 +77,6 @@ constexpr const char* kCommitArtifactMutation = R"(mutation CommitArtifact ($art
 
 constexpr const char* kManifestName = "wandb_manifest.json";
 
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw TrackerError(
-        fmt::format("wandb: the artifact file '{}' is gone; it cannot be uploaded", path.string()));
-  }
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 // data[first][second]... or null.
 nlohmann::json field(const nlohmann::json& data, std::initializer_list<const char*> path) {
   const nlohmann::json* at = &data;
@@ -160,9 +148,9 @@ void ArtifactUploads::upload(Upload& upload, detail::WandbApi& api,
   for (const auto& entry : upload.artifact.entries) {
     const auto url = upload.urls.find(entry.path);
     if (url == upload.urls.end() || upload.uploaded.contains(entry.path)) continue;
-    api.upload(url->second, read_file(entry.local_path),
-               fmt::format("'{}' of artifact '{}'", entry.path, upload.artifact.name),
-               upload.headers[entry.path]);
+    api.upload_file(url->second, entry.local_path,
+                    fmt::format("'{}' of artifact '{}'", entry.path, upload.artifact.name),
+                    upload.headers[entry.path]);
     upload.uploaded.insert(entry.path);
   }
   if (!upload.manifest_uploaded) upload_manifest(upload, api, run);

@@ -142,10 +142,15 @@ WandbApi::~WandbApi() = default;
 std::string WandbApi::send(HttpClient& http, const char* method, const std::string& url,
                            const std::string& body, const std::string& content_type,
                            const std::string& what, const std::vector<std::string>& headers) {
+  return retried(http, what, [&] { return http.send(method, url, body, content_type, headers); });
+}
+
+std::string WandbApi::retried(HttpClient& http, const std::string& what,
+                              const std::function<HttpResponse()>& attempt) {
   RetriedRequest request;
   request.attempt = [&] {
     ++requests_sent_;
-    return http.send(method, url, body, content_type, headers);
+    return attempt();
   };
   request.transient_status = [](long status) { return wandb_transient_status(status); };
   request.wait_before_retry = [this](int retry, std::optional<std::chrono::milliseconds> after) {
@@ -292,10 +297,11 @@ std::map<std::string, std::string> WandbApi::create_run_files(
   return urls;
 }
 
-void WandbApi::upload(const std::string& url, const std::string& bytes, const std::string& what,
-                      const std::vector<std::string>& headers) {
-  // Pre-signed URL semantics: no credentials, and no Content-Type unless the server names one
-  // (the signature may cover the headers).
+namespace {
+
+// W&B's uploadHeaders ("Name:value") as the request's content type and its other headers.
+std::pair<std::string, std::vector<std::string>> split_upload_headers(
+    const std::vector<std::string>& headers) {
   std::string content_type;
   std::vector<std::string> extra;
   for (const auto& header : headers) {
@@ -313,8 +319,25 @@ void WandbApi::upload(const std::string& url, const std::string& bytes, const st
       extra.push_back(name + ": " + value);
     }
   }
+  return {content_type, extra};
+}
+
+}  // namespace
+
+void WandbApi::upload(const std::string& url, const std::string& bytes, const std::string& what,
+                      const std::vector<std::string>& headers) {
+  // Pre-signed URL semantics: no credentials, and no Content-Type unless the server names one
+  // (the signature may cover the headers).
+  const auto [content_type, extra] = split_upload_headers(headers);
   send(*upload_http_, "PUT", url, bytes, content_type, fmt::format("the upload of {}", what),
        extra);
+}
+
+void WandbApi::upload_file(const std::string& url, const std::filesystem::path& file,
+                           const std::string& what, const std::vector<std::string>& headers) {
+  const auto [content_type, extra] = split_upload_headers(headers);
+  retried(*upload_http_, fmt::format("the upload of {}", what),
+          [&] { return upload_http_->send_file("PUT", url, file, content_type, extra); });
 }
 
 nlohmann::json WandbApi::send_file_stream(const WandbRunPath& run, const nlohmann::json& request) {

@@ -12,6 +12,8 @@
 // any other 4xx or a GraphQL error throws TrackerError with the server's message.
 // Thread-safety: NOT thread-safe (one connection); the tracker's worker thread owns it.
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -26,6 +28,7 @@
 namespace accel {
 
 class HttpClient;
+struct HttpResponse;
 
 namespace detail {
 
@@ -93,6 +96,10 @@ class WandbApi {
   // the URL was refused (it carries no key).
   void upload(const std::string& url, const std::string& bytes, const std::string& what,
               const std::vector<std::string>& headers = {});
+  // The same with a file's contents, streamed from disk (HttpClient::send_file: no limit on the
+  // whole transfer, only on a stall).
+  void upload_file(const std::string& url, const std::filesystem::path& file,
+                   const std::string& what, const std::vector<std::string>& headers = {});
 
   // POSTs one file_stream request (see FileStreamBatch) for the run; returns the server's answer.
   nlohmann::json send_file_stream(const WandbRunPath& run, const nlohmann::json& request);
@@ -109,6 +116,9 @@ class WandbApi {
   std::string send(HttpClient& http, const char* method, const std::string& url,
                    const std::string& body, const std::string& content_type,
                    const std::string& what, const std::vector<std::string>& headers = {});
+  // attempt() repeated under the RetryPolicy; the errors as described above.
+  std::string retried(HttpClient& http, const std::string& what,
+                      const std::function<HttpResponse()>& attempt);
 
   WandbServer server_;
   RetryPolicy retry_;
