@@ -410,8 +410,12 @@ TEST_CASE("an online run's tables and log_artifact reach the server as committed
   TempDir dir("accel-wandb-art");
   RecordingServer server(dir.path());
   OnlineEnv env(server.url());
+  // A few MiB, streamed from its copy in pieces: the server must get every byte in order.
   const auto weights = dir / "weights.bin";
-  std::ofstream(weights, std::ios::binary) << "0123456789";
+  std::string bytes(3 << 20, '\0');
+  for (std::size_t i = 0; i < bytes.size(); ++i)
+    bytes[i] = static_cast<char>((i * 2654435761u) >> 13);
+  std::ofstream(weights, std::ios::binary) << bytes;
   WandbTracker tracker(tracker_init("online-tables", dir / "logs"));
   tracker.start();
   tracker.log({{"tbl", small_table()}}, 0);
@@ -439,6 +443,7 @@ TEST_CASE("an online run's tables and log_artifact reach the server as committed
   REQUIRE(model.size() == 1);
   check_uploaded(model[0], leet_artifact(tracker.log_file(), dir / "home", "model-" + id));
   CHECK(model[0]["aliases"] == json({"latest"}));
+  CHECK(model[0]["files"]["weights.bin"]["sha256"] == accel::wandb::sha256_hex(bytes));
   CHECK(requests_of(state, "CreateArtifact") == 2);
   CHECK(requests_of(state, "CommitArtifact") == 2);
   // The run's history carries the table value that points at the artifact.
