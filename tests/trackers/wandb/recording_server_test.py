@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """ctest wandb_recording_server_test: the recording W&B server (recording_wandb_server.py) answers the
 pinned wandb SDK the way a W&B server does. The SDK's own offline run uploaded with `wandb sync`, an
-online run, and a resumed run arrive whole (rows, summary, config, media, a table artifact,
-complete/exitcode), what was received survives a restart of the server, and the API key is kept
-nowhere. The accel wandb tests rely on this server, so it is checked against the real client first.
+online run, and a resumed run arrive whole (rows, summary, config, media, a table artifact with
+its file, manifest and digests, complete/exitcode), what was received survives a restart of the
+server, and the API key is kept nowhere. The accel wandb tests rely on this server, so it is
+checked against the real client first.
 
     recording_server_test.py <python of .venv>
 """
 import base64
+import hashlib
 import json
 import os
 import signal
@@ -99,6 +101,36 @@ def check_run(run, label):
           f"{label}: config.yaml and wandb-summary.json uploaded")
 
 
+def check_table_artifact(state, run_id, label):
+    """The run's run_table artifact arrived whole: once, committed, with the bytes, manifest and
+    digests wandb-core declared."""
+    tables = [a for a in state["artifacts"].values() if a["name"] == f"run-{run_id}-tbl"]
+    check(len(tables) == 1 and tables[0]["committed"], f"{label}: table artifact committed once")
+    if len(tables) != 1:
+        return
+    artifact = tables[0]
+    check(artifact["type"] == "run_table" and artifact["aliases"] == ["latest"]
+          and artifact["digest_algorithm"] == "MANIFEST_MD5", f"{label}: artifact type, aliases")
+    entries = (artifact["manifest"] or {}).get("contents") or {}
+    check(set(entries) == {"tbl.table.json"} == set(artifact["files"]), f"{label}: artifact entry")
+    received = artifact["files"].get("tbl.table.json") or {}
+    check(received.get("md5") == artifact["declared_files"].get("tbl.table.json")
+          == entries.get("tbl.table.json", {}).get("digest"),
+          f"{label}: artifact file bytes have the MD5 declared and written in the manifest")
+    lines = "".join(f"{path}:{entry['digest']}\n" for path, entry in sorted(entries.items()))
+    digest = hashlib.md5(("wandb-artifact-manifest-v1\n" + lines).encode()).hexdigest()
+    check(digest == artifact["digest"], f"{label}: artifact digest is the MD5 of its manifest lines")
+    check(artifact["manifest_digest"] == artifact["manifest_md5"],
+          f"{label}: manifest uploaded under the digest CreateArtifactManifest declared")
+    check(received.get("content_md5_header") == received.get("md5")
+          and received.get("content_type") == "application/octet-stream"
+          and artifact.get("manifest_content_md5_header") == artifact["manifest_md5"],
+          f"{label}: uploads carry the upload headers the server gave")
+    table = json.loads(base64.b64decode(received.get("base64") or "e30="))
+    check(table.get("columns") == ["a", "b"] and table.get("data") == [[1, "x"], [2, "y"]],
+          f"{label}: artifact file holds the table")
+
+
 def main():
     python = sys.argv[1]
     with tempfile.TemporaryDirectory(prefix="accel-wandb-recorder-") as work:
@@ -128,8 +160,7 @@ def main():
             state = server.state()
             check(state["unknown_operations"] == [], "every operation wandb sync sent is answered")
             check_run(state["runs"][f"recorder/p1/{offline_id}"], "wandb sync")
-            check(any(a["name"] == f"run-{offline_id}-tbl" and a["committed"]
-                      for a in state["artifacts"].values()), "wandb sync: table artifact committed")
+            check_table_artifact(state, offline_id, "wandb sync")
 
             online = sdk(SDK_RUN, "online", os.path.join(work, "online"))
             check(online.returncode == 0, "SDK online run")
@@ -137,6 +168,7 @@ def main():
             state = server.state()
             check(state["unknown_operations"] == [], "every operation the online SDK sent is answered")
             check_run(state["runs"][f"recorder/p1/{online_id}"], "online")
+            check_table_artifact(state, online_id, "online")
 
             server.stop()
             server = Server(python, work, port=server.port)

@@ -15,11 +15,26 @@ Endpoints
                                     CreateArtifactFiles, CommitArtifact, OrganizationCoreWeaveOrganizationID;
                                     any other operation is answered {} and listed under "unknown_operations"
   POST /files/<entity>/<project>/<run>/file_stream
-  PUT  /upload/<anything>           the pre-signed upload URLs this server hands out
+  PUT  /upload/<anything>           the pre-signed upload URLs this server hands out; artifact files
+                                    and manifests are handed out with upload headers (Content-MD5,
+                                    Content-Type) as a storage bucket's signed URLs are, and a PUT
+                                    whose Content-MD5 is not its body's is answered 400
   POST /sdk/otel/...                client telemetry: 404, as a server without it
-  GET  /_state                      everything received, as JSON (see State.snapshot)
+  GET  /_state                      everything received, as JSON: runs, requests, uploads, and
+                                    "artifacts" by id (type, name, aliases, digest, client ids,
+                                    entity/project/run, metadata, state, create/commit request
+                                    counts, the files' declared MD5s and received bytes, the
+                                    uploaded wandb_manifest.json and the digest it was declared with)
   POST /_fail                       {"status": 503, "count": 3, "path_prefix": "/files"}: answer the next
-                                    `count` matching requests with `status` (fault injection)
+                                    `count` matching requests with `status` (fault injection);
+                                    with "operation": "CommitArtifact" only that GraphQL operation
+                                    matches, and with "after": true it is carried out first and only
+                                    its answer is lost (what a client sees when a reply times out)
+
+Artifacts are answered as a W&B server does: CreateArtifact with a clientID seen before gives
+that artifact again, with its state (W&B maps client ids to artifacts: wandb-core's
+ClientIDMapping query), and with enableDigestDeduplication a committed artifact of the same
+collection and digest is answered COMMITTED, so the client uploads nothing.
 
 Authentication: every request but the uploads must carry HTTP Basic "api:<key>"; the key's sha256 is
 kept (never the key), and a key of "bad" + anything answers 401.
@@ -54,7 +69,7 @@ class State:
             "requests": [],  # [method, path, operationName] in arrival order
             "unknown_operations": [],
             "auth_key_sha256": [],
-            "artifacts": {},
+            "artifacts": {},  # artifact id -> what CreateArtifact and the uploads carried
             "uploads": {},  # upload path -> {"size", "sha256"}
         }
         self.failures = []  # [{"status", "count", "path_prefix"}]
@@ -120,10 +135,12 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def injected_failure(self):
+    def injected_failure(self, operation=None, after=False):
         with self.state.lock:
             for failure in self.state.failures:
-                if failure["count"] > 0 and self.path.startswith(failure.get("path_prefix", "/")):
+                if (failure["count"] > 0 and self.path.startswith(failure.get("path_prefix", "/"))
+                        and failure.get("operation", operation) == operation
+                        and bool(failure.get("after", False)) == after):
                     failure["count"] -= 1
                     return failure["status"]
         return None
@@ -165,12 +182,17 @@ class Handler(BaseHTTPRequestHandler):
         if status:
             return self.reply(status, {"error": "injected"})
         self.record_request()
+        md5 = self.headers.get("Content-MD5")
+        if md5 is not None and md5 != base64.b64encode(hashlib.md5(data).digest()).decode():
+            return self.reply(400, {"error": "BadDigest: the Content-MD5 header is not the body's"})
         with self.state.lock:
             self.state.data["uploads"][self.path[len("/upload/"):]] = {
                 "size": len(data),
                 "sha256": hashlib.sha256(data).hexdigest(),
                 "text": data.decode("utf-8", "replace") if len(data) < 65536 else None,
             }
+            if self.path.startswith("/upload/artifact/"):
+                self.artifact_upload(self.path[len("/upload/"):], data)
             self.state.save()
         self.reply(200, {})
 
@@ -234,9 +256,15 @@ class Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 self.state.data["unknown_operations"].append(operation)
             return self.reply(200, {"data": {}})
+        status = self.injected_failure(operation)
+        if status:
+            return self.reply(status, {"error": "injected"})
         with self.state.lock:
             result = handler(variables)
             self.state.save()
+        status = self.injected_failure(operation, after=True)
+        if status:
+            return self.reply(status, {"error": "injected after the operation was carried out"})
         self.reply(200, {"data": result})
 
     def op_Viewer(self, variables):
@@ -331,27 +359,67 @@ class Handler(BaseHTTPRequestHandler):
             }
         }
 
+    # -- artifacts (wandb-core's ArtifactSaver: CreateArtifact, CreateArtifactManifest,
+    # CreateArtifactFiles, PUT of each file, CreateArtifactManifest with the digest, PUT of
+    # wandb_manifest.json, CommitArtifact) -------------------------------------------------
     def op_CreateArtifact(self, variables):
         spec = variables.get("input") or variables
-        artifact_id = base64.b64encode(f"Artifact:{uuid.uuid4().hex}".encode()).decode()
-        self.state.data["artifacts"][artifact_id] = {
-            "type": spec.get("artifactTypeName"),
-            "name": spec.get("artifactCollectionName"),
-            "aliases": [a.get("alias") for a in spec.get("aliases") or []],
-            "digest": spec.get("digest"),
-            "run": spec.get("runName"),
-            "project": spec.get("projectName"),
-            "files": {},
-            "manifest": None,
-            "committed": False,
-        }
+        artifacts = self.state.data["artifacts"]
+        client_id = spec.get("clientID")
+        # The clientID names one artifact version: asking again gives the same one (a client
+        # retrying after a lost answer). A committed version of the same collection with the same
+        # digest is answered COMMITTED (digest deduplication): the client uploads nothing.
+        found = next((i for i, a in artifacts.items() if client_id and a["client_id"] == client_id),
+                     None)
+        if found is None and spec.get("enableDigestDeduplication"):
+            found = next((i for i, a in artifacts.items()
+                          if a["state"] == "COMMITTED" and a["name"] == spec.get("artifactCollectionName")
+                          and a["project"] == spec.get("projectName") and a["digest"] == spec.get("digest")),
+                         None)
+        if found is None:
+            found = base64.b64encode(f"Artifact:{uuid.uuid4().hex}".encode()).decode()
+            artifacts[found] = {
+                "type": spec.get("artifactTypeName"),
+                "name": spec.get("artifactCollectionName"),
+                "aliases": [a.get("alias") for a in spec.get("aliases") or []],
+                "digest": spec.get("digest"),
+                "digest_algorithm": spec.get("digestAlgorithm"),
+                "client_id": client_id,
+                "sequence_client_id": spec.get("sequenceClientID"),
+                "entity": spec.get("entityName"),
+                "project": spec.get("projectName"),
+                "run": spec.get("runName"),
+                "description": spec.get("description"),
+                "metadata": json.loads(spec["metadata"]) if spec.get("metadata") else None,
+                "state": "PENDING",
+                "committed": False,
+                "create_requests": 0,
+                "commit_requests": 0,
+                "declared_files": {},  # name -> md5 from CreateArtifactFiles
+                "files": {},  # name -> what its PUT carried
+                "manifest": None,  # wandb_manifest.json as uploaded (parsed)
+                "manifest_digest": None,  # CreateArtifactManifest's digest (base64 MD5 of it)
+                "manifest_md5": None,  # base64 MD5 of the uploaded manifest bytes
+                "base_artifact_ids": [],  # CreateArtifactManifest's baseArtifactID, per request
+                "create_input": spec,  # CreateArtifact's input as received
+            }
+        artifact = artifacts[found]
+        artifact["create_requests"] += 1
+        # The collection's latest committed version before this one (the client's base).
+        latest = None
+        for other_id, other in artifacts.items():
+            if other_id == found:
+                break
+            if (other["state"] == "COMMITTED" and other["name"] == artifact["name"]
+                    and other["project"] == artifact["project"]):
+                latest = {"id": other_id}
         return {
             "createArtifact": {
                 "artifact": {
-                    "id": artifact_id,
-                    "state": "PENDING",
-                    "digest": spec.get("digest"),
-                    "artifactSequence": {"id": "QXJ0aWZhY3RTZXF1ZW5jZTox", "latestArtifact": None},
+                    "id": found,
+                    "state": artifact["state"],
+                    "digest": artifact["digest"],
+                    "artifactSequence": {"id": "QXJ0aWZhY3RTZXF1ZW5jZTox", "latestArtifact": latest},
                 }
             }
         }
@@ -359,22 +427,19 @@ class Handler(BaseHTTPRequestHandler):
     def op_CreateArtifactManifest(self, variables):
         spec = variables.get("input") or variables
         artifact_id = spec.get("artifactID")
+        artifact = self.state.data["artifacts"].get(artifact_id)
+        if artifact is not None and spec.get("digest"):
+            artifact["manifest_digest"] = spec.get("digest")
+        if artifact is not None:
+            artifact["base_artifact_ids"].append(spec.get("baseArtifactID"))
         manifest_id = base64.b64encode(f"ArtifactManifest:{artifact_id}".encode()).decode()
         path = f"artifact/{artifact_id}/wandb_manifest.json"
-        return {
-            "createArtifactManifest": {
-                "artifactManifest": {
-                    "id": manifest_id,
-                    "file": {
-                        "id": manifest_id,
-                        "name": "wandb_manifest.json",
-                        "displayName": "wandb_manifest.json",
-                        "uploadUrl": f"http://127.0.0.1:{self.port}/upload/{path}",
-                        "uploadHeaders": [],
-                    },
-                }
-            }
-        }
+        file = {"id": manifest_id}
+        if variables.get("includeUpload", True):
+            headers = [f"Content-MD5:{spec['digest']}"] if spec.get("digest") else []
+            file.update({"uploadUrl": f"http://127.0.0.1:{self.port}/upload/{path}",
+                         "uploadHeaders": headers})
+        return {"createArtifactManifest": {"artifactManifest": {"id": manifest_id, "file": file}}}
 
     def op_CreateArtifactFiles(self, variables):
         spec = variables.get("input") or variables
@@ -384,15 +449,14 @@ class Handler(BaseHTTPRequestHandler):
             path = f"artifact/{artifact_id}/{f.get('name')}"
             artifact = self.state.data["artifacts"].get(artifact_id)
             if artifact is not None:
-                artifact["files"][f.get("name")] = f.get("md5")
+                artifact["declared_files"][f.get("name")] = f.get("md5")
             edges.append({
                 "node": {
-                    "id": base64.b64encode(path.encode()).decode(),
-                    "name": f.get("name"),
-                    "displayName": f.get("name"),
                     "storagePath": path,
                     "uploadUrl": f"http://127.0.0.1:{self.port}/upload/{path}",
-                    "uploadHeaders": [],
+                    # As a storage bucket's signed URL: the PUT must carry the file's MD5.
+                    "uploadHeaders": [f"Content-MD5:{f.get('md5')}",
+                                      "Content-Type:application/octet-stream"],
                     "uploadMultipartUrls": None,
                     "artifact": {"id": artifact_id},
                 }
@@ -404,7 +468,30 @@ class Handler(BaseHTTPRequestHandler):
         artifact = self.state.data["artifacts"].get(artifact_id)
         if artifact is not None:
             artifact["committed"] = True
+            artifact["state"] = "COMMITTED"
+            artifact["commit_requests"] += 1
         return {"commitArtifact": {"artifact": {"id": artifact_id, "digest": artifact and artifact["digest"]}}}
+
+    def artifact_upload(self, path, data):
+        """A PUT to artifact/<id>/<name>: the file's bytes, kept with the artifact."""
+        artifact_id, _, name = path[len("artifact/"):].partition("/")
+        artifact = self.state.data["artifacts"].get(artifact_id)
+        if artifact is None:
+            return
+        md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+        if name == "wandb_manifest.json":
+            artifact["manifest"] = json.loads(data)
+            artifact["manifest_md5"] = md5
+            artifact["manifest_content_md5_header"] = self.headers.get("Content-MD5")
+            return
+        artifact["files"][name] = {
+            "md5": md5,
+            "content_md5_header": self.headers.get("Content-MD5"),
+            "content_type": self.headers.get("Content-Type"),
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "base64": base64.b64encode(data).decode() if len(data) < 1 << 20 else None,
+        }
 
 
 class Server(ThreadingHTTPServer):

@@ -18,6 +18,7 @@
 #include "accel/tracking/trackers/wandb/wandb_tracker.hpp"
 #include "net/http_client.hpp"
 #include "python.hpp"
+#include "recording_server.hpp"
 #include "script_server.hpp"
 #include "shell.hpp"
 #include "tracking_test_support.hpp"
@@ -29,6 +30,10 @@ using accel::TrackerError;
 using accel::TrackerUnavailable;
 using accel::Values;
 using accel::WandbTracker;
+using accel::test::finish_when_back;
+using accel::test::kApiKey;
+using accel::test::OnlineEnv;
+using accel::test::RecordingServer;
 using accel::test::ScopedEnv;
 using accel::test::shell_quote;
 using accel::test::TempDir;
@@ -36,61 +41,6 @@ using accel::test::tracker_init;
 using nlohmann::json;
 
 namespace {
-
-const std::string kApiKey(40, 'k');
-
-// recording_wandb_server.py (state kept in <dir>/state.json, so a restart on the same port keeps
-// what it received), stopped when the scope ends.
-class RecordingServer {
- public:
-  explicit RecordingServer(const std::filesystem::path& dir, int port = 0)
-      : server_(accel::test::test_script("trackers/wandb/recording_wandb_server.py"), dir / "port",
-                {"--port", std::to_string(port), "--port-file", (dir / "port").string(),
-                 "--state-file", (dir / "state.json").string()}) {}
-
-  void stop() { server_.stop(); }
-  int port() const { return server_.port(); }
-  std::string url() const { return server_.url(); }
-
-  json state() const {
-    accel::HttpClient http;
-    const auto response = http.send("GET", url() + "/_state");
-    REQUIRE(response.status == 200);
-    // Python writes non-finite numbers as bare tokens (": Infinity"), which nlohmann::json does
-    // not read: they become strings here (inside the stored lines, which are JSON strings
-    // themselves, they have no space after the colon and stay as they are).
-    std::string body = response.body;
-    for (const std::string token : {"-Infinity", "Infinity", "NaN"}) {
-      const std::string bare = ": " + token;
-      for (auto at = body.find(bare); at != std::string::npos; at = body.find(bare, at + 3)) {
-        body.replace(at, bare.size(), ": \"" + token + "\"");
-      }
-    }
-    return json::parse(body);
-  }
-  // The next `count` requests under path_prefix are answered with `status`.
-  void fail(int status, int count, const std::string& path_prefix) const {
-    accel::HttpClient http;
-    const json body = {{"status", status}, {"count", count}, {"path_prefix", path_prefix}};
-    REQUIRE(http.send("POST", url() + "/_fail", body.dump()).status == 200);
-  }
-
- private:
-  accel::test::ScriptServer server_;
-};
-
-// An online W&B environment for the scope, pointed at base_url.
-struct OnlineEnv {
-  explicit OnlineEnv(const std::string& base_url, const std::string& key = kApiKey)
-      : base{"WANDB_BASE_URL", base_url.c_str()}, api_key{"WANDB_API_KEY", key.c_str()} {}
-  ScopedEnv mode{"WANDB_MODE", "online"};
-  ScopedEnv base;
-  ScopedEnv api_key;
-  ScopedEnv dir{"WANDB_DIR", nullptr};
-  ScopedEnv id{"WANDB_RUN_ID", nullptr};
-  ScopedEnv entity{"WANDB_ENTITY", nullptr};
-  ScopedEnv netrc{"NETRC", "/nonexistent/netrc"};
-};
 
 const json& run_of(const json& state, const WandbTracker& tracker, const std::string& project) {
   const std::string key = "recorder/" + project + "/" + tracker.run_id();
@@ -116,20 +66,6 @@ std::vector<json> history_rows(const json& run) {
   std::vector<json> rows;
   for (const auto& line : history_lines(run)) rows.push_back(json::parse(line));
   return rows;
-}
-
-// finish() as the hub delivers it: flush + finish, repeated while the server is away.
-void finish_when_back(WandbTracker& tracker, RunStatus status) {
-  for (int attempt = 0;; ++attempt) {
-    try {
-      tracker.flush();
-      tracker.finish(status);
-      return;
-    } catch (const TrackerUnavailable&) {
-      REQUIRE(attempt < 100);
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-  }
 }
 
 }  // namespace

@@ -5,8 +5,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <ctime>
+#include <memory>
 #include <mutex>
+#include <system_error>
 
 namespace accel {
 
@@ -15,6 +18,10 @@ namespace {
 void global_init() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+size_t read_file_body(char* buffer, size_t size, size_t count, void* user) {
+  return std::fread(buffer, size, count, static_cast<FILE*>(user));
 }
 
 size_t write_body(char* data, size_t size, size_t count, void* user) {
@@ -113,11 +120,49 @@ void HttpClient::set_authorization(std::string value) {
 HttpResponse HttpClient::send(std::string_view method, const std::string& url,
                               std::string_view body, std::string_view content_type,
                               const std::vector<std::string>& extra_headers) {
+  return perform(method, url, content_type, extra_headers, [&](void* curl) {
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
+    if (method == "GET") {
+      curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+      return;
+    }
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  });
+}
+
+HttpResponse HttpClient::send_file(std::string_view method, const std::string& url,
+                                   const std::filesystem::path& file, std::string_view content_type,
+                                   const std::vector<std::string>& extra_headers) {
+  std::unique_ptr<FILE, decltype(&std::fclose)> in(std::fopen(file.c_str(), "rb"), &std::fclose);
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(file, ec);
+  if (!in || ec) {
+    throw HttpTransportError(
+        fmt::format("{} {}: cannot read the file '{}' to send", method, url, file.string()), false);
+  }
+  return perform(method, url, content_type, extra_headers, [&](void* curl) {
+    // No limit on the whole transfer (a large file takes long); a transfer that moves nothing
+    // for request_timeout fails.
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 0L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
+                     std::max(1L, static_cast<long>(options_.request_timeout.count() / 1000)));
+    curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_file_body);
+    curl_easy_setopt(curl, CURLOPT_READDATA, in.get());
+    curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(size));
+  });
+}
+
+HttpResponse HttpClient::perform(std::string_view method, const std::string& url,
+                                 std::string_view content_type,
+                                 const std::vector<std::string>& extra_headers,
+                                 const std::function<void(void*)>& set_body) {
   CURL* curl = handle_->curl;
   curl_easy_reset(curl);  // keeps the live connection, forgets the last request's options
   HttpResponse response;
   HeaderCapture capture{&response};
-  handle_->error[0] = '\0';
 
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
@@ -128,7 +173,6 @@ HttpResponse HttpClient::send(std::string_view method, const std::string& url,
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &capture);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(options_.connect_timeout.count()));
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, options_.user_agent.c_str());
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -146,19 +190,16 @@ HttpResponse HttpClient::send(std::string_view method, const std::string& url,
   // An empty content type sends none ("Content-Type:" disables curl's default).
   std::string content_type_header =
       content_type.empty() ? "Content-Type:" : fmt::format("Content-Type: {}", content_type);
-  for (const auto& header : extra_headers) headers = curl_slist_append(headers, header.c_str());
   std::string authorization_header;
   if (!authorization_.empty()) {
     authorization_header = "Authorization: " + authorization_;
     headers = curl_slist_append(headers, authorization_header.c_str());
   }
+  for (const auto& header : extra_headers) headers = curl_slist_append(headers, header.c_str());
+  set_body(curl);
   const std::string method_string(method);
-  if (method == "GET") {
-    curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
-  } else {
+  if (method != "GET") {
     headers = curl_slist_append(headers, content_type_header.c_str());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
     if (method != "POST") curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method_string.c_str());
   }
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);

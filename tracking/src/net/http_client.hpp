@@ -7,6 +7,8 @@
 // Thread-safety: NOT thread-safe (one libcurl easy handle); guard it with a mutex when shared.
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,13 +50,21 @@ class HttpClient {
   // Sets the Authorization header value sent with every request ("Basic ..." / "Bearer ...").
   void set_authorization(std::string value);
 
-  // Sends method (GET, POST, PUT, ...) to url with body (sent when non-empty or method is not GET).
-  // headers are extra "Name: value" lines (Content-Encoding, a backend's debug headers); they must
-  // hold no credential (set_authorization does). Returns any HTTP response, 4xx/5xx included.
-  // Throws HttpTransportError when none came back.
+  // Sends method (GET, POST, PUT, ...) to url with body (sent when non-empty or method is not GET)
+  // and any extra headers ("Name: value": the headers a pre-signed upload URL requires, a
+  // backend's debug headers; never a credential, set_authorization holds it).
+  // Returns any HTTP response, 4xx/5xx included. Throws HttpTransportError when none came back.
   HttpResponse send(std::string_view method, const std::string& url, std::string_view body = {},
                     std::string_view content_type = "application/json",
-                    const std::vector<std::string>& headers = {});
+                    const std::vector<std::string>& extra_headers = {});
+
+  // The same with the contents of `file` as the body, read in pieces as it is sent (a large file
+  // is never held in memory). The whole transfer has no time limit; one that moves no byte for
+  // HttpOptions::request_timeout fails. Throws HttpTransportError (not transient) when the file
+  // cannot be read.
+  HttpResponse send_file(std::string_view method, const std::string& url,
+                         const std::filesystem::path& file, std::string_view content_type = "",
+                         const std::vector<std::string>& extra_headers = {});
 
   // Requests sent so far (each attempt counts), for benchmarks and tests.
   uint64_t requests_sent() const { return requests_sent_; }
@@ -63,6 +73,12 @@ class HttpClient {
   static std::string escape(std::string_view text);
 
  private:
+  // One request: the options every request shares, then set_body (given the CURL handle) sets
+  // the body and the time limit.
+  HttpResponse perform(std::string_view method, const std::string& url,
+                       std::string_view content_type, const std::vector<std::string>& extra_headers,
+                       const std::function<void(void*)>& set_body);
+
   struct Handle;
   std::unique_ptr<Handle> handle_;
   HttpOptions options_;

@@ -223,6 +223,10 @@ void OnlineRun::add_media(std::string file) {
   media_.push_back(std::move(file));
 }
 
+void OnlineRun::add_artifact(Artifact artifact) {
+  artifacts_.add(std::move(artifact));
+}
+
 void OnlineRun::row_written(const Row& row) {
   nlohmann::json line = nlohmann::json::object();
   for (const auto& item : row.items()) {
@@ -239,12 +243,13 @@ void OnlineRun::console_line(const std::string& text, bool is_stderr, Clock::tim
 }
 
 void OnlineRun::accepted_call(uint64_t call) {
-  undelivered_.push_back({call, stream_.mark(), config_version_});
+  undelivered_.push_back({call, stream_.mark(), config_version_, artifacts_.added()});
   update_delivered();
 }
 
 void OnlineRun::update_delivered() {
   while (!undelivered_.empty() && config_sent_ >= undelivered_.front().config_version &&
+         artifacts_.committed() >= undelivered_.front().artifacts &&
          stream_.delivered(undelivered_.front().mark)) {
     delivered_calls_ = undelivered_.front().call;
     undelivered_.pop_front();
@@ -261,6 +266,7 @@ void OnlineRun::send_all() {
   ensure_run();
   try {
     while (stream_.has_pending()) send_request(stream_.next(kMaxRequestLines));
+    artifacts_.upload_all(*api_, *run_path_);
   } catch (const TrackerUnavailable& e) {
     went_away(e);
     update_delivered();
@@ -273,7 +279,8 @@ void OnlineRun::send_all() {
 void OnlineRun::send_if_due() {
   const bool due = stream_.has_pending() && SteadyClock::now() - last_send_ >= kSendInterval;
   const bool full = stream_.pending_lines() >= kSendLines;
-  const bool run_waits = !run_created() || config_sent_ < config_version_;
+  const bool run_waits =
+      !run_created() || config_sent_ < config_version_ || !artifacts_.all_committed();
   if (!due && !full && !run_waits) return;
   if (away_ && SteadyClock::now() < next_attempt_) return;
   try {

@@ -11,12 +11,14 @@
 //   rows       every history row, summary change and console line the RunWriter wrote (it is this
 //              class's RunObserver) waits in a FileStream and goes out in a file_stream request
 //              every kSendInterval or once kSendLines lines wait
+//   artifacts  with the next request, in the order logged (ArtifactUploads, artifact_upload.hpp)
 //   finish     what waits, CreateRunFiles + PUTs of the media files, config.yaml and
 //              wandb-summary.json (written into files/), then the last file_stream request with
 //              "uploaded", "complete": true and "exitcode"
 //
 // Delivery: calls are numbered as GeneralTracker counts them; accepted_call(n) says call n's
-// records are written, delivered_calls() is the longest prefix of calls the server has.
+// records are written, delivered_calls() is the longest prefix of calls the server has (a call
+// that logged an artifact counts once the server committed it).
 // While the server is away (TrackerUnavailable from WandbApi), send_if_due() keeps everything and
 // tries again after a growing pause (from the RetryPolicy's first wait up to kMaxProbeInterval);
 // send_all() and finish() throw TrackerUnavailable, so the hub keeps what is not delivered.
@@ -36,6 +38,7 @@
 
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/retry_policy.hpp"
+#include "trackers/wandb/artifact_upload.hpp"
 #include "trackers/wandb/file_stream.hpp"
 #include "trackers/wandb/run_writer.hpp"
 #include "trackers/wandb/wandb_api.hpp"
@@ -85,6 +88,9 @@ class OnlineRun final : public RunObserver {
   void set_config(const nlohmann::json& config);
   // A media file the run wrote (relative to files/), uploaded at finish.
   void add_media(std::string file);
+  // A sealed artifact the run logged (its ArtifactRecord is in the .wandb file), sent with the
+  // next request; the next accepted_call waits for it.
+  void add_artifact(Artifact artifact);
 
   void row_written(const Row& row) override;
   void console_line(const std::string& text, bool is_stderr, Clock::time_point when) override;
@@ -135,6 +141,7 @@ class OnlineRun final : public RunObserver {
   nlohmann::json config_ = nlohmann::json::object();
   uint64_t config_version_ = 0, config_sent_ = 0;
   std::vector<std::string> media_;
+  ArtifactUploads artifacts_;
   bool uploads_done_ = false;
   bool url_printed_ = false;
 
@@ -142,6 +149,7 @@ class OnlineRun final : public RunObserver {
     uint64_t call;
     FileStream::Mark mark;
     uint64_t config_version;
+    uint64_t artifacts;  // artifacts added before the call was accepted
   };
   std::deque<CallMark> undelivered_;
   uint64_t delivered_calls_ = 0;

@@ -193,9 +193,16 @@ void RunWriter::drop(State& state, const Row& values, int64_t step, Clock::time_
 }
 
 void RunWriter::log(const Row& values, const std::vector<std::string>& files,
-                    std::optional<int64_t> step, Clock::time_point when, uint64_t call) {
+                    std::optional<int64_t> step, Clock::time_point when, uint64_t call,
+                    const std::vector<std::string>& artifacts) {
   State state = state_;
   std::vector<std::string> out;
+  for (const auto& artifact : artifacts) {
+    wandb_internal::Record r;
+    r.set_num(++state.records);
+    r.mutable_artifact()->ParseFromString(artifact);
+    out.push_back(r.SerializeAsString());
+  }
   if (!files.empty()) {
     wandb_internal::Record r;
     r.set_num(++state.records);
@@ -237,6 +244,15 @@ void RunWriter::log(const Row& values, const std::vector<std::string>& files,
     }
   }
   if (!out.empty()) log_.append(out);
+  commit(std::move(state));
+}
+
+void RunWriter::artifact(const std::string& record) {
+  State state = state_;
+  wandb_internal::Record r;
+  r.set_num(++state.records);
+  r.mutable_artifact()->ParseFromString(record);
+  log_.append(r.SerializeAsString());
   commit(std::move(state));
 }
 

@@ -9,8 +9,10 @@
 //   metric   ×2 in StepMode::step_metric: define_metric(step_metric) and
 //             define_metric("*", step_metric=step_metric, step_sync=True), as Lightning does
 //   config   {update[{key, value_json}]}              one item per top-level key, nesting kept
-//   per row: files {media the row refers to}, history {items, step{num}}, summary {the row's
-//             items} (sync does not derive the summary; the last value of each key wins)
+//   per row: artifact {a logged table's run_table artifact}, files {media the row refers to},
+//             history {items, step{num}}, summary {the row's items} (sync does not derive the
+//             summary; the last value of each key wins)
+//   artifact {log_artifact's artifacts}, between rows
 //   exit     {exit_code, runtime}
 //
 // Rows (see wandb_settings.hpp for the two step modes):
@@ -102,8 +104,12 @@ class RunWriter {
   void config(const nlohmann::json& config);
   // One log call: its values (flattened), the media files they refer to (relative to files/),
   // the step given to log(), the call's time, and its number among the tracker's calls.
+  // artifacts: serialized wandb_internal.ArtifactRecord messages of the call (its tables' run_table
+  // artifacts, artifact_manifest.hpp), written first, as the SDK writes them before the row.
   void log(const Row& values, const std::vector<std::string>& files, std::optional<int64_t> step,
-           Clock::time_point when, uint64_t call);
+           Clock::time_point when, uint64_t call, const std::vector<std::string>& artifacts = {});
+  // An artifact record (a serialized wandb_internal.ArtifactRecord) outside a log call.
+  void artifact(const std::string& record);
   // pass_through: writes the pending row as step S and moves to S + 1, what W&B's commit=True does
   // (a later call with step S is then dropped with W&B's warning). Used by flush(), which must
   // leave nothing accepted outside the file.

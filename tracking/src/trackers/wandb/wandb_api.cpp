@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include "accel/tracking/errors.hpp"
 #include "net/basic_authorization.hpp"
 #include "net/http_client.hpp"
@@ -136,12 +139,17 @@ WandbApi::WandbApi(WandbServer server, HttpOptions http, RetryPolicy retry)
 WandbApi::~WandbApi() = default;
 
 std::string WandbApi::send(HttpClient& http, const char* method, const std::string& url,
-                           const std::string& body, const char* content_type,
-                           const std::string& what) {
+                           const std::string& body, const std::string& content_type,
+                           const std::string& what, const std::vector<std::string>& headers) {
+  return retried(http, what, [&] { return http.send(method, url, body, content_type, headers); });
+}
+
+std::string WandbApi::retried(HttpClient& http, const std::string& what,
+                              const std::function<HttpResponse()>& attempt) {
   RetriedRequest request;
   request.attempt = [&] {
     ++requests_sent_;
-    return http.send(method, url, body, content_type);
+    return attempt();
   };
   request.transient_status = [](long status) { return wandb_transient_status(status); };
   request.wait_before_retry = [this](int retry, std::optional<std::chrono::milliseconds> after) {
@@ -162,6 +170,12 @@ std::string WandbApi::send(HttpClient& http, const char* method, const std::stri
                                          outcome.attempts == 1 ? "" : "s", outcome.last_problem));
   }
   const HttpResponse& response = *outcome.response;
+  if (&http == upload_http_.get() && (response.status == 401 || response.status == 403)) {
+    throw TrackerError(fmt::format(
+        "the storage behind W&B server {} refused {} (HTTP {}): the pre-signed upload URL "
+        "expired or its headers did not match; the run's .wandb file keeps it for `wandb sync`",
+        server_.base_url, what, response.status));
+  }
   if (response.status == 401 || response.status == 403) {
     throw TrackerError(fmt::format(
         "W&B server {} refused the API key for {} (HTTP {}): set WANDB_API_KEY (or a ~/.netrc "
@@ -285,9 +299,47 @@ std::map<std::string, std::string> WandbApi::create_run_files(
   return urls;
 }
 
-void WandbApi::upload(const std::string& url, const std::string& bytes, const std::string& what) {
-  // Pre-signed URL semantics: no credentials and no Content-Type (the signature may cover it).
-  send(*upload_http_, "PUT", url, bytes, "", fmt::format("the upload of {}", what));
+namespace {
+
+// W&B's uploadHeaders ("Name:value") as the request's content type and its other headers.
+std::pair<std::string, std::vector<std::string>> split_upload_headers(
+    const std::vector<std::string>& headers) {
+  std::string content_type;
+  std::vector<std::string> extra;
+  for (const auto& header : headers) {
+    const auto colon = header.find(':');
+    if (colon == std::string::npos) continue;
+    std::string name = header.substr(0, colon);
+    std::string value = header.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+    std::string lower = name;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (lower == "content-type") {
+      content_type = value;
+    } else {
+      extra.push_back(name + ": " + value);
+    }
+  }
+  return {content_type, extra};
+}
+
+}  // namespace
+
+void WandbApi::upload(const std::string& url, const std::string& bytes, const std::string& what,
+                      const std::vector<std::string>& headers) {
+  // Pre-signed URL semantics: no credentials, and no Content-Type unless the server names one
+  // (the signature may cover the headers).
+  const auto [content_type, extra] = split_upload_headers(headers);
+  send(*upload_http_, "PUT", url, bytes, content_type, fmt::format("the upload of {}", what),
+       extra);
+}
+
+void WandbApi::upload_file(const std::string& url, const std::filesystem::path& file,
+                           const std::string& what, const std::vector<std::string>& headers) {
+  const auto [content_type, extra] = split_upload_headers(headers);
+  retried(*upload_http_, fmt::format("the upload of {}", what),
+          [&] { return upload_http_->send_file("PUT", url, file, content_type, extra); });
 }
 
 nlohmann::json WandbApi::send_file_stream(const WandbRunPath& run, const nlohmann::json& request) {

@@ -12,6 +12,8 @@
 // any other 4xx or a GraphQL error throws TrackerError with the server's message.
 // Thread-safety: NOT thread-safe (one connection); the tracker's worker thread owns it.
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -26,6 +28,7 @@
 namespace accel {
 
 class HttpClient;
+struct HttpResponse;
 
 namespace detail {
 
@@ -88,19 +91,35 @@ class WandbApi {
   std::map<std::string, std::string> create_run_files(const WandbRunPath& run,
                                                       const std::vector<std::string>& files);
 
-  // PUTs bytes to a URL create_run_files gave, without credentials.
-  void upload(const std::string& url, const std::string& bytes, const std::string& what);
+  // PUTs bytes to a URL create_run_files (or an artifact's CreateArtifactFiles) gave, without
+  // credentials, with the upload headers the server gave with it ("Name:value", as W&B lists
+  // them; a Content-Type among them is the request's). A 401/403 there throws TrackerError saying
+  // the URL was refused (it carries no key).
+  void upload(const std::string& url, const std::string& bytes, const std::string& what,
+              const std::vector<std::string>& headers = {});
+  // The same with a file's contents, streamed from disk (HttpClient::send_file: no limit on the
+  // whole transfer, only on a stall).
+  void upload_file(const std::string& url, const std::filesystem::path& file,
+                   const std::string& what, const std::vector<std::string>& headers = {});
 
   // POSTs one file_stream request (see FileStreamBatch) for the run; returns the server's answer.
   nlohmann::json send_file_stream(const WandbRunPath& run, const nlohmann::json& request);
+
+  // POSTs one GraphQL operation (query text as wandb-core sends it) and returns its "data"; the
+  // other operations' files (artifact_upload.cpp) call it with theirs. Throws as described above,
+  // and TrackerError for an answer with "errors".
+  nlohmann::json graphql(const char* operation, const char* query, nlohmann::json variables);
 
   const std::string& base_url() const { return server_.base_url; }
   uint64_t requests_sent() const { return requests_sent_; }
 
  private:
-  nlohmann::json graphql(const char* operation, const char* query, nlohmann::json variables);
   std::string send(HttpClient& http, const char* method, const std::string& url,
-                   const std::string& body, const char* content_type, const std::string& what);
+                   const std::string& body, const std::string& content_type,
+                   const std::string& what, const std::vector<std::string>& headers = {});
+  // attempt() repeated under the RetryPolicy; the errors as described above.
+  std::string retried(HttpClient& http, const std::string& what,
+                      const std::function<HttpResponse()>& attempt);
 
   WandbServer server_;
   RetryPolicy retry_;

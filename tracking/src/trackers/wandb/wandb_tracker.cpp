@@ -6,7 +6,10 @@
 #include <fstream>
 
 #include "accel/tracking/errors.hpp"
+#include "accel/tracking/warnings.hpp"
 #include "common/secrets.hpp"
+#include "trackers/wandb/artifact_manifest.hpp"
+#include "trackers/wandb/artifact_staging.hpp"
 #include "trackers/wandb/offline_run_dir.hpp"
 #include "trackers/wandb/online_run.hpp"
 #include "trackers/wandb/run_writer.hpp"
@@ -59,6 +62,7 @@ WandbTracker::WandbTracker(TrackerInit init)
   run_dir_ = dir.run_dir;
   log_file_ = dir.log_file;
   media_ = std::make_unique<wandb::MediaFiles>(dir.files_dir);
+  staging_ = std::make_unique<wandb::ArtifactStaging>(run_dir_);
   if (online) {
     auto key = wandb::read_api_key();
     if (!key) throw InvalidValue("wandb: online mode without an API key (set WANDB_API_KEY)");
@@ -191,8 +195,10 @@ void WandbTracker::log(const Values& values, std::optional<int64_t> step) {
   if (!enabled()) return;
   if (!writer_) throw UsageError("wandb tracker: log before start()");
   if (online_) online_->check_room();
+  write_staged_artifacts();
   wandb::Row row;
   std::vector<std::string> files;
+  std::vector<wandb::Artifact> tables;
   std::vector<std::string> problems;
   const int64_t row_step = writer_->next_row_step();
   for (const auto& [key, value] : values) {
@@ -213,16 +219,27 @@ void WandbTracker::log(const Values& values, std::optional<int64_t> step) {
         row.set({key}, wandb::histogram_value(*histogram, key));
       } else if (const auto* table = value.get_if<Table>()) {
         auto media = media_->table(key, *table, row_step);
+        auto artifact = staging_->table(key, *table, run_id_);
+        const std::string& entry = artifact.entries.front().path;
+        media.value["artifact_path"] = wandb::client_artifact_path(artifact, entry);
+        media.value["_latest_artifact_path"] = wandb::latest_client_artifact_path(artifact, entry);
+        media.value["log_mode"] = "IMMUTABLE";
         row.set({key}, media.value);
         files.push_back(std::move(media.file));
+        tables.push_back(std::move(artifact));
       }
     } catch (const InvalidValue& e) {
       problems.emplace_back(e.what());
     }
   }
-  writer_->log(row, files, step, record_time(), calls_ + 1);
+  std::vector<std::string> records;
+  for (const auto& artifact : tables) {
+    records.push_back(wandb::artifact_record(artifact, run_id_, init_.run_name, settings_->entity));
+  }
+  writer_->log(row, files, step, record_time(), calls_ + 1, records);
   if (online_) {
     for (const auto& file : files) online_->add_media(file);
+    for (auto& artifact : tables) online_->add_artifact(std::move(artifact));
   }
   accepted();
   send_if_due();
@@ -235,6 +252,7 @@ void WandbTracker::log(const Values& values, std::optional<int64_t> step) {
 
 void WandbTracker::flush() {
   if (!writer_ || finished_) return;
+  write_staged_artifacts();
   writer_->commit_pending();
   if (online_) {
     while (calls_streamed_ < calls_) online_->accepted_call(++calls_streamed_);
@@ -247,6 +265,11 @@ void WandbTracker::finish(RunStatus status) {
   if (finished_ || !writer_) return;
   const int code = exit_code(status);
   if (!written_exit_) {
+    {
+      std::lock_guard lock(staged_mutex_);
+      artifacts_closed_ = true;
+    }
+    write_staged_artifacts();
     // The exit record first: the .wandb file is whole even when the server never answers.
     const auto when = record_time();
     writer_->finish(code, when);
@@ -274,6 +297,69 @@ void WandbTracker::save_auto_resume_id() const {
   if (!out.flush()) {
     throw TrackerError(fmt::format(
         "wandb: cannot write '{}' (resume = \"auto\" keeps the run id there)", file.string()));
+  }
+}
+
+void WandbTracker::log_artifact(const std::filesystem::path& path, const std::string& name,
+                                const std::string& type, const std::vector<std::string>& aliases,
+                                const std::string& description, const nlohmann::json& metadata) {
+  if (!staging_) return;  // disabled
+  const auto refuse_if_closed = [&] {
+    if (artifacts_closed_) {
+      throw UsageError(fmt::format(
+          "wandb: log_artifact('{}') after the run ended; log artifacts before end_training",
+          name));
+    }
+  };
+  {
+    std::lock_guard lock(staged_mutex_);
+    refuse_if_closed();
+  }
+  auto artifact = staging_->stage({.path = path,
+                                   .name = name,
+                                   .type = type,
+                                   .aliases = aliases,
+                                   .description = description,
+                                   .metadata = metadata});
+  std::lock_guard lock(staged_mutex_);
+  refuse_if_closed();  // the run may have ended while the files were copied
+  staged_.push_back(std::move(artifact));
+}
+
+void WandbTracker::log_model(const std::filesystem::path& checkpoint, bool best) {
+  std::vector<std::string> aliases = {"latest"};
+  if (best) aliases.emplace_back("best");
+  log_artifact(checkpoint, "model-" + run_id_, "model", aliases);
+}
+
+void WandbTracker::write_staged_artifacts() {
+  std::vector<wandb::Artifact> staged;
+  {
+    std::lock_guard lock(staged_mutex_);
+    staged.swap(staged_);
+  }
+  std::size_t done = 0;
+  try {
+    for (; done < staged.size(); ++done) {
+      auto& artifact = staged[done];
+      try {
+        wandb::seal_staged(artifact);
+      } catch (const TrackerUnavailable& e) {
+        // Its copy cannot be read (removed from the run directory): waiting would not help.
+        warn(fmt::format("wandb: artifact '{}' is not logged: {}", artifact.name, e.what()));
+        continue;
+      }
+      writer_->artifact(
+          wandb::artifact_record(artifact, run_id_, init_.run_name, settings_->entity));
+      if (online_) online_->add_artifact(std::move(artifact));
+    }
+  } catch (...) {
+    // The .wandb file refused the record: it and what follows wait for the next call, before
+    // anything staged since.
+    std::lock_guard lock(staged_mutex_);
+    staged_.insert(staged_.begin(), std::make_move_iterator(staged.begin() + done),
+                   std::make_move_iterator(staged.end()));
+    throw;
   }
 }
 

@@ -13,7 +13,8 @@
 //   disabled  a no-op, like the SDK's mode="disabled": nothing is written.
 //   online    streams the run to the W&B server at WANDB_BASE_URL (default https://api.wandb.ai)
 //             as wandb-core does: UpsertBucket, file_stream batches of history rows, summary and
-//             console lines (every few seconds or once enough lines wait), at finish the media
+//             console lines (every few seconds or once enough lines wait), artifacts (tables,
+//             log_artifact) with the next request after they are written, at finish the media
 //             files, config.yaml and wandb-summary.json, then complete + exitcode. The same
 //             .wandb file is written beside it, in <dir>/wandb/run-<ts>-<id>/, so a run whose
 //             server stayed away can be uploaded later with `wandb sync`. All network I/O is on
@@ -24,9 +25,10 @@
 // Values: int/float → number; string → string; ScalarGroup → nested keys ("loss" → {"train":…,
 // "val":…}, shown as loss.train, loss.val); Image → PNG under files/media/images/ + an image-file
 // value; Histogram → W&B's 64-bin histogram; Table → files/media/table/*.table.json + a
-// table-file value. Config: the init_trackers config, nesting kept, secrets redacted
-// (without_secrets). Summary: the last value of every key (summary records). finish(status)
-// writes the exit record: finished → 0, failed → 1, killed → 143 (128 + SIGTERM).
+// table-file value + the run_table artifact "run-<id>-<key>" (see log_artifact). Config: the
+// init_trackers config, nesting kept, secrets redacted (without_secrets). Summary: the last value
+// of every key (summary records). finish(status) writes the exit record: finished → 0, failed →
+// 1, killed → 143 (128 + SIGTERM).
 //
 // Steps (init_kwargs "step_mode"): "step_metric" (default, Lightning's WandbLogger) makes every
 // log() call one W&B row and logs the step as the metric "trainer/global_step" (init_kwargs
@@ -57,12 +59,15 @@
 // returns (holds_records() false). In pass_through mode a row waits until a call with a larger step (or
 // finish) writes it: holds_records() is true and acknowledged() counts the calls whose values are
 // in the file.
-// Thread-safety: as GeneralTracker (one worker thread); run_id(), run_dir(), mode(), run_url()
-// and tracker() may be called from any thread.
+// Thread-safety: as GeneralTracker (one worker thread); run_id(), run_dir(), mode(), run_url(),
+// tracker(), log_artifact() and log_model() may be called from any thread.
 #include <any>
 #include <filesystem>
 #include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "accel/tracking/general_tracker.hpp"
 #include "accel/tracking/registry.hpp"
@@ -74,6 +79,8 @@ class TransactionLog;
 class RunWriter;
 class MediaFiles;
 class OnlineRun;
+class ArtifactStaging;
+struct Artifact;
 struct Settings;
 }  // namespace wandb
 
@@ -111,11 +118,35 @@ class WandbTracker final : public GeneralTracker {
   // The transaction log, run_dir()/run-<id>.wandb; empty when disabled.
   const std::filesystem::path& log_file() const { return log_file_; }
 
+  // Artifacts (wandb's run.log_artifact): logs the file or the directory at path (its files,
+  // recursively, named by their paths below it) as a new version of artifact `name` of `type`,
+  // with `aliases` ("latest" is always added, as W&B does), an optional description and metadata
+  // (a JSON object). The files are copied on the calling thread into
+  // run_dir()/artifacts/<name>-<client id>/, so the caller may change or delete them at once; the
+  // digests (base64 MD5 of each file, the manifest digest) are computed and the ArtifactRecord is
+  // written to the .wandb file on the worker thread at the tracker's next call (the next log,
+  // flush or end_training); online, the artifact is then uploaded and committed (docs/wandb.md).
+  // `wandb sync` of the run uploads it from the copies. May be called from any thread; a no-op
+  // when disabled. Throws accel::InvalidValue naming the bad value (a path that is not a file or a
+  // directory with files, a name with '/', a type with '/' or ':' or reserved by W&B, an alias
+  // with '/' or ':', metadata that is not an object), accel::TrackerError when a copy fails, and
+  // accel::UsageError after finish.
+  void log_artifact(const std::filesystem::path& path, const std::string& name,
+                    const std::string& type, const std::vector<std::string>& aliases = {},
+                    const std::string& description = "", const nlohmann::json& metadata = nullptr);
+  // Lightning's WandbLogger(log_model=...) upload of one checkpoint: log_artifact(checkpoint,
+  // "model-<run id>", "model", {"latest"} plus "best" when best is true). Throws as log_artifact.
+  void log_model(const std::filesystem::path& checkpoint, bool best = false);
+
  private:
   bool enabled() const { return writer_ != nullptr || !run_dir_.empty(); }
   void accepted();
   void send_if_due();
   void save_auto_resume_id() const;
+  // Worker thread: seals the artifacts log_artifact staged, writes their records, hands them to
+  // the online run. An artifact whose copy cannot be read is warned about and dropped; a record
+  // the .wandb file refuses throws TrackerUnavailable (it and the rest stay staged).
+  void write_staged_artifacts();
 
   TrackerInit init_;
   std::unique_ptr<wandb::Settings> settings_;
@@ -127,6 +158,10 @@ class WandbTracker final : public GeneralTracker {
   std::unique_ptr<wandb::TransactionLog> log_;
   std::unique_ptr<wandb::RunWriter> writer_;
   std::unique_ptr<wandb::MediaFiles> media_;
+  std::unique_ptr<wandb::ArtifactStaging> staging_;
+  std::mutex staged_mutex_;  // guards staged_ and artifacts_closed_ (log_artifact: any thread)
+  std::vector<wandb::Artifact> staged_;
+  bool artifacts_closed_ = false;
   uint64_t calls_ = 0;           // accepted calls (see GeneralTracker::acknowledge)
   uint64_t calls_streamed_ = 0;  // online: calls handed to OnlineRun::accepted_call
   bool written_exit_ = false;    // finish wrote the exit record
