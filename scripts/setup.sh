@@ -46,7 +46,9 @@ fi
 if [[ ! -f build/CMakeCache.txt ]]; then
   say "configuring build/"
   # shellcheck disable=SC2086
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo ${ACCEL_CMAKE_ARGS:-}
+  # Line tables only (-g1): backtraces keep file:line and the build takes a third less time.
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DACCEL_DEBUG_INFO=lines \
+    ${ACCEL_CMAKE_ARGS:-}
 fi
 say "building"
 cmake --build build -j "$(nproc)"
