@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 
 #include "recording_tracker.hpp"
 // After LibTorch: c10 defines a one-argument CHECK that would replace Catch's.
@@ -475,4 +476,47 @@ TEST_CASE("accel::image and accel::histogram convert tensors", "[accelerator][tr
   CHECK((accel::image(torch::zeros({6, 7}, torch::kUInt8)).channels == 1));
   CHECK_THROWS_AS(accel::image(torch::zeros({2, 2, 2, 2})), accel::InvalidValue);
   CHECK(accel::histogram(torch::arange(10)).count() == 10);
+}
+
+namespace {
+
+// Records what the Accelerator tells trackers of checkpoints (GeneralTracker::checkpoint_saved).
+class CheckpointRecorder final : public accel::GeneralTracker {
+ public:
+  std::string name() const override { return "checkpoints"; }
+  bool requires_logging_directory() const override { return false; }
+  void store_init_configuration(const nlohmann::json&) override {}
+  void log(const accel::Values&, std::optional<int64_t>) override {}
+  void checkpoint_saved(const fs::path& dir, bool best) override {
+    std::lock_guard lock(mutex);
+    told.emplace_back(dir, best);
+  }
+  std::mutex mutex;
+  std::vector<std::pair<fs::path, bool>> told;
+};
+
+}  // namespace
+
+TEST_CASE("save_state and mark_best_checkpoint tell the trackers of each committed checkpoint",
+          "[accelerator][tracking]") {
+  auto dir = fresh_dir("told_checkpoints");
+  accel::ProjectConfiguration project;
+  project.project_dir = dir;
+  project.automatic_checkpoint_naming = true;
+  auto recorder = std::make_shared<CheckpointRecorder>();
+  Accelerator acc({.cpu = true, .log_with = {recorder}, .project_config = project});
+  torch::nn::Linear model(2, 2);
+  acc.prepare(model);
+  const auto before = acc.save_state();  // before init_trackers: nobody to tell
+  acc.init_trackers("proj");
+  const auto first = acc.save_state();
+  const auto second = acc.save_state();
+  acc.mark_best_checkpoint(first);
+  CHECK_THROWS_AS(acc.mark_best_checkpoint(dir / "no_such_checkpoint"), accel::CheckpointError);
+  acc.end_training();
+  acc.save_state();  // after end_training: nobody either
+  const std::vector<std::pair<fs::path, bool>> expected = {
+      {first, false}, {second, false}, {first, true}};
+  CHECK(recorder->told == expected);
+  CHECK(before != first);
 }

@@ -267,7 +267,13 @@ class Accelerator {
   // Saves models, optimizers, schedulers, loaders, scaler, registered objects and every process's
   // RNG states (layout and atomicity: checkpoint.hpp). No directory: automatic naming is required.
   // Returns the checkpoint directory. Collective.
+  // Once committed, the trackers are told of it (GeneralTracker::checkpoint_saved: W&B's
+  // log_model uploads it).
   std::filesystem::path save_state(const std::optional<std::filesystem::path>& dir = std::nullopt);
+  // Marks a checkpoint save_state wrote as the best so far, for trackers that log models (W&B's
+  // log_model gives it the alias "best", as Lightning's ModelCheckpoint does). Throws
+  // accel::CheckpointError when dir is not a complete checkpoint. Not collective.
+  void mark_best_checkpoint(const std::filesystem::path& dir);
   // Restores what save_state wrote. No directory: the newest automatic checkpoint. Refuses an
   // incomplete checkpoint (accel::CheckpointError). Collective.
   void load_state(const std::optional<std::filesystem::path>& dir = std::nullopt);
@@ -345,6 +351,8 @@ class Accelerator {
   Reducer* reducer_for(const torch::nn::Module* module) const;
   std::shared_ptr<ProcessGroup> group_for(const torch::Tensor& tensor) const;
   void do_sync();
+  // Tells the trackers of a committed checkpoint (TrackerHub::checkpoint_saved).
+  void checkpoint_saved(const std::filesystem::path& dir, bool best);
   // Throws CheckpointError on every process when any process reports failure. Collective.
   void agree(bool ok, const std::string& what, const std::string& local_error);
   // The same, throwing accel::InvalidValue (an output location that cannot be written).

@@ -900,6 +900,7 @@ fs::path Accelerator::save_state(const std::optional<fs::path>& dir) {
     commit_replacing(temp_dir, target.final_dir, metadata);
   });
   if (!dir) project_.iteration += 1;
+  checkpoint_saved(target.final_dir, false);
   return target.final_dir;
 }
 

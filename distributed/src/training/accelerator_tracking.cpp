@@ -7,6 +7,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "accel/checkpoint.hpp"
 #include "accel/process_group.hpp"
 
 namespace accel {
@@ -281,6 +282,16 @@ Values Accelerator::callback_metrics() const {
 
 Values Accelerator::prog_bar_values() const {
   return tracking_ ? tracking_->aggregator.prog_bar_values() : Values{};
+}
+
+void Accelerator::checkpoint_saved(const std::filesystem::path& dir, bool best) {
+  if (!tracking_ || !tracking_->hub || tracking_->ended) return;
+  tracking_->hub->checkpoint_saved(dir, best);
+}
+
+void Accelerator::mark_best_checkpoint(const std::filesystem::path& dir) {
+  checkpoint::require_complete(dir);  // CheckpointError naming what is wrong with dir
+  checkpoint_saved(dir, true);
 }
 
 GeneralTracker& Accelerator::get_tracker(std::string_view name) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "accel/tracking/hub.hpp"
@@ -664,4 +665,114 @@ TEST_CASE("through the hub, log_artifact from the training thread is in the run 
   const json state = accel::test::leet_summary(log_file, dir / "home");
   CHECK(state["exit_code"] == 0);
   CHECK(state["summary"]["_step"] == 49);
+}
+
+namespace {
+
+// A checkpoint directory as save_state leaves it (two files), with distinct contents.
+std::filesystem::path fake_checkpoint(const std::filesystem::path& dir, const std::string& name) {
+  const auto checkpoint = dir / name;
+  std::filesystem::create_directories(checkpoint);
+  std::ofstream(checkpoint / "model.bin", std::ios::binary) << "weights of " << name;
+  std::ofstream(checkpoint / "accel_checkpoint.json") << R"({"complete":true})";
+  return checkpoint;
+}
+
+// The model artifacts of a run's .wandb file, in the order they were written.
+std::vector<json> model_records(const std::filesystem::path& log_file,
+                                const std::filesystem::path& home, const std::string& id) {
+  std::vector<json> out;
+  const auto records = accel::test::leet_records(log_file, home);
+  for (const auto& record : records.of_type("artifact")) {
+    if (record["artifact"]["name"] == "model-" + id) out.push_back(record["artifact"]);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("log_model \"all\": every checkpoint the hub is told of becomes a model artifact") {
+  OfflineEnv env;
+  TempDir dir("accel-wandb-logmodel");
+  const auto first = fake_checkpoint(dir.path(), "checkpoint_0");
+  const auto second = fake_checkpoint(dir.path(), "checkpoint_1");
+  accel::TrackerHubOptions options;
+  options.logging_dir = dir / "logs";
+  options.handle_signals = false;
+  std::filesystem::path log_file;
+  std::string id;
+  {
+    accel::TrackerHub hub(options);
+    hub.init_trackers("logmodel", {}, {"wandb"}, {{"wandb", {{"log_model", "all"}}}});
+    log_file = hub.get_tracker<WandbTracker>("wandb")->log_file();
+    id = hub.get_tracker<WandbTracker>("wandb")->run_id();
+    hub.log({{"loss", 1.0}}, 0);
+    hub.checkpoint_saved(first);
+    hub.log({{"loss", 0.5}}, 1);
+    hub.checkpoint_saved(second, /*best=*/true);
+    hub.end_training();
+  }
+  // Linked, not copied: the staged file is the checkpoint's own inode.
+  const auto models = model_records(log_file, dir / "home", id);
+  REQUIRE(models.size() == 2);
+  CHECK(models[0]["type"] == "model");
+  CHECK(models[0]["aliases"] == json({"latest"}));
+  CHECK(models[1]["aliases"] == json({"latest", "best"}));
+  for (std::size_t i = 0; i < 2; ++i) {
+    const std::string name = i == 0 ? "checkpoint_0" : "checkpoint_1";
+    std::map<std::string, std::string> digests;
+    for (const auto& entry : models[i]["manifest"]["contents"]) {
+      digests[entry["path"]] = entry["digest"];
+      if (entry["path"] == "model.bin") {
+        CHECK(std::filesystem::equivalent(entry["local_path"].get<std::string>(),
+                                          dir / name / "model.bin"));
+      }
+    }
+    CHECK(digests["model.bin"] == accel::wandb::md5_base64("weights of " + name));
+    CHECK(digests.contains("accel_checkpoint.json"));
+  }
+}
+
+TEST_CASE("log_model true: the best and the latest checkpoint once, only when the run finished") {
+  OfflineEnv env;
+  TempDir dir("accel-wandb-logmodel");
+  const auto a = fake_checkpoint(dir.path(), "checkpoint_0");
+  const auto b = fake_checkpoint(dir.path(), "checkpoint_1");
+  const auto c = fake_checkpoint(dir.path(), "checkpoint_2");
+  for (const RunStatus status : {RunStatus::finished, RunStatus::failed}) {
+    accel::TrackerHubOptions options;
+    options.logging_dir = dir / (status == RunStatus::finished ? "ok" : "failed");
+    options.handle_signals = false;
+    std::filesystem::path log_file;
+    std::string id;
+    {
+      accel::TrackerHub hub(options);
+      hub.init_trackers("logmodel", {}, {"wandb"}, {{"wandb", {{"log_model", true}}}});
+      log_file = hub.get_tracker<WandbTracker>("wandb")->log_file();
+      id = hub.get_tracker<WandbTracker>("wandb")->run_id();
+      hub.checkpoint_saved(a);
+      hub.checkpoint_saved(b);
+      hub.checkpoint_saved(b, /*best=*/true);  // what Accelerator::mark_best_checkpoint(b) says
+      hub.checkpoint_saved(c);
+      hub.log({{"loss", 1.0}}, 0);
+      hub.end_training(status);
+    }
+    const auto models = model_records(log_file, dir / "home", id);
+    if (status == RunStatus::failed) {
+      CHECK(models.empty());
+      continue;
+    }
+    REQUIRE(models.size() == 2);
+    CHECK(models[0]["aliases"] == json({"latest", "best"}));
+    CHECK(models[0]["metadata"].get<std::string>().find("checkpoint_1") != std::string::npos);
+    CHECK(models[1]["aliases"] == json({"latest"}));
+    CHECK(models[1]["metadata"].get<std::string>().find("checkpoint_2") != std::string::npos);
+  }
+  accel::TrackerHubOptions options;
+  options.logging_dir = dir / "bad";
+  options.handle_signals = false;
+  accel::TrackerHub hub(options);
+  accel::test::WarningCapture warnings;
+  CHECK_THROWS_WITH(hub.init_trackers("logmodel", {}, {"wandb"}, {{"wandb", {{"log_model", 2}}}}),
+                    Catch::Contains("log_model") && Catch::Contains("\"all\""));
 }

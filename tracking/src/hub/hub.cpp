@@ -528,6 +528,26 @@ void TrackerHub::on_signal() {
   }
 }
 
+void TrackerHub::checkpoint_saved(const std::filesystem::path& dir, bool best) {
+  std::vector<std::shared_ptr<detail::TrackerChannel>> channels;
+  {
+    std::lock_guard lock(state_mutex_);
+    if (state_ != State::active) return;
+    channels = channels_;
+  }
+  for (const auto& channel : channels) {
+    try {
+      channel->tracker().checkpoint_saved(dir, best);
+    } catch (const std::exception& e) {
+      std::lock_guard lock(state_mutex_);
+      if (checkpoint_warned_.insert(channel->name()).second) {
+        warn(fmt::format("tracker '{}': checkpoint_saved('{}') failed: {}", channel->name(),
+                         dir.string(), e.what()));
+      }
+    }
+  }
+}
+
 GeneralTracker& TrackerHub::get_tracker(std::string_view name) {
   std::lock_guard lock(state_mutex_);
   for (auto& channel : channels_) {

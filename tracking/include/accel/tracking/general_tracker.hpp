@@ -69,6 +69,15 @@ class GeneralTracker {
   // so it must not repeat what it already did; one that returns normally is not called again.
   virtual void finish([[maybe_unused]] RunStatus status) {}
 
+  // A checkpoint Accelerator::save_state committed (dir holds all of it and is never rewritten in
+  // place); best: the user marked it the best so far (Accelerator::mark_best_checkpoint, called
+  // again for a checkpoint told before). Called on the TRAINING thread, not the worker, on the
+  // processes that run the tracker: it must be thread-safe and quick (hand the work to the
+  // worker, as W&B's log_model stages its upload). An exception is warned about, once per tracker,
+  // and training goes on. Default: nothing.
+  virtual void checkpoint_saved([[maybe_unused]] const std::filesystem::path& dir,
+                                [[maybe_unused]] bool best) {}
+
   // The backend's own handle (a writer, a client) for direct use, e.g. a TensorBoardWriter*.
   // Empty when the tracker has none. See TrackerHub::get_tracker<H>(name).
   virtual std::any tracker() { return {}; }

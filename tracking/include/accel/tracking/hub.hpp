@@ -48,6 +48,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <typeinfo>
@@ -189,6 +190,11 @@ class TrackerHub {
   // and returns what could not be delivered. Throws accel::UsageError when called twice.
   EndTrainingReport end_training(RunStatus status = RunStatus::finished);
 
+  // Tells the trackers this process runs of a committed checkpoint (GeneralTracker::
+  // checkpoint_saved, on this thread). A tracker that throws is warned about once; training goes
+  // on. Nothing before init_trackers or after end_training.
+  void checkpoint_saved(const std::filesystem::path& dir, bool best = false);
+
   // The tracker named name. On the main process: throws accel::InvalidValue when no such tracker
   // was started (or accel::UsageError before init_trackers). On other processes: a no-op tracker
   // when this rank does not run it; never throws.
@@ -226,6 +232,7 @@ class TrackerHub {
   std::shared_ptr<detail::LeftoverSync> leftover_sync_;
   std::vector<std::shared_ptr<detail::TrackerChannel>> channels_;
   std::map<std::string, std::unique_ptr<GeneralTracker>, std::less<>> no_op_trackers_;
+  std::set<std::string, std::less<>> checkpoint_warned_;  // trackers whose checkpoint_saved threw
 
   mutable std::mutex state_mutex_;
   std::condition_variable ended_cv_;

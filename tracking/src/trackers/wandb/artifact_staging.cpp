@@ -27,9 +27,14 @@ fs::path absolute_path(const fs::path& path) {
   return (ec ? path : absolute).lexically_normal();
 }
 
-void copy_entry(const fs::path& from, const fs::path& to) {
+void copy_entry(const fs::path& from, const fs::path& to, bool link) {
   std::error_code ec;
   fs::create_directories(to.parent_path(), ec);
+  if (!ec && link) {
+    fs::create_hard_link(from, to, ec);
+    if (!ec) return;
+    ec.clear();  // another file system, or links refused: copy
+  }
   if (!ec) fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
   if (ec) {
     throw TrackerError(fmt::format("wandb: cannot copy the artifact file '{}' to '{}': {}",
@@ -122,7 +127,7 @@ Artifact ArtifactStaging::stage(const ArtifactRequest& request) const {
     ArtifactEntry entry;
     entry.path = path;
     entry.local_path = directory / path;
-    copy_entry(source, entry.local_path);
+    copy_entry(source, entry.local_path, request.link_files);
     artifact.entries.push_back(std::move(entry));
   }
   return artifact;

@@ -34,6 +34,10 @@ struct ArtifactRequest {
   std::vector<std::string> aliases;  // "latest" is added when missing, as the SDK does
   std::string description;
   nlohmann::json metadata = nullptr;
+  // Hard-link the files instead of copying them (a copy where linking fails): for files that are
+  // never rewritten in place — save_state's checkpoints are written once and replaced by rename —
+  // so that logging a large checkpoint costs no copy.
+  bool link_files = false;
 };
 
 class ArtifactStaging {

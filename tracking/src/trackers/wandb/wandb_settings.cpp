@@ -18,9 +18,20 @@
 namespace accel::wandb {
 namespace {
 
-constexpr std::array<const char*, 13> kKnownOptions = {
-    "mode",     "dir",    "id",        "name",        "notes",  "tags",           "group",
-    "job_type", "entity", "step_mode", "step_metric", "resume", "max_waiting_mib"};
+constexpr std::array<const char*, 14> kKnownOptions = {"mode",
+                                                       "dir",
+                                                       "id",
+                                                       "name",
+                                                       "notes",
+                                                       "tags",
+                                                       "group",
+                                                       "job_type",
+                                                       "entity",
+                                                       "step_mode",
+                                                       "step_metric",
+                                                       "resume",
+                                                       "max_waiting_mib",
+                                                       "log_model"};
 
 constexpr const char* kOnlineWithoutKey =
     "wandb: mode \"{}\" (from {}) needs a W&B API key and none was found for {} (WANDB_API_KEY, "
@@ -203,6 +214,18 @@ Resume resume_option(const nlohmann::json& kwargs) {
   return Resume::none;
 }
 
+// init_kwargs "log_model": false, true or "all", as Lightning's WandbLogger takes it.
+LogModel log_model_option(const nlohmann::json& kwargs) {
+  auto it = kwargs.find("log_model");
+  if (it == kwargs.end() || it->is_null()) return LogModel::off;
+  if (it->is_boolean()) return it->get<bool>() ? LogModel::at_end : LogModel::off;
+  if (it->is_string() && it->get<std::string>() == "all") return LogModel::every_save;
+  throw InvalidValue(fmt::format(
+      "init_kwargs[\"wandb\"][\"log_model\"] = {} must be false, true (the latest and best "
+      "checkpoint at the end) or \"all\" (every checkpoint as save_state writes it)",
+      it->dump()));
+}
+
 // resume = "auto": the id saved in <directory>/wandb/wandb-resume.json by a run that did not
 // finish, if there is one.
 std::optional<std::string> auto_resume_id(const std::filesystem::path& directory) {
@@ -261,10 +284,9 @@ Settings resolve_settings(const TrackerInit& init) {
   }
   const nlohmann::json options = kwargs.is_object() ? kwargs : nlohmann::json::object();
   if (auto unknown = detail::first_unknown_option(options, kKnownOptions)) {
-    throw InvalidValue(fmt::format(
-        "init_kwargs[\"wandb\"][\"{}\"] is not supported; known options: {} (log_model is not "
-        "built yet)",
-        *unknown, detail::option_list(kKnownOptions)));
+    throw InvalidValue(
+        fmt::format("init_kwargs[\"wandb\"][\"{}\"] is not supported; known options: {}", *unknown,
+                    detail::option_list(kKnownOptions)));
   }
   Settings settings;
   settings.mode = parse_mode(choose_mode(options));
@@ -288,6 +310,7 @@ Settings resolve_settings(const TrackerInit& init) {
   const std::string metric = text_option(options, "step_metric", nullptr);
   if (!metric.empty()) settings.step_metric = metric;
   settings.resume = resume_option(options);
+  settings.log_model = log_model_option(options);
   if (auto it = options.find("max_waiting_mib"); it != options.end() && !it->is_null()) {
     if (!it->is_number() || it->get<double>() < 1 || it->get<double>() > 1 << 20) {
       throw InvalidValue(fmt::format(

@@ -27,6 +27,8 @@
 //              <directory>/wandb/wandb-resume.json by a run of this directory that did not finish
 //              and then acts as "allow". Only the online mode asks the server; offline runs are
 //              written as new runs of that id, as the SDK writes them.
+//   log_model  Lightning's WandbLogger(log_model=): false (default), true (the latest and best
+//              checkpoint at the end of a run that finished), "all" (every checkpoint as saved).
 //   max_waiting_mib  online: MiB of rows that may wait in memory for an away server (default 64);
 //              beyond, calls go to the hub's queue and journal.
 //   TrackerInit::resume (what `accel-launch sync` hands back from WandbTracker::resume_info of
@@ -44,6 +46,7 @@ namespace accel::wandb {
 enum class Mode { online, offline, disabled };
 enum class StepMode { step_metric, pass_through };
 enum class Resume { none, allow, must, never, automatic };
+enum class LogModel { off, at_end, every_save };
 
 struct Settings {
   Mode mode = Mode::offline;
@@ -56,6 +59,7 @@ struct Settings {
   std::string step_metric = "trainer/global_step";
   Resume resume = Resume::none;
   std::size_t max_waiting_bytes = std::size_t{64} << 20;  // online: "max_waiting_mib"
+  LogModel log_model = LogModel::off;
 };
 
 // <directory>/wandb/wandb-resume.json: where resume = "auto" keeps the id of a run that has not

@@ -265,6 +265,7 @@ void WandbTracker::finish(RunStatus status) {
   if (finished_ || !writer_) return;
   const int code = exit_code(status);
   if (!written_exit_) {
+    if (status == RunStatus::finished) log_models_at_end();
     {
       std::lock_guard lock(staged_mutex_);
       artifacts_closed_ = true;
@@ -303,6 +304,16 @@ void WandbTracker::save_auto_resume_id() const {
 void WandbTracker::log_artifact(const std::filesystem::path& path, const std::string& name,
                                 const std::string& type, const std::vector<std::string>& aliases,
                                 const std::string& description, const nlohmann::json& metadata) {
+  stage_artifact({.path = path,
+                  .name = name,
+                  .type = type,
+                  .aliases = aliases,
+                  .description = description,
+                  .metadata = metadata});
+}
+
+void WandbTracker::stage_artifact(const wandb::ArtifactRequest& request) {
+  const std::string& name = request.name;
   if (!staging_) return;  // disabled
   const auto refuse_if_closed = [&] {
     if (artifacts_closed_) {
@@ -315,21 +326,57 @@ void WandbTracker::log_artifact(const std::filesystem::path& path, const std::st
     std::lock_guard lock(staged_mutex_);
     refuse_if_closed();
   }
-  auto artifact = staging_->stage({.path = path,
-                                   .name = name,
-                                   .type = type,
-                                   .aliases = aliases,
-                                   .description = description,
-                                   .metadata = metadata});
+  auto artifact = staging_->stage(request);
   std::lock_guard lock(staged_mutex_);
   refuse_if_closed();  // the run may have ended while the files were copied
   staged_.push_back(std::move(artifact));
 }
 
 void WandbTracker::log_model(const std::filesystem::path& checkpoint, bool best) {
+  stage_model(checkpoint, best, /*link_files=*/false);
+}
+
+void WandbTracker::stage_model(const std::filesystem::path& checkpoint, bool best,
+                               bool link_files) {
   std::vector<std::string> aliases = {"latest"};
   if (best) aliases.emplace_back("best");
-  log_artifact(checkpoint, "model-" + run_id_, "model", aliases);
+  stage_artifact({.path = checkpoint,
+                  .name = "model-" + run_id_,
+                  .type = "model",
+                  .aliases = std::move(aliases),
+                  .description = "",
+                  .metadata = {{"original_filename", checkpoint.filename().string()}},
+                  .link_files = link_files});
+}
+
+void WandbTracker::checkpoint_saved(const std::filesystem::path& dir, bool best) {
+  switch (settings_->log_model) {
+    case wandb::LogModel::off:
+      return;
+    case wandb::LogModel::every_save:
+      stage_model(dir, best, /*link_files=*/true);
+      return;
+    case wandb::LogModel::at_end: {
+      std::lock_guard lock(staged_mutex_);
+      latest_checkpoint_ = dir;
+      if (best) best_checkpoint_ = dir;
+      return;
+    }
+  }
+}
+
+void WandbTracker::log_models_at_end() {
+  std::optional<std::filesystem::path> latest, best;
+  {
+    std::lock_guard lock(staged_mutex_);
+    latest.swap(latest_checkpoint_);
+    best.swap(best_checkpoint_);
+  }
+  // Lightning's log_model=True: the checkpoints once, at the end of a run that finished well.
+  if (best && std::filesystem::exists(*best)) stage_model(*best, true, /*link_files=*/true);
+  if (latest && latest != best && std::filesystem::exists(*latest)) {
+    stage_model(*latest, false, /*link_files=*/true);
+  }
 }
 
 void WandbTracker::write_staged_artifacts() {

@@ -66,6 +66,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,7 @@ class MediaFiles;
 class OnlineRun;
 class ArtifactStaging;
 struct Artifact;
+struct ArtifactRequest;
 struct Settings;
 }  // namespace wandb
 
@@ -137,6 +139,12 @@ class WandbTracker final : public GeneralTracker {
   // Lightning's WandbLogger(log_model=...) upload of one checkpoint: log_artifact(checkpoint,
   // "model-<run id>", "model", {"latest"} plus "best" when best is true). Throws as log_artifact.
   void log_model(const std::filesystem::path& checkpoint, bool best = false);
+  // init_kwargs "log_model" (Lightning's WandbLogger(log_model=...)): "all" logs every checkpoint
+  // save_state writes as it is saved; true the latest (and the best) once, at the end of a run
+  // that finished; false (default) none. A checkpoint save_state committed is hard-linked into the
+  // run directory (copied across file systems), so it costs no copy on the training thread;
+  // log_model() itself copies (the caller may rewrite its files in place).
+  void checkpoint_saved(const std::filesystem::path& dir, bool best) override;
 
  private:
   bool enabled() const { return writer_ != nullptr || !run_dir_.empty(); }
@@ -147,6 +155,10 @@ class WandbTracker final : public GeneralTracker {
   // the online run. An artifact whose copy cannot be read is warned about and dropped; a record
   // the .wandb file refuses throws TrackerUnavailable (it and the rest stay staged).
   void write_staged_artifacts();
+  void stage_artifact(const wandb::ArtifactRequest& request);
+  void log_models_at_end();
+  // log_model's staging; link_files for save_state's checkpoints (never rewritten in place).
+  void stage_model(const std::filesystem::path& checkpoint, bool best, bool link_files);
 
   TrackerInit init_;
   std::unique_ptr<wandb::Settings> settings_;
@@ -159,7 +171,10 @@ class WandbTracker final : public GeneralTracker {
   std::unique_ptr<wandb::RunWriter> writer_;
   std::unique_ptr<wandb::MediaFiles> media_;
   std::unique_ptr<wandb::ArtifactStaging> staging_;
-  std::mutex staged_mutex_;  // guards staged_ and artifacts_closed_ (log_artifact: any thread)
+  // Guards staged_, artifacts_closed_ and the checkpoints (log_artifact, checkpoint_saved: any
+  // thread).
+  std::mutex staged_mutex_;
+  std::optional<std::filesystem::path> latest_checkpoint_, best_checkpoint_;  // log_model = true
   std::vector<wandb::Artifact> staged_;
   bool artifacts_closed_ = false;
   uint64_t calls_ = 0;           // accepted calls (see GeneralTracker::acknowledge)
