@@ -512,9 +512,11 @@ directory, config = sys.argv[1], json.loads(sys.argv[2])
 run = wandb.init(project="parity", dir=directory, config=config)
 run.define_metric("trainer/global_step")
 run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
+run.define_metric("train/acc", step_metric="epoch", hidden=True)
 for step in range(20):
     run.log({"train/loss": 1.0 / (step + 1), "train/acc": step * 0.05, "epoch": step // 5,
              "trainer/global_step": step * 10})
+run.summary["best.acc"] = 0.95
 print(run.id)
 run.finish()
 )";
@@ -546,12 +548,14 @@ TEST_CASE("the wandb SDK logging the same data to the same server leaves the sam
     WandbTracker tracker(tracker_init("parity", dir / "accel"));
     tracker.start();
     tracker.store_init_configuration(config);
+    tracker.define_metric("train/acc", "epoch", /*step_sync=*/true, /*hidden=*/true);
     for (int step = 0; step < 20; ++step) {
       tracker.log(Values{{"train/loss", 1.0 / (step + 1)},
                          {"train/acc", step * 0.05},
                          {"epoch", int64_t{step / 5}}},
                   step * 10);
     }
+    tracker.set_summary("best.acc", 0.95);  // the handle's run.summary["best.acc"] = 0.95
     finish_when_back(tracker, RunStatus::finished);
     accel_id = tracker.run_id();
   }
@@ -579,9 +583,14 @@ TEST_CASE("the wandb SDK logging the same data to the same server leaves the sam
   CHECK(user_part(ours["config"]) == user_part(theirs["config"]));
   // The metric definitions the UI draws with (define_metric, as Lightning makes them): the same
   // set (wandb-core's order is its Go map order).
+  // wandb-core's order is Go map order, so the step metric's index ("5") is resolved to its name.
   auto metric_set = [](const json& run) {
+    const json& all = run["config"]["_wandb"]["value"]["m"];
     std::multiset<std::string> metrics;
-    for (const auto& m : run["config"]["_wandb"]["value"]["m"]) metrics.insert(m.dump());
+    for (json m : all) {
+      if (m.contains("5")) m["5"] = all.at(m["5"].get<std::size_t>() - 1).value("1", "?");
+      metrics.insert(m.dump());
+    }
     return metrics;
   };
   INFO("sdk _wandb: " << theirs["config"]["_wandb"].dump());

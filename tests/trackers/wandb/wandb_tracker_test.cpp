@@ -501,3 +501,42 @@ TEST_CASE("resume \"auto\" continues the id of the last run of a directory that 
   WandbTracker third(tracker_init("p", logs.path(), {{"resume", true}}));
   CHECK(third.run_id() != first_id);
 }
+
+TEST_CASE(
+    "define_metric and set_summary through the handle reach the .wandb file, from any thread") {
+  TempDir logs;
+  TempDir home;
+  ScopedEnv mode("WANDB_MODE", "offline");
+  ScopedEnv id("WANDB_RUN_ID", nullptr);
+  ScopedEnv resume("WANDB_RESUME", nullptr);
+  std::filesystem::path log_file;
+  {
+    WandbTracker tracker(tracker_init("handle", logs.path()));
+    tracker.start();
+    std::thread user([&] {  // the training thread, while the worker owns the writer
+      tracker.define_metric("val/*", "epoch", true, /*hidden=*/true);
+      tracker.set_summary("best", nlohmann::json{{"acc", 0.95}});
+    });
+    user.join();
+    tracker.log(Values{{"val/acc", 0.5}, {"epoch", int64_t{1}}}, 0);
+    CHECK_THROWS_AS(tracker.define_metric(""), InvalidValue);
+    tracker.finish(RunStatus::finished);
+    CHECK_THROWS_AS(tracker.set_summary("late", 1), accel::UsageError);
+    log_file = tracker.log_file();
+  }
+  const auto records = leet_records(log_file, home.path());
+  bool defined = false;
+  for (const auto& record : records.of_type("metric")) {
+    const auto& metric = record["metric"];
+    if (metric.value("glob_name", "") == "val/*") {
+      defined = metric.value("step_metric", "") == "epoch" &&
+                metric["options"].value("hidden", false) &&
+                metric["options"].value("step_sync", false);
+    }
+  }
+  INFO(records.output.substr(0, 3000));
+  CHECK(defined);
+  const json state = leet_summary(log_file, home.path());
+  CHECK(state["summary"]["best"]["acc"] == 0.95);
+  CHECK(state["summary"]["val/acc"] == 0.5);
+}

@@ -52,7 +52,12 @@ OnlineRun::OnlineRun(OnlineRunInfo info, std::string api_key, RetryPolicy retry)
     : info_(std::move(info)),
       retry_(retry),
       api_(std::make_unique<detail::WandbApi>(
-          detail::WandbServer{info_.base_url, std::move(api_key)}, HttpOptions{}, retry)) {}
+          detail::WandbServer{info_.base_url, std::move(api_key)}, HttpOptions{}, retry)) {
+  if (!info_.step_metric.empty()) {  // Lightning's two definitions (StepMode::step_metric)
+    define_metric({.name = info_.step_metric, .step_metric = ""});
+    define_metric({.name = "*", .step_metric = info_.step_metric});
+  }
+}
 
 OnlineRun::~OnlineRun() = default;
 
@@ -198,17 +203,55 @@ nlohmann::json OnlineRun::wrapped_config() const {
 }
 
 nlohmann::json OnlineRun::wandb_bookkeeping() const {
-  // The metric definitions as wandb-core puts them in the config (`_wandb.m`, what the UI reads
-  // for x-axes): MetricRecord fields by number, message fields as the numbers set true. The step
-  // metric: {1: name, 6: [defined]}; the glob: {2: "*", 5: 1-based index of the step metric,
-  // 6: [step_sync]}. "t" (client telemetry) marks the run as written by a client: W&B resumes
-  // only runs that have it.
-  nlohmann::json metrics = nlohmann::json::array();
-  if (!info_.step_metric.empty()) {
-    metrics.push_back({{"1", info_.step_metric}, {"6", {3}}, {"7", nlohmann::json::array()}});
-    metrics.push_back({{"2", "*"}, {"5", 1}, {"6", {1}}, {"7", nlohmann::json::array()}});
+  // "t" (client telemetry) marks the run as written by a client: W&B resumes only runs that have
+  // it. "m": the metric definitions (see define_metric).
+  return {{"t", {{"13", "linux-x86_64"}}}, {"m", metrics_}};
+}
+
+int OnlineRun::metric_index(const std::string& name) {
+  for (std::size_t i = 0; i < metrics_.size(); ++i) {
+    if (metrics_[i].value("1", std::string()) == name) return static_cast<int>(i) + 1;
   }
-  return {{"t", {{"13", "linux-x86_64"}}}, {"m", metrics}};
+  metrics_.push_back({{"1", name}, {"6", nlohmann::json::array()}, {"7", nlohmann::json::array()}});
+  return static_cast<int>(metrics_.size());
+}
+
+void OnlineRun::define_metric(const MetricDefinition& metric) {
+  // As wandb-core puts them in the config (`_wandb.m`, what the UI reads for x-axes; measured
+  // against the SDK): MetricRecord fields by number, message fields as the numbers set true —
+  // {1: name | 2: glob, 5: 1-based index of the step metric in m, 6: [1 step_sync, 3 defined
+  // (names only), 2 hidden] in that order, 7: summary}. A step metric not defined yet gets an
+  // entry of its own before the definition that names it.
+  nlohmann::json entry = nlohmann::json::object();
+  nlohmann::json options = nlohmann::json::array();
+  if (metric.is_glob()) {
+    entry["2"] = metric.name;
+  } else {
+    entry["1"] = metric.name;
+  }
+  if (!metric.step_metric.empty() && metric.step_sync) options.push_back(1);
+  if (!metric.is_glob()) options.push_back(3);
+  if (metric.hidden) options.push_back(2);
+  entry["6"] = options;
+  entry["7"] = nlohmann::json::array();
+  if (!metric.step_metric.empty()) entry["5"] = metric_index(metric.step_metric);
+  // A name defined again replaces its entry (it keeps its place, so indexes stay valid).
+  std::size_t at = metrics_.size();
+  const char* field = metric.is_glob() ? "2" : "1";
+  for (std::size_t i = 0; i < metrics_.size(); ++i) {
+    if (metrics_[i].value(field, std::string()) == metric.name) at = i;
+  }
+  if (at == metrics_.size()) {
+    metrics_.push_back(entry);
+  } else {
+    metrics_[at] = entry;
+  }
+  ++config_version_;
+}
+
+void OnlineRun::set_summary(const KeyPath& key, const nlohmann::json& value) {
+  set_path(summary_, key, value);
+  stream_.set_summary(value_json(summary_));
 }
 
 void OnlineRun::send_config() {

@@ -86,6 +86,10 @@ class OnlineRun final : public RunObserver {
   void begin();
   // The run's config (raw values, the .wandb file's), sent with the next request.
   void set_config(const nlohmann::json& config);
+  // define_metric: one more entry of the config's `_wandb.m` (sent with the next request).
+  void define_metric(const MetricDefinition& metric);
+  // run.summary[key] = value (sent with the next request).
+  void set_summary(const KeyPath& key, const nlohmann::json& value);
   // A media file the run wrote (relative to files/), uploaded at finish.
   void add_media(std::string file);
   // A sealed artifact the run logged (its ArtifactRecord is in the .wandb file), sent with the
@@ -123,6 +127,8 @@ class OnlineRun final : public RunObserver {
   nlohmann::json wrapped_config() const;
   // The config's "_wandb" item: metric definitions and the client marker.
   nlohmann::json wandb_bookkeeping() const;
+  // The 1-based position of metric `name` in metrics_, appended (undefined) when absent.
+  int metric_index(const std::string& name);
   void send_request(const FileStream::Request& request);
   void went_away(const TrackerUnavailable& e);
   void update_delivered();
@@ -139,6 +145,7 @@ class OnlineRun final : public RunObserver {
   FileStream stream_;
   nlohmann::json summary_ = nlohmann::json::object();
   nlohmann::json config_ = nlohmann::json::object();
+  nlohmann::json metrics_ = nlohmann::json::array();  // `_wandb.m`
   uint64_t config_version_ = 0, config_sent_ = 0;
   std::vector<std::string> media_;
   ArtifactUploads artifacts_;

@@ -125,6 +125,35 @@ void RunWriter::start() {
   state_ = std::move(state);
 }
 
+void RunWriter::define_metric(const MetricDefinition& definition) {
+  wandb_internal::Record r;
+  State state = state_;
+  r.set_num(++state.records);
+  auto* metric = r.mutable_metric();
+  if (definition.is_glob()) {
+    metric->set_glob_name(definition.name);
+  } else {
+    metric->set_name(definition.name);
+  }
+  if (!definition.step_metric.empty()) {
+    metric->set_step_metric(definition.step_metric);
+    metric->mutable_options()->set_step_sync(definition.step_sync);
+  }
+  metric->mutable_options()->set_hidden(definition.hidden);
+  metric->mutable_options()->set_defined(true);
+  log_.append(r.SerializeAsString());
+  state_ = std::move(state);
+}
+
+void RunWriter::set_summary(const KeyPath& key, const nlohmann::json& value) {
+  wandb_internal::Record r;
+  State state = state_;
+  r.set_num(++state.records);
+  fill_item(*r.mutable_summary()->add_update(), {key, value});
+  log_.append(r.SerializeAsString());
+  state_ = std::move(state);
+}
+
 void RunWriter::config(const nlohmann::json& config) {
   wandb_internal::Record r;
   State state = state_;

@@ -78,6 +78,16 @@ class RunObserver {
   virtual void console_line(const std::string& text, bool is_stderr, Clock::time_point when) = 0;
 };
 
+// wandb's run.define_metric(name, step_metric=..., step_sync=..., hidden=...): name may be a glob
+// ("val/*"). step_sync defaults to true when a step metric is given, as wandb-core does.
+struct MetricDefinition {
+  std::string name;
+  std::string step_metric;
+  bool step_sync = true;
+  bool hidden = false;
+  bool is_glob() const { return name.find('*') != std::string::npos; }
+};
+
 struct RunInfo {
   std::string run_id, project, entity, name, notes, group, job_type, host;
   std::vector<std::string> tags;
@@ -110,6 +120,10 @@ class RunWriter {
            Clock::time_point when, uint64_t call, const std::vector<std::string>& artifacts = {});
   // An artifact record (a serialized wandb_internal.ArtifactRecord) outside a log call.
   void artifact(const std::string& record);
+  // A metric record (define_metric through the tracker's handle).
+  void define_metric(const MetricDefinition& metric);
+  // A summary record setting key (run.summary[key] = value); later rows' values replace it.
+  void set_summary(const KeyPath& key, const nlohmann::json& value);
   // pass_through: writes the pending row as step S and moves to S + 1, what W&B's commit=True does
   // (a later call with step S is then dropped with W&B's warning). Used by flush(), which must
   // leave nothing accepted outside the file.

@@ -195,6 +195,7 @@ void WandbTracker::log(const Values& values, std::optional<int64_t> step) {
   if (!enabled()) return;
   if (!writer_) throw UsageError("wandb tracker: log before start()");
   if (online_) online_->check_room();
+  apply_handle_calls();
   write_staged_artifacts();
   wandb::Row row;
   std::vector<std::string> files;
@@ -252,6 +253,7 @@ void WandbTracker::log(const Values& values, std::optional<int64_t> step) {
 
 void WandbTracker::flush() {
   if (!writer_ || finished_) return;
+  apply_handle_calls();
   write_staged_artifacts();
   writer_->commit_pending();
   if (online_) {
@@ -270,6 +272,7 @@ void WandbTracker::finish(RunStatus status) {
       std::lock_guard lock(staged_mutex_);
       artifacts_closed_ = true;
     }
+    apply_handle_calls();
     write_staged_artifacts();
     // The exit record first: the .wandb file is whole even when the server never answers.
     const auto when = record_time();
@@ -347,6 +350,70 @@ void WandbTracker::stage_model(const std::filesystem::path& checkpoint, bool bes
                   .description = "",
                   .metadata = {{"original_filename", checkpoint.filename().string()}},
                   .link_files = link_files});
+}
+
+void WandbTracker::define_metric(const std::string& name, const std::string& step_metric,
+                                 bool step_sync, bool hidden) {
+  if (run_id_.empty()) return;  // disabled
+  if (name.empty()) {
+    throw InvalidValue("wandb: define_metric needs a metric name (or a glob such as \"val/*\")");
+  }
+  std::lock_guard lock(staged_mutex_);
+  if (artifacts_closed_) {
+    throw UsageError(fmt::format("wandb: define_metric('{}') after the run ended", name));
+  }
+  handle_calls_.push_back({.is_metric = true,
+                           .name = name,
+                           .step_metric = step_metric,
+                           .step_sync = step_sync,
+                           .hidden = hidden,
+                           .key = {},
+                           .value = nullptr});
+}
+
+void WandbTracker::set_summary(const std::string& key, nlohmann::json value) {
+  if (run_id_.empty()) return;  // disabled
+  if (key.empty()) {
+    throw InvalidValue("wandb: set_summary needs a key (nest with an object value instead)");
+  }
+  const std::vector<std::string> path = {key};
+  std::lock_guard lock(staged_mutex_);
+  if (artifacts_closed_) {
+    throw UsageError(fmt::format("wandb: set_summary('{}') after the run ended", key));
+  }
+  handle_calls_.push_back(
+      {.is_metric = false, .name = {}, .step_metric = {}, .key = path, .value = std::move(value)});
+}
+
+void WandbTracker::apply_handle_calls() {
+  std::vector<HandleCall> calls;
+  {
+    std::lock_guard lock(staged_mutex_);
+    calls.swap(handle_calls_);
+  }
+  std::size_t done = 0;
+  try {
+    for (; done < calls.size(); ++done) {
+      const auto& call = calls[done];
+      if (call.is_metric) {
+        const wandb::MetricDefinition metric{.name = call.name,
+                                             .step_metric = call.step_metric,
+                                             .step_sync = call.step_sync,
+                                             .hidden = call.hidden};
+        writer_->define_metric(metric);
+        if (online_) online_->define_metric(metric);
+      } else {
+        writer_->set_summary(call.key, call.value);
+        if (online_) online_->set_summary(call.key, call.value);
+      }
+    }
+  } catch (...) {
+    // The file refused a record (disk full): it and the rest wait for the next call.
+    std::lock_guard lock(staged_mutex_);
+    handle_calls_.insert(handle_calls_.begin(), calls.begin() + static_cast<std::ptrdiff_t>(done),
+                         calls.end());
+    throw;
+  }
 }
 
 void WandbTracker::checkpoint_saved(const std::filesystem::path& dir, bool best) {

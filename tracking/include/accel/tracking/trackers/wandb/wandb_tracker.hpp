@@ -139,6 +139,15 @@ class WandbTracker final : public GeneralTracker {
   // Lightning's WandbLogger(log_model=...) upload of one checkpoint: log_artifact(checkpoint,
   // "model-<run id>", "model", {"latest"} plus "best" when best is true). Throws as log_artifact.
   void log_model(const std::filesystem::path& checkpoint, bool best = false);
+  // wandb's run.define_metric(name, step_metric=, step_sync=, hidden=) and run.summary[key] = v,
+  // from any thread: applied on the worker thread before the next record it handles (the next
+  // log, flush or end_training), written to the .wandb file and, online, sent with the next
+  // request (`_wandb.m` of the config; the summary). The key is one summary key, as the SDK's
+  // (an object value nests: set_summary("best", {{"acc", 0.95}})).
+  // Throws accel::InvalidValue for an empty name and accel::UsageError after end_training.
+  void define_metric(const std::string& name, const std::string& step_metric = "",
+                     bool step_sync = true, bool hidden = false);
+  void set_summary(const std::string& key, nlohmann::json value);
   // init_kwargs "log_model" (Lightning's WandbLogger(log_model=...)): "all" logs every checkpoint
   // save_state writes as it is saved; true the latest (and the best) once, at the end of a run
   // that finished; false (default) none. A checkpoint save_state committed is hard-linked into the
@@ -157,6 +166,8 @@ class WandbTracker final : public GeneralTracker {
   void write_staged_artifacts();
   void stage_artifact(const wandb::ArtifactRequest& request);
   void log_models_at_end();
+  // Worker thread: what define_metric and set_summary staged, in call order.
+  void apply_handle_calls();
   // log_model's staging; link_files for save_state's checkpoints (never rewritten in place).
   void stage_model(const std::filesystem::path& checkpoint, bool best, bool link_files);
 
@@ -175,6 +186,14 @@ class WandbTracker final : public GeneralTracker {
   // thread).
   std::mutex staged_mutex_;
   std::optional<std::filesystem::path> latest_checkpoint_, best_checkpoint_;  // log_model = true
+  struct HandleCall {
+    bool is_metric = false;  // define_metric; else set_summary
+    std::string name, step_metric;
+    bool step_sync = true, hidden = false;
+    std::vector<std::string> key;  // set_summary's key path
+    nlohmann::json value;
+  };
+  std::vector<HandleCall> handle_calls_;
   std::vector<wandb::Artifact> staged_;
   bool artifacts_closed_ = false;
   uint64_t calls_ = 0;           // accepted calls (see GeneralTracker::acknowledge)
