@@ -4,6 +4,8 @@
 //   setup: csv | jsonl | csv+jsonl+slow   ("slow" is a tracker that takes 10 ms per log call)
 //          | wandb | csv+wandb              (the wandb tracker in the mode the environment gives:
 //                                            scripts/bench/wandb_log sets WANDB_MODE=offline)
+//          | comet_ml | csv+comet_ml        (the comet_ml tracker in the mode the environment gives:
+//                                            scripts/bench/comet_log sets COMET_START_ONLINE)
 //
 // Prints one JSON line: median/p99/p99.9/max/mean nanoseconds of hub.log(values, step) over the
 // timed iterations (after 1,000 warm-up calls), what end_training reported, and the wall time of
@@ -49,7 +51,8 @@ double percentile(std::vector<int64_t>& sorted, double p) {
 int main(int argc, char** argv) {
   if (argc != 4) {
     std::fprintf(stderr,
-                 "usage: %s csv|jsonl|csv+jsonl+slow|wandb|csv+wandb <directory> <iterations>\n",
+                 "usage: %s csv|jsonl|csv+jsonl+slow|wandb|csv+wandb|comet_ml|csv+comet_ml "
+                 "<directory> <iterations>\n",
                  argv[0]);
     return 2;
   }
@@ -70,6 +73,10 @@ int main(int argc, char** argv) {
     log_with = {"wandb"};
   } else if (setup == "csv+wandb") {
     log_with = {"csv", "wandb"};
+  } else if (setup == "comet_ml") {
+    log_with = {"comet_ml"};
+  } else if (setup == "csv+comet_ml") {
+    log_with = {"csv", "comet_ml"};
   } else {
     std::fprintf(stderr, "unknown setup '%s'\n", setup.c_str());
     return 2;

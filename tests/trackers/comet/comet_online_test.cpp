@@ -13,6 +13,7 @@
 #include "accel/tracking/hub.hpp"
 #include "accel/tracking/trackers/comet/comet_tracker.hpp"
 #include "comet_test_support.hpp"
+#include "common/utf8.hpp"
 #include "scoped_env.hpp"
 #include "tracking_test_support.hpp"
 
@@ -25,6 +26,7 @@ using accel::test::RecordingServer;
 using accel::test::ScopedEnv;
 using accel::test::sorted;
 using accel::test::TempDir;
+using accel::test::uploads_by_type;
 using nlohmann::json;
 
 namespace {
@@ -65,22 +67,6 @@ void check_no_file_holds(const std::filesystem::path& dir, const std::string& se
     INFO(entry.path());
     CHECK(accel::test::read_file(entry.path()).find(secret) == std::string::npos);
   }
-}
-
-// An upload as the comparisons see it: without the ids that differ between two runs.
-json comparable_upload(json upload) {
-  for (const char* id : {"assetId", "imageId", "experimentId", "runId", "projectId"}) {
-    upload["query"].erase(id);
-  }
-  return upload;
-}
-
-std::map<std::string, json> uploads_by_type(const json& summary) {
-  std::map<std::string, json> out;
-  for (const auto& u : summary["uploads"]) {
-    out[u["upload_type"].get<std::string>()] = comparable_upload(u);
-  }
-  return out;
 }
 
 }  // namespace
@@ -468,4 +454,43 @@ TEST_CASE("an online run that failed is reported as the experiment error the upl
   CHECK(got["errors"] == json::parse(R"(["accel: the run ended failed"])"));
   CHECK(got["metrics"] == json::parse(R"([["loss", 0.5, 1, null]])"));
   CHECK(got["status"].back() == false);
+}
+
+TEST_CASE(
+    "online, keys and values longer than comet_ml's limits reach the server cut as the SDK cuts "
+    "them, with one warning per kind",
+    "[comet]") {
+  TempDir dir("accel-comet");
+  RecordingServer server(dir.path(), {.api_key = kApiKey});
+  OnlineEnv env(server.clientlib(), kApiKey.c_str());
+  accel::test::WarningCapture warnings;
+  CometTracker tracker(init_in(dir));
+  tracker.start();
+  accel::test::log_long_entries(tracker);
+  accel::test::log_long_entries(tracker);
+  tracker.finish(RunStatus::finished);
+  const json got = server.summary();
+  INFO(got.dump(1));
+  CHECK(got["errors"] == json::array());
+  // The SDK's cut: the first limit - 12 code points, then " [truncated]".
+  const auto cut = [](const std::string& text, std::size_t limit) {
+    return std::string(accel::utf8_prefix(text, limit - 12)) + " [truncated]";
+  };
+  const json long_ones = accel::test::long_entries();
+  const json metric = {cut(long_ones["metrics"][0], 100), 1.5, 3, nullptr};
+  const json other_metric = {cut(long_ones["metrics"][1], 100), 1.5, 3, nullptr};
+  CHECK(sorted(got["metrics"]) ==
+        sorted(json::array({metric, other_metric, metric, other_metric})));
+  json names = json::array();
+  for (const auto& p : got["parameters"]) {
+    CHECK(accel::utf8_code_points(p[1].get<std::string>()) == 1000);
+    names.push_back(p[0]);
+  }
+  CHECK(sorted(names) == sorted(json::array({"long_list", cut(std::string(120, 'p'), 100),
+                                             "long_list", cut(std::string(120, 'p'), 100)})));
+  const json other = {cut(std::string(130, 'o'), 100), cut(std::string(1200, 'w'), 1000)};
+  const json short_other = {"short", cut(std::string(1001, 'x'), 1000)};
+  CHECK(got["others"] == json::array({other, short_other, other, short_other}));
+  CHECK(warnings.count({"comet_ml:", "longer than"}) == 5);
+  CHECK(warnings.count({"comet_ml:", "a metric name longer than 100"}) == 1);
 }

@@ -7,7 +7,9 @@
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -113,8 +115,27 @@ inline Image gradient(int64_t h, int64_t w) {
   return Image::from_uint8(px, h, w, 3);
 }
 
-// What the comparisons log (7 calls: config, 4 logs, the finish; log_html and log_text beside).
-inline void log_sample_run(CometTracker& tracker) {
+// An upload as the comparisons see it: without the ids that differ between two runs.
+inline nlohmann::json comparable_upload(nlohmann::json upload) {
+  for (const char* id : {"assetId", "imageId", "experimentId", "runId", "projectId"}) {
+    upload["query"].erase(id);
+  }
+  return upload;
+}
+
+// A summary's uploads by upload_type (uploads run on threads: their order is not fixed).
+inline std::map<std::string, nlohmann::json> uploads_by_type(const nlohmann::json& summary) {
+  std::map<std::string, nlohmann::json> out;
+  for (const auto& u : summary["uploads"]) {
+    out[u["upload_type"].get<std::string>()] = comparable_upload(u);
+  }
+  return out;
+}
+
+// What the comparisons log (7 calls: config, 4 logs, the finish; log_html and log_text beside);
+// before_flush, when given, logs more just before the flush.
+inline void log_sample_run(CometTracker& tracker,
+                           const std::function<void(CometTracker&)>& before_flush = nullptr) {
   tracker.start();
   tracker.store_init_configuration({{"lr", 0.001},
                                     {"api_key", "ck-SECRET-123"},
@@ -131,8 +152,40 @@ inline void log_sample_run(CometTracker& tracker) {
   tracker.log({{"later", 7}}, std::nullopt);  // sticky: step 3, epoch 1
   tracker.log_html("<b>bold</b>");
   tracker.log_text("some text", 4);
+  if (before_flush) before_flush(tracker);
   tracker.flush();
   tracker.finish(RunStatus::finished);
+}
+
+// Keys and values longer than comet_ml's limits (100 characters for names and keys, 1000 for
+// values, counted in code points): two metric names, two parameters (a string and a list whose
+// compact JSON is longer than 1000) and two others (an object: key -> value), each name distinct in
+// its first 88 characters.
+inline nlohmann::json long_entries() {
+  std::string accents;
+  for (int i = 0; i < 10; ++i) accents += "\u00e9";  // é: 2 bytes, 1 code point
+  std::string umlauts;
+  for (int i = 0; i < 200; ++i) umlauts += "\u00fc";
+  nlohmann::json list = nlohmann::json::array();
+  for (int i = 0; i < 300; ++i) list.push_back(i);
+  return {{"metrics", {std::string(95, 'm') + accents, std::string(150, 'n')}},
+          {"parameters",
+           {{std::string(120, 'p'), std::string(900, 'v') + umlauts}, {"long_list", list}}},
+          {"others",
+           {{std::string(130, 'o'), std::string(1200, 'w')}, {"short", std::string(1001, 'x')}}}};
+}
+
+// Logs long_entries() (at step 3, as log_sample_run's sticky step): the parameters as a second
+// store_init_configuration, the metrics and others in one log call.
+inline void log_long_entries(CometTracker& tracker) {
+  const nlohmann::json long_ones = long_entries();
+  tracker.store_init_configuration(long_ones["parameters"]);
+  Values values;
+  for (const auto& name : long_ones["metrics"]) values.set(name.get<std::string>(), 1.5);
+  for (const auto& [key, value] : long_ones["others"].items()) {
+    values.set(key, value.get<std::string>());
+  }
+  tracker.log(values, 3);
 }
 
 }  // namespace accel::test

@@ -6,6 +6,7 @@
 #include "accel/tracking/trackers/comet/comet_tracker.hpp"
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,9 +17,11 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <thread>
 
 #include "accel/tracking/hub.hpp"
 #include "comet_test_support.hpp"
+#include "common/utf8.hpp"
 #include "scoped_env.hpp"
 #include "tracking_test_support.hpp"
 
@@ -59,6 +62,26 @@ struct OfflineEnv {
 
 TrackerInit init_in(const TempDir& dir, json kwargs = json::object()) {
   return {.run_name = "accel-proj", .logging_dir = dir.path(), .init_kwargs = std::move(kwargs)};
+}
+
+// `comet upload` of archive into a fresh recording server under dir/<name>: it must print no
+// COMET WARNING/ERROR; returns what the server received (upload_summary.py).
+json upload_summary_of(const std::filesystem::path& archive, const TempDir& dir,
+                       const std::string& name) {
+  std::filesystem::create_directories(dir / name);
+  RecordingServer server(dir / name);
+  const auto upload = comet_upload(archive, server, dir);
+  INFO(upload.output);
+  REQUIRE(upload.exit_code() == 0);
+  CHECK(upload.output.find("COMET WARNING") == std::string::npos);
+  CHECK(upload.output.find("COMET ERROR") == std::string::npos);
+  CHECK(upload.output.find("Number of uploaded experiments: 1") != std::string::npos);
+  return server.summary();
+}
+
+// The SDK's cut (convert_to_string_truncated): the first limit - 12 code points, " [truncated]".
+std::string cut_as_sdk(const std::string& text, std::size_t limit) {
+  return std::string(accel::utf8_prefix(text, limit - 12)) + " [truncated]";
 }
 
 std::string read_all(const std::filesystem::path& path) {
@@ -330,4 +353,181 @@ TEST_CASE(
   all.init_trackers("kwproj", {}, {"all"});
   CHECK(warnings.count({"comet_ml", "needs an API key"}) == 1);
   all.end_training();
+}
+
+TEST_CASE(
+    "keys and values longer than comet_ml's limits reach the server cut exactly as the SDK cuts "
+    "them, with one warning per kind",
+    "[comet]") {
+  OfflineEnv env;
+  TempDir dir("accel-comet");
+  accel::test::WarningCapture warnings;
+  CometTracker tracker(init_in(dir));
+  tracker.start();
+  accel::test::log_long_entries(tracker);
+  accel::test::log_long_entries(tracker);  // the same kinds again: no more warnings
+  tracker.finish(RunStatus::finished);
+  const json archive = check_archive(tracker.archive_path());
+  INFO(archive.dump(1));
+  REQUIRE(archive["errors"] == json::array());
+
+  const json sent = upload_summary_of(tracker.archive_path(), dir, "server");
+  INFO(sent.dump(1));
+  CHECK(sent["errors"] == json::array());
+  const json long_ones = accel::test::long_entries();
+  const std::string metric0 = long_ones["metrics"][0], metric1 = long_ones["metrics"][1];
+  CHECK(accel::utf8_code_points(metric0) == 105);
+  const json expected_metrics = {{cut_as_sdk(metric0, 100), 1.5, 3, nullptr},
+                                 {cut_as_sdk(metric1, 100), 1.5, 3, nullptr}};
+  CHECK(sorted(sent["metrics"]) == sorted(json::array({expected_metrics[0], expected_metrics[1],
+                                                       expected_metrics[0], expected_metrics[1]})));
+  CHECK(accel::utf8_code_points(cut_as_sdk(metric0, 100)) == 100);
+  const std::string long_value = long_ones["parameters"][std::string(120, 'p')];
+  std::string list_text = long_ones["parameters"]["long_list"].dump();
+  CHECK(sorted(sent["parameters"]) ==
+        sorted(json::array(
+            {{cut_as_sdk(std::string(120, 'p'), 100), cut_as_sdk(long_value, 1000), 3, "manual"},
+             {"long_list", cut_as_sdk(list_text, 1000), 3, "manual"}})));
+  CHECK(sent["others"] ==
+        json::array(
+            {{"offline_experiment", true},
+             {cut_as_sdk(std::string(130, 'o'), 100), cut_as_sdk(std::string(1200, 'w'), 1000)},
+             {"short", cut_as_sdk(std::string(1001, 'x'), 1000)},
+             {cut_as_sdk(std::string(130, 'o'), 100), cut_as_sdk(std::string(1200, 'w'), 1000)},
+             {"short", cut_as_sdk(std::string(1001, 'x'), 1000)}}));
+  for (const char* kind : {"a metric name longer than 100", "a parameter name longer than 100",
+                           "an other's key longer than 100", "a parameter value longer than 1000",
+                           "an other's value longer than 1000"}) {
+    INFO(kind);
+    CHECK(warnings.count({"comet_ml:", kind, "use a shorter one"}) == 1);
+  }
+  CHECK(warnings.count({"comet_ml:", "longer than"}) == 5);
+}
+
+TEST_CASE(
+    "side by side: the comet_ml SDK's OfflineExperiment logging the same content and accel's "
+    "offline run upload to the same server state, but for the SDK's bookkeeping",
+    "[comet]") {
+  OfflineEnv env;
+  TempDir dir("accel-comet");
+  CometTracker tracker(
+      init_in(dir, {{"experiment_name", "same"}, {"tags", {"t1"}}, {"workspace", "ws"}}));
+  accel::test::log_sample_run(tracker, accel::test::log_long_entries);
+  json accel_state = upload_summary_of(tracker.archive_path(), dir, "accel-server");
+
+  // As comet-formats.md §5: loopback only, no Sentry, no announcement, no auto-logging, a HOME
+  // without config files, no workspace/project overrides.
+  const auto sdk_dir = dir / "sdk-runs";
+  const auto entries = dir / "long_entries.json";
+  {
+    std::ofstream out(entries);
+    out << accel::test::long_entries().dump();
+  }
+  const std::string command =
+      "cd " + accel::test::shell_quote(dir.str()) +
+      " && env -u COMET_WORKSPACE -u COMET_PROJECT_NAME -u COMET_CONFIG -u COMET_START_ONLINE " +
+      "-u COMET_API_KEY HOME=" + accel::test::shell_quote(dir.str()) +
+      " COMET_ERROR_TRACKING_ENABLE=false COMET_DISABLE_ANNOUNCEMENT=true" +
+      " COMET_DISABLE_AUTO_LOGGING=1 COMET_URL_OVERRIDE=http://127.0.0.1:9/clientlib/ " +
+      accel::test::shell_quote(accel::test::python_interpreter().string()) + " " +
+      accel::test::shell_quote(
+          accel::test::test_script("trackers/comet/sdk_offline_run.py").string()) +
+      " " + accel::test::shell_quote(sdk_dir.string()) + " " +
+      accel::test::shell_quote(entries.string()) + " 2>&1";
+  const auto run = accel::test::run_shell(command);
+  INFO(run.output);
+  REQUIRE(run.exit_code() == 0);
+  CHECK(run.output.find("COMET ERROR") == std::string::npos);
+  std::vector<std::filesystem::path> archives;
+  for (const auto& entry : std::filesystem::directory_iterator(sdk_dir)) {
+    if (entry.path().extension() == ".zip") archives.push_back(entry.path());
+  }
+  REQUIRE(archives.size() == 1);
+  json sdk_state = upload_summary_of(archives[0], dir, "sdk-server");
+
+  INFO("accel: " << accel_state.dump(1));
+  INFO("sdk: " << sdk_state.dump(1));
+  // The SDK's bookkeeping (comet-formats.md §5.3): the "process duration" metric and the
+  // auto-logged curr_step / curr_epoch parameters.
+  json sdk_metrics = json::array();
+  for (const auto& m : sdk_state["metrics"]) {
+    if (m[0] != "process duration") sdk_metrics.push_back(m);
+  }
+  json sdk_parameters = json::array();
+  for (const auto& p : sdk_state["parameters"]) {
+    if (p[3] != "auto-logged") sdk_parameters.push_back(p);
+  }
+  CHECK(accel_state["errors"] == json::array());
+  CHECK(sdk_state["errors"] == json::array());
+  accel_state["experiment"].erase("experimentKey");
+  sdk_state["experiment"].erase("experimentKey");
+  CHECK(accel_state["experiment"] == sdk_state["experiment"]);
+  CHECK(sorted(accel_state["metrics"]) == sorted(sdk_metrics));
+  CHECK(sorted(accel_state["parameters"]) == sorted(sdk_parameters));
+  CHECK(accel_state["others"] == sdk_state["others"]);
+  CHECK(accel_state["html"] == sdk_state["html"]);
+  CHECK(accel::test::uploads_by_type(accel_state) == accel::test::uploads_by_type(sdk_state));
+  CHECK(accel_state["status"].back() == false);
+  CHECK(sdk_state["status"].back() == false);
+}
+
+TEST_CASE(
+    "a run killed with SIGKILL mid-run becomes, at the next start in its offline directory, an "
+    "archive that comet upload accepts with every message up to its last flush",
+    "[comet]") {
+  OfflineEnv env;
+  TempDir dir("accel-comet");
+  const std::string killed_key(32, 'c');
+  const auto ready = dir / "ready";
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {  // the training process: logs, flushes, then waits to be killed
+    CometTracker tracker(init_in(dir, {{"experiment_key", killed_key}, {"tags", {"k"}}}));
+    tracker.start();
+    tracker.store_init_configuration({{"lr", 0.1}});
+    for (int step = 1; step <= 50; ++step) tracker.log({{"loss", 1.0 / step}}, step);
+    tracker.log({{"picture", gradient(2, 3)}, {"note", "before the kill"}}, 50);
+    tracker.flush();
+    { std::ofstream(ready) << "1"; }
+    ::pause();
+    ::_exit(0);
+  }
+  for (int i = 0; i < 600 && !std::filesystem::exists(ready); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(std::filesystem::exists(ready));
+  REQUIRE(::kill(child, SIGKILL) == 0);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFSIGNALED(status));
+  const auto killed_archive = dir / (killed_key + ".zip");
+  CHECK_FALSE(std::filesystem::exists(killed_archive));
+  REQUIRE(std::filesystem::is_directory(dir / ("." + killed_key + ".staging")));
+
+  // The next run in the same offline directory (another experiment) turns it into its archive.
+  accel::test::WarningCapture warnings;
+  CometTracker next(init_in(dir));
+  CHECK(warnings.count({"comet_ml: a killed run left", killed_archive.string(), "comet upload"}) ==
+        1);
+  REQUIRE(std::filesystem::is_regular_file(killed_archive));
+  CHECK_FALSE(std::filesystem::exists(dir / ("." + killed_key + ".staging")));
+
+  const json sent = upload_summary_of(killed_archive, dir, "server");
+  INFO(sent.dump(1));
+  CHECK(sent["errors"] == json::array());
+  CHECK(sent["experiment"]["experimentKey"] == killed_key);
+  CHECK(sent["experiment"]["tags"] == json({"k"}));
+  json expected = json::array();
+  for (int step = 1; step <= 50; ++step) expected.push_back({"loss", 1.0 / step, step, nullptr});
+  CHECK(sorted(sent["metrics"]) == sorted(expected));
+  CHECK(sent["parameters"] == json::parse(R"([["lr", 0.1, null, "manual"]])"));
+  CHECK(sent["others"] ==
+        json::parse(R"([["offline_experiment", true], ["note", "before the kill"]])"));
+  REQUIRE(sent["uploads"].size() == 1);
+  CHECK(sent["uploads"][0]["content"]["pixels"] == json(gradient(2, 3).pixels));
+
+  // A live run's staging directory is left alone (it is locked).
+  CometTracker other(init_in(dir));
+  CHECK(std::filesystem::is_directory(dir / ("." + next.experiment_key() + ".staging")));
+  CHECK(std::filesystem::is_regular_file(killed_archive));
 }

@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include "accel/tracking/errors.hpp"
+#include "accel/tracking/warnings.hpp"
 #include "common/png_encoder.hpp"
 #include "common/secrets.hpp"
+#include "trackers/comet/comet_limits.hpp"
 #include "trackers/comet/comet_messages.hpp"
 #include "trackers/comet/comet_settings.hpp"
 #include "trackers/comet/offline_archive.hpp"
@@ -48,7 +50,8 @@ CometTracker::CometTracker(TrackerInit init)
     : init_(std::move(init)),
       settings_(std::make_unique<comet::Settings>(comet::resolve_settings(init_))),
       experiment_key_(settings_->experiment_key),
-      start_ms_(epoch_ms(std::chrono::system_clock::now())) {
+      start_ms_(epoch_ms(std::chrono::system_clock::now())),
+      limits_(std::make_unique<comet::LengthLimits>()) {
   if (settings_->online) {
     auto key = comet::find_api_key(init_.init_kwargs);  // resolve_settings made sure there is one
     online_ = std::make_unique<comet::OnlineExperiment>(
@@ -63,6 +66,14 @@ CometTracker::CometTracker(TrackerInit init)
     return;
   }
   archive_path_ = settings_->offline_directory / (experiment_key_ + ".zip");
+  for (const auto& recovered :
+       comet::OfflineArchive::recover_leftovers(settings_->offline_directory, experiment_key_)) {
+    warn(fmt::format(
+        "comet_ml: a killed run left '{}'; it is now the archive '{}' (every message up to that "
+        "run's last flush): send it with `comet upload {}`",
+        recovered.staging_directory.string(), recovered.archive.string(),
+        recovered.archive.string()));
+  }
   // Created here, on the training thread inside init_trackers: an unwritable directory fails
   // init_trackers instead of disabling the tracker later.
   archive_ = std::make_unique<comet::OfflineArchive>(settings_->offline_directory, experiment_key_);
@@ -142,8 +153,7 @@ void CometTracker::start() {
   if (online_) {
     online_->begin();  // TrackerUnavailable: the hub calls start() again later
     if (!settings_->experiment_name.empty() && !settings_->resumed) {
-      online_->add_message("log_other",
-                           comet::log_other_payload("Name", settings_->experiment_name));
+      online_->add_message("log_other", other_payload("Name", settings_->experiment_name));
     }
     return;
   }
@@ -151,8 +161,7 @@ void CometTracker::start() {
   // What every OfflineExperiment logs first, then set_name's other.
   archive_->add_message("log_other", comet::log_other_payload("offline_experiment", true));
   if (!settings_->experiment_name.empty()) {
-    archive_->add_message("log_other",
-                          comet::log_other_payload("Name", settings_->experiment_name));
+    archive_->add_message("log_other", other_payload("Name", settings_->experiment_name));
   }
   archive_->flush();
 }
@@ -167,9 +176,15 @@ void CometTracker::store_init_configuration(const nlohmann::json& config) {
   }
   const comet::Position at{step_, epoch_, epoch_ms(record_time())};
   for (const auto& [name, value] : flat.entries) {
-    sink_->add_message("parameter_msg", comet::parameter_payload(name, value, at));
+    sink_->add_message("parameter_msg",
+                       comet::parameter_payload(limits_->parameter_name(name),
+                                                limits_->parameter_value(value), at));
   }
   end_call();
+}
+
+nlohmann::json CometTracker::other_payload(std::string_view key, nlohmann::json value) {
+  return comet::log_other_payload(limits_->other_key(key), limits_->other_value(std::move(value)));
 }
 
 void CometTracker::log_entry(const std::string& key, const Value& value) {
@@ -177,13 +192,14 @@ void CometTracker::log_entry(const std::string& key, const Value& value) {
   if (value.is_scalar()) {
     const nlohmann::json number = value.is_integer() ? nlohmann::json(*value.get_if<int64_t>())
                                                      : comet::metric_value(value.as_double());
-    sink_->add_message("metric_msg", comet::metric_payload(key, number, at));
+    sink_->add_message("metric_msg", comet::metric_payload(limits_->metric_name(key), number, at));
   } else if (const auto* text = value.get_if<std::string>()) {
-    sink_->add_message("log_other", comet::log_other_payload(key, *text));
+    sink_->add_message("log_other", other_payload(key, *text));
   } else if (const auto* group = value.get_if<ScalarGroup>()) {
     for (const auto& [series, number] : group->series) {
-      sink_->add_message(
-          "metric_msg", comet::metric_payload(key + "/" + series, comet::metric_value(number), at));
+      sink_->add_message("metric_msg",
+                         comet::metric_payload(limits_->metric_name(key + "/" + series),
+                                               comet::metric_value(number), at));
     }
   } else if (const auto* image = value.get_if<Image>()) {
     const std::string file = sink_->add_file(encode_png(*image, key), ".png");
@@ -240,7 +256,8 @@ void CometTracker::log_html(std::string_view html, bool clear) {
 void CometTracker::log_text(std::string_view text, std::optional<int64_t> step) {
   std::lock_guard lock(mutex_);
   require_started("log_text");
-  const comet::Position at{step ? step : step_, epoch_, epoch_ms(std::chrono::system_clock::now())};
+  if (step) step_ = step;  // sticky, as the SDK's log_text(step=...) sets the current step
+  const comet::Position at{step_, epoch_, epoch_ms(std::chrono::system_clock::now())};
   const std::string file = sink_->add_file(text, ".txt");
   sink_->add_message(
       "file_upload",

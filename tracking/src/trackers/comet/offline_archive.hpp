@@ -11,10 +11,14 @@
 // by the time flush() returns, so a killed process leaves a staging directory that holds every
 // flushed message. finish() zips the staging directory into the archive (libzip, written to a
 // temporary name and renamed, so the archive is whole or absent) and removes the staging directory.
-// A staging directory left by a killed run is turned into its archive with
-// `cd .<key>.staging && zip -0 ../<key>.zip *` (docs/comet.md).
+// The staging directory is locked (flock) while its run lives. A staging directory nobody holds
+// is a killed run's: recover_leftovers, which CometTracker calls before every offline start, zips
+// each one in the offline directory into its archive as finish() would (the stop time is the
+// start time), so a killed run's archive appears at the next start; by hand,
+// `cd .<key>.staging && python -m zipfile -c ../<key>.zip *` does the same (docs/comet.md).
 //
-// Errors: the constructor throws accel::TrackerError when the directories cannot be created; a
+// Errors: the constructor throws accel::TrackerError when the directories cannot be created or
+// another live process writes the same experiment key; a
 // write the disk refuses throws accel::TrackerUnavailable (messages not written stay buffered);
 // finish() throws accel::TrackerError naming the archive when libzip fails.
 // Thread-safety: none (CometTracker serialises its calls).
@@ -24,6 +28,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "trackers/comet/message_sink.hpp"
 
@@ -32,6 +37,14 @@ class RecordFile;
 }
 
 namespace accel::comet {
+
+class DirectoryLock;
+
+// A killed run's staging directory and the archive recover_leftovers made of it.
+struct RecoveredArchive {
+  std::filesystem::path staging_directory;
+  std::filesystem::path archive;
+};
 
 class OfflineArchive final : public MessageSink {
  public:
@@ -51,6 +64,12 @@ class OfflineArchive final : public MessageSink {
   // Flushes, zips the staging directory into archive_path() and removes it. Called once.
   void finish();
 
+  // Zips every staging directory in offline_directory that no live run holds into
+  // <key>.zip (<key>-recovered.zip when that exists or key is current_key, the run about to
+  // start) and removes it. Throws accel::TrackerError naming the archive when libzip fails.
+  static std::vector<RecoveredArchive> recover_leftovers(
+      const std::filesystem::path& offline_directory, const std::string& current_key);
+
   const std::filesystem::path& archive_path() const { return archive_path_; }
   const std::filesystem::path& staging_directory() const { return staging_; }
 
@@ -58,6 +77,7 @@ class OfflineArchive final : public MessageSink {
   std::filesystem::path archive_path_;
   std::filesystem::path staging_;
   std::unique_ptr<detail::RecordFile> messages_;
+  std::unique_ptr<DirectoryLock> lock_;  // held from construction until finish()
   uint64_t next_message_id_ = 1;
   uint64_t next_file_ = 1;
 };

@@ -28,7 +28,9 @@
 // Image → a PNG file_upload "visualization"; Histogram → a "histogram3d" file_upload of Comet's
 // histogram JSON; Table → a CSV "asset" named <key>.csv. A scalar entry named "epoch" sets the
 // epoch of the call's metrics instead of being logged (as Lightning's CometLogger). Step and epoch
-// are sticky, as in the SDK: a call without a step uses the last one. Metrics carry no context
+// are sticky, as in the SDK: a call without a step uses the last one. Metric, parameter and other
+// names longer than 100 characters and parameter/other string values longer than 1000 are cut as
+// the SDK cuts them (comet_limits.hpp), with one warning per kind. Metrics carry no context
 // (null): the hub hands trackers no phase (train / validate / test). Config: log_parameters of
 // the init_trackers config, secrets redacted, nesting flattened with '|' (plus the other
 // "hasNestedParams"). finish(status) writes the stop time and the archive (offline), or sends
@@ -66,6 +68,7 @@
 namespace accel {
 
 namespace comet {
+class LengthLimits;
 class MessageSink;
 class OfflineArchive;
 class OnlineExperiment;
@@ -93,7 +96,8 @@ class CometTracker final : public GeneralTracker {
 
   // Experiment.log_html(html, clear): an html (clear = false) or htmlOverride message.
   void log_html(std::string_view html, bool clear = false);
-  // Experiment.log_text(text, step): a text-sample upload at step (else the current step).
+  // Experiment.log_text(text, step): a text-sample upload at step, which becomes the current step
+  // (as in the SDK), else at the current step.
   void log_text(std::string_view text, std::optional<int64_t> step = std::nullopt);
 
   // "online" or "offline".
@@ -106,6 +110,8 @@ class CometTracker final : public GeneralTracker {
   void require_started(const char* call) const;
   void write_experiment(std::optional<RunStatus> status);
   void log_entry(const std::string& key, const Value& value);
+  // A log_other payload with key and value cut to comet_ml's lengths (LengthLimits).
+  nlohmann::json other_payload(std::string_view key, nlohmann::json value);
   // Online: sends what is due; throws TrackerUnavailable (accepting nothing) while the server is
   // away.
   void check_reachable();
@@ -117,6 +123,7 @@ class CometTracker final : public GeneralTracker {
   std::string experiment_key_;
   std::filesystem::path archive_path_;
   int64_t start_ms_ = 0;
+  std::unique_ptr<comet::LengthLimits> limits_;  // keys and values cut as the SDK cuts them
   std::mutex mutex_;  // guards everything below (log_html/log_text may come from other threads)
   std::unique_ptr<comet::OfflineArchive> archive_;
   std::unique_ptr<comet::OnlineExperiment> online_;
