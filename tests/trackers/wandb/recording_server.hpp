@@ -79,6 +79,14 @@ struct OnlineEnv {
 };
 
 // finish() as the hub delivers it: flush + finish, repeated while the server is away.
+// A port on 127.0.0.1 where nothing listens: a recording server started under dir/probe and
+// stopped again (what a server that is away looks like).
+inline int unused_port(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir / "probe");
+  RecordingServer probe(dir / "probe");
+  return probe.port();
+}
+
 inline void finish_when_back(WandbTracker& tracker, RunStatus status) {
   for (int attempt = 0;; ++attempt) {
     try {

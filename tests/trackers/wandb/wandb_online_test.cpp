@@ -216,12 +216,7 @@ TEST_CASE("through the hub a refused key is reported once, training goes on, the
 
 TEST_CASE("an online run whose server never answered is uploaded whole by wandb sync") {
   TempDir dir;
-  int port = 0;
-  {
-    std::filesystem::create_directories(dir.path() / "probe");
-    RecordingServer probe(dir.path() / "probe");  // a free port, closed again
-    port = probe.port();
-  }
+  const int port = accel::test::unused_port(dir.path());
   const std::string away = "http://127.0.0.1:" + std::to_string(port);
   std::filesystem::path run_dir;
   std::string run_id;
@@ -293,12 +288,7 @@ TEST_CASE(
     "through the hub, a server that never answers stalls no log call and the hub journals "
     "what it did not get") {
   TempDir dir;
-  int port = 0;
-  {
-    std::filesystem::create_directories(dir.path() / "probe");
-    RecordingServer probe(dir.path() / "probe");  // a free port, closed again
-    port = probe.port();
-  }
+  const int port = accel::test::unused_port(dir.path());
   OnlineEnv env("http://127.0.0.1:" + std::to_string(port));
   accel::TrackerHubOptions options;
   options.logging_dir = dir.path() / "logs";
@@ -335,12 +325,7 @@ TEST_CASE(
 
 TEST_CASE("rows waiting for an away server stay within max_waiting_mib; the hub keeps the rest") {
   TempDir dir;
-  int port = 0;
-  {
-    std::filesystem::create_directories(dir.path() / "probe");
-    RecordingServer probe(dir.path() / "probe");  // a free port, closed again
-    port = probe.port();
-  }
+  const int port = accel::test::unused_port(dir.path());
   OnlineEnv env("http://127.0.0.1:" + std::to_string(port));
   WandbTracker tracker(tracker_init("capped", dir.path(), {{"max_waiting_mib", 1}}));
   tracker.start();
