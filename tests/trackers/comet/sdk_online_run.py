@@ -6,29 +6,9 @@ side-by-side test in comet_online_test.cpp compares what the server received fro
 Usage: sdk_online_run.py   (environment as shared/research/comet-formats.md §5 says)
 """
 import comet_ml
-import numpy as np
-from PIL import Image
 
-e = comet_ml.Experiment(
-    project_name="accel-proj", workspace="ws", log_code=False, log_graph=False,
-    auto_param_logging=False, auto_metric_logging=False, auto_output_logging=False,
-    log_env_details=False, log_git_metadata=False, log_git_patch=False, log_env_gpu=False,
-    log_env_host=False, log_env_cpu=False, log_env_network=False, log_env_disk=False,
-    display_summary_level=0)
-e.set_name("same")
-e.add_tag("t1")
-# accel logs the config with credentials redacted.
-e.log_parameters({"lr": 0.001, "api_key": "<redacted>",
-                  "opt": {"name": "adam", "betas": [0.9, 0.999]}, "epochs": 3})
-e.log_metric("loss", 0.5, step=1)
-e.log_metric("correct", 17, step=1)
-e.log_metric("loss", float("nan"), step=2)
-e.log_other("note", "hello")
-e.log_metrics({"loss/train": 0.25, "loss/val": float("inf")}, step=3, epoch=1)
-pixels = (np.arange(4 * 5 * 3) * 7 % 256).astype(np.uint8).reshape(4, 5, 3)
-e.log_image(Image.fromarray(pixels), name="picture", step=3)
-e.log_histogram_3d([1, 2, 3, 3, 4], name="weights", step=3, epoch=1)
-e.log_metric("later", 7, step=3, epoch=1)
-e.log_html("<b>bold</b>")
-e.log_text("some text", step=4)
+from sdk_sample import NO_AUTO_LOGGING, log_sample
+
+e = comet_ml.Experiment(project_name="accel-proj", workspace="ws", **NO_AUTO_LOGGING)
+log_sample(e)
 e.end()
