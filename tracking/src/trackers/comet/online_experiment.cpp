@@ -31,9 +31,9 @@ nlohmann::json upload_params(nlohmann::json params) {
 OnlineExperiment::OnlineExperiment(OnlineExperimentInfo info, std::string api_key,
                                    RetryPolicy retry)
     : info_(std::move(info)),
-      retry_(retry),
       api_(std::make_unique<CometApi>(info_.clientlib_url, std::move(api_key), info_.experiment_key,
-                                      HttpOptions{}, retry)) {}
+                                      HttpOptions{}, retry)),
+      outage_(retry.initial_backoff, kMaxProbeInterval) {}
 
 OnlineExperiment::~OnlineExperiment() = default;
 
@@ -44,13 +44,7 @@ int64_t OnlineExperiment::now_ms() const {
 }
 
 void OnlineExperiment::went_away(const TrackerUnavailable& e) {
-  probe_interval_ =
-      away_ ? std::min<std::chrono::milliseconds>(probe_interval_ * 2, kMaxProbeInterval)
-            : std::max(retry_.initial_backoff, std::chrono::milliseconds(1));
-  away_ = true;
-  next_attempt_ = Clock::now() + probe_interval_;
-  if (!warned_away_) {
-    warned_away_ = true;
+  if (outage_.went_away()) {
     warn(fmt::format(
         "{}. Training goes on: what the server has not taken is kept and sent again, in order, "
         "when it answers",
@@ -59,14 +53,13 @@ void OnlineExperiment::went_away(const TrackerUnavailable& e) {
 }
 
 void OnlineExperiment::back_again() {
-  if (!away_) return;
-  away_ = false;
+  if (!outage_.answered()) return;
   warn(fmt::format("comet_ml: the Comet server {} answers again; sending what waited",
                    info_.clientlib_url));
 }
 
 bool OnlineExperiment::away() const {
-  return away_ && Clock::now() < next_attempt_;
+  return outage_.waiting();
 }
 
 void OnlineExperiment::throw_if_away() const {

@@ -43,6 +43,7 @@
 
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/retry_policy.hpp"
+#include "net/outage_pacing.hpp"
 #include "trackers/comet/comet_api.hpp"
 #include "trackers/comet/message_sink.hpp"
 
@@ -115,7 +116,6 @@ class OnlineExperiment final : public MessageSink {
   int64_t now_ms() const;
 
   OnlineExperimentInfo info_;
-  RetryPolicy retry_;
   std::unique_ptr<CometApi> api_;
   std::optional<CometRun> run_;
 
@@ -132,10 +132,7 @@ class OnlineExperiment final : public MessageSink {
   bool error_sent_ = false;
   bool ended_ = false;
 
-  bool away_ = false;
-  bool warned_away_ = false;
-  Clock::time_point next_attempt_{};
-  std::chrono::milliseconds probe_interval_{0};
+  detail::OutagePacing outage_;
 };
 
 }  // namespace accel::comet

@@ -50,9 +50,9 @@ void write_file(const std::filesystem::path& path, const std::string& text) {
 
 OnlineRun::OnlineRun(OnlineRunInfo info, std::string api_key, RetryPolicy retry)
     : info_(std::move(info)),
-      retry_(retry),
       api_(std::make_unique<detail::WandbApi>(
-          detail::WandbServer{info_.base_url, std::move(api_key)}, HttpOptions{}, retry)) {
+          detail::WandbServer{info_.base_url, std::move(api_key)}, HttpOptions{}, retry)),
+      outage_(retry.initial_backoff, kMaxProbeInterval) {
   if (!info_.step_metric.empty()) {  // Lightning's two definitions (StepMode::step_metric)
     define_metric({.name = info_.step_metric, .step_metric = ""});
     define_metric({.name = "*", .step_metric = info_.step_metric});
@@ -91,13 +91,7 @@ detail::WandbRunUpsert OnlineRun::upsert() const {
 }
 
 void OnlineRun::went_away(const TrackerUnavailable& e) {
-  probe_interval_ =
-      away_ ? std::min<std::chrono::milliseconds>(probe_interval_ * 2, kMaxProbeInterval)
-            : std::max(retry_.initial_backoff, std::chrono::milliseconds(1));
-  away_ = true;
-  next_attempt_ = SteadyClock::now() + probe_interval_;
-  if (!warned_away_) {
-    warned_away_ = true;
+  if (outage_.went_away()) {
     warn(fmt::format(
         "wandb: {}. Training goes on: the run is written to its .wandb file (`wandb sync` can "
         "upload it) and what the server has not taken is sent again when it answers",
@@ -106,7 +100,7 @@ void OnlineRun::went_away(const TrackerUnavailable& e) {
 }
 
 void OnlineRun::ensure_run() {
-  if (away_ && SteadyClock::now() < next_attempt_) {
+  if (outage_.waiting()) {
     throw TrackerUnavailable(
         fmt::format("W&B server {} is away; the run waits to be sent", info_.base_url));
   }
@@ -123,8 +117,7 @@ void OnlineRun::ensure_run() {
     went_away(e);
     throw;
   }
-  if (away_) {
-    away_ = false;
+  if (outage_.answered()) {
     warn(fmt::format("wandb: W&B server {} answers again; sending what waited", info_.base_url));
   }
   if (!url_printed_) {
@@ -325,7 +318,7 @@ void OnlineRun::send_if_due() {
   const bool run_waits =
       !run_created() || config_sent_ < config_version_ || !artifacts_.all_committed();
   if (!due && !full && !run_waits) return;
-  if (away_ && SteadyClock::now() < next_attempt_) return;
+  if (outage_.waiting()) return;
   try {
     send_all();
   } catch (const TrackerUnavailable&) {

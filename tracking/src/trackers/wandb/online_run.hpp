@@ -38,6 +38,7 @@
 
 #include "accel/tracking/errors.hpp"
 #include "accel/tracking/retry_policy.hpp"
+#include "net/outage_pacing.hpp"
 #include "trackers/wandb/artifact_upload.hpp"
 #include "trackers/wandb/file_stream.hpp"
 #include "trackers/wandb/run_writer.hpp"
@@ -137,7 +138,6 @@ class OnlineRun final : public RunObserver {
   std::string url_of(const detail::WandbRunPath& path) const;
 
   OnlineRunInfo info_;
-  RetryPolicy retry_;
   std::unique_ptr<detail::WandbApi> api_;
   std::optional<detail::WandbRunPath> run_path_;
   mutable std::mutex url_mutex_;
@@ -163,10 +163,7 @@ class OnlineRun final : public RunObserver {
 
   using SteadyClock = std::chrono::steady_clock;
   SteadyClock::time_point last_send_ = SteadyClock::now();
-  bool away_ = false;
-  bool warned_away_ = false;
-  SteadyClock::time_point next_attempt_{};
-  std::chrono::milliseconds probe_interval_{0};
+  detail::OutagePacing outage_;
 };
 
 }  // namespace accel::wandb
